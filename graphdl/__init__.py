@@ -1,0 +1,42 @@
+"""graphdl: declare a model as a static DAG of ops, differentiate it into a gradient graph, run it
+in a NumPy interpreter or export it to ONNX and run it in ONNX Runtime."""
+from __future__ import annotations
+
+from . import ops
+from .builder import GraphBuilder, Tensor
+from .errors import (DTypeError, FeedError, GradError, GraphError, OnnxError, PassError,
+                     ShapeError, VerifyError)
+from .ir import Graph, Node, Value
+from .ops import *  # noqa: F401,F403 - the op functions are the builder DSL
+from .ops import __all__ as _ops_all
+from .registry import OpDef, all_ops, get_op, register
+from .types import DType, Sym, TensorType
+from .verify import verify
+
+
+def to_onnx(graph: Graph, opset: int | None = None):
+    """``graph`` as a standard ONNX ``ModelProto`` (default opset: DEFAULT_OPSET)."""
+    from .onnx_export import to_onnx as _to_onnx
+
+    return _to_onnx(graph, opset)
+
+
+def from_onnx(model) -> Graph:
+    """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file."""
+    from .onnx_import import from_onnx as _from_onnx
+
+    return _from_onnx(model)
+
+
+def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu") -> dict:
+    """Runs ``graph`` in the NumPy interpreter (``backend="numpy"``) or ONNX Runtime (``"ort"``,
+    provider "cpu", "cuda" or "auto"); returns the outputs by name."""
+    from .runtime import run as _run
+
+    return _run(graph, feeds, backend, provider)
+
+
+__all__ = ["Graph", "GraphBuilder", "Tensor", "Node", "Value", "DType", "Sym", "TensorType",
+           "GraphError", "ShapeError", "DTypeError", "GradError", "OnnxError", "FeedError",
+           "PassError", "VerifyError", "OpDef", "register", "get_op", "all_ops", "verify",
+           "to_onnx", "from_onnx", "run", *_ops_all]

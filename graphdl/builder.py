@@ -1,0 +1,253 @@
+"""The builder DSL: inputs, parameters, constants and ops applied to :class:`Tensor` handles.
+
+Shapes are inferred as each op is applied, so a mistake raises at the user's own line. There is
+no "current graph" global: every tensor knows its builder. VJP rules and passes build with the
+same builder users do.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .errors import DTypeError, GraphError
+from .ir import Graph, Node, Value
+from .registry import get_op
+from .types import DType, TensorType, tensor_type
+
+_PKG_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (
+    __file__, os.path.join(os.path.dirname(__file__), "..", "passes", "x")))
+
+
+def user_location() -> str | None:
+    """'file:line' of the innermost caller outside graphdl and passes."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = os.path.abspath(f.f_code.co_filename)
+        if not fn.startswith(_PKG_DIRS):
+            return f"{os.path.relpath(fn) if not fn.startswith('<') else fn}:{f.f_lineno}"
+        f = f.f_back
+    return None
+
+
+class Tensor:
+    """A handle on a value being built; supports ``+ - * / @ **``, unary minus, comparisons."""
+
+    __slots__ = ("b", "value")
+    __array_priority__ = 1000  # numpy scalars on the left defer to our operators
+
+    def __init__(self, builder: "GraphBuilder", value: Value):
+        self.b = builder
+        self.value = value
+
+    @property
+    def type(self) -> TensorType:
+        return self.value.type
+
+    @property
+    def shape(self) -> tuple | None:
+        return self.value.type.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.value.type.dtype
+
+    @property
+    def name(self) -> str:
+        return self.value.name
+
+    def __repr__(self) -> str:
+        return f"Tensor(%{self.value.name}:{self.value.type})"
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def _bin(self, op: str, other: Any, swap: bool = False) -> "Tensor":
+        o = self.b.lift(other, like=self)
+        return self.b.apply1(op, [o, self] if swap else [self, o])
+
+    def __add__(self, o): return self._bin("add", o)
+    def __radd__(self, o): return self._bin("add", o, swap=True)
+    def __sub__(self, o): return self._bin("sub", o)
+    def __rsub__(self, o): return self._bin("sub", o, swap=True)
+    def __mul__(self, o): return self._bin("mul", o)
+    def __rmul__(self, o): return self._bin("mul", o, swap=True)
+    def __truediv__(self, o): return self._bin("div", o)
+    def __rtruediv__(self, o): return self._bin("div", o, swap=True)
+    def __pow__(self, o): return self._bin("pow", o)
+    def __rpow__(self, o): return self._bin("pow", o, swap=True)
+    def __matmul__(self, o): return self._bin("matmul", o)
+    def __rmatmul__(self, o): return self._bin("matmul", o, swap=True)
+    def __lt__(self, o): return self._bin("less", o)
+    def __gt__(self, o): return self._bin("greater", o)
+    def __neg__(self): return self.b.apply1("neg", [self])
+    def __abs__(self): return self.b.apply1("abs", [self])
+
+    def eq(self, o: Any) -> "Tensor":
+        """Elementwise equality (``==`` stays Python identity so tensors can be dict keys)."""
+        return self._bin("equal", o)
+
+    @property
+    def T(self) -> "Tensor":
+        return self.b.apply1("transpose", [self])
+
+
+class GraphBuilder:
+    """Builds a :class:`Graph` node by node, inferring types as it goes."""
+
+    def __init__(self, name: str = "graph"):
+        self.name = name
+        self._inputs: list[Value] = []
+        self._nodes: list[Node] = []
+        self._inits: dict[Value, np.ndarray] = {}
+        self._names: set[str] = set()
+        self._own: set[Value] = set()
+        self._consts: dict[tuple, Tensor] = {}
+        self._counter = 0
+        self.grad_of: str | None = None
+        self.loc: str | None = None
+
+    @classmethod
+    def from_graph(cls, g: Graph) -> "GraphBuilder":
+        """A builder holding all of ``g`` (same value objects), to extend it."""
+        b = cls(g.name)
+        b._inputs = list(g.inputs)
+        b._nodes = list(g.nodes)
+        b._inits = dict(g.initializers)
+        b._names = {v.name for v in g.all_values()} | {n.name for n in g.nodes}
+        return b
+
+    # -- names -------------------------------------------------------------------------------
+    def fresh(self, prefix: str) -> str:
+        """A name not yet used in this graph."""
+        while True:
+            self._counter += 1
+            name = f"{prefix}{self._counter}"
+            if name not in self._names:
+                self._names.add(name)
+                return name
+
+    def _claim(self, name: str) -> str:
+        if name in self._names:
+            raise GraphError(f"the name {name!r} is already used in graph {self.name!r}")
+        self._names.add(name)
+        return name
+
+    def tensor(self, v: Value) -> Tensor:
+        return Tensor(self, v)
+
+    # -- leaves ------------------------------------------------------------------------------
+    def input(self, name: str, shape: Sequence[Any], dtype: Any = "float32") -> Tensor:
+        """A graph input; dims are ints, symbol names like 'N', or None."""
+        v = Value(self._claim(name), tensor_type(dtype, shape))
+        self._inputs.append(v)
+        return Tensor(self, v)
+
+    def param(self, name: str, value: Any, dtype: Any = None) -> Tensor:
+        """A named parameter (an initializer) with its initial value."""
+        arr = np.array(value, dtype=None if dtype is None else DType.of(dtype).np)
+        if dtype is None and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
+            arr = arr.astype(np.float32)
+        v = Value(self._claim(name), TensorType(DType.of(arr.dtype), tuple(arr.shape)))
+        self._inits[v] = arr
+        return Tensor(self, v)
+
+    def const(self, value: Any, dtype: Any = None) -> Tensor:
+        """A constant; small scalar constants are shared."""
+        arr = np.asarray(value, dtype=None if dtype is None else DType.of(dtype).np)
+        if dtype is None and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
+            arr = arr.astype(np.float32)
+        key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 16 else None
+        if key is not None and key in self._consts:
+            return self._consts[key]
+        t = self.apply1("constant", [], value=arr)
+        if key is not None:
+            self._consts[key] = t
+        return t
+
+    def lift(self, x: Any, like: Tensor) -> Tensor:
+        """``x`` as a tensor: tensors pass through, Python and NumPy scalars/arrays become
+        constants of ``like``'s dtype (graphdl never promotes implicitly)."""
+        if isinstance(x, Tensor):
+            if x.b is not self:
+                raise GraphError(f"tensor %{x.name} belongs to another graph builder")
+            return x
+        if isinstance(x, np.ndarray) and x.dtype != like.dtype.np:
+            raise DTypeError(f"array of dtype {x.dtype} mixed with {like.dtype.name} tensor "
+                             f"%{like.name}; cast it first")
+        return self.const(np.asarray(x, dtype=like.dtype.np))
+
+    # -- ops ---------------------------------------------------------------------------------
+    def apply(self, op: str, inputs: Sequence[Tensor | None], names: Sequence[str] | None = None,
+              **attrs: Any) -> list[Tensor]:
+        """Applies a registered op; infers and checks the output types now."""
+        opdef = get_op(op)
+        loc = self.loc or user_location()
+        where = f"{op}" + (f" at {loc}" if loc else "")
+        lo, hi = opdef.arity
+        if not lo <= len(inputs) <= hi:
+            raise GraphError(f"{where}: takes {lo}..{hi} inputs, got {len(inputs)}")
+        vals = [None if t is None else self.lift(t, like=t).value for t in inputs]
+        for i, v in enumerate(vals[:lo]):
+            if v is None:
+                raise GraphError(f"{where}: input {i} is required")
+        try:
+            full = opdef.check_attrs(attrs)
+            types = opdef.infer([None if v is None else v.type for v in vals], full)
+        except GraphError as e:
+            shapes = ", ".join("_" if v is None else str(v.type) for v in vals)
+            raise type(e)(f"{where}: {e} (inputs: {shapes})") from None
+        given = names is not None
+        names = list(names) if given else [self.fresh(op + "_") for _ in types]
+        outs = tuple(Value(self._claim(n) if given else n, t) for n, t in zip(names, types))
+        self._own.update(outs)
+        node_name = outs[0].name if outs else self.fresh(op)
+        node = Node(op, tuple(vals), outs, full, node_name, loc, self.grad_of)
+        self._nodes.append(node)
+        return [Tensor(self, v) for v in outs]
+
+    def apply1(self, op: str, inputs: Sequence[Tensor | None], **attrs: Any) -> Tensor:
+        (out,) = self.apply(op, inputs, **attrs)
+        return out
+
+    @contextlib.contextmanager
+    def grad_scope(self, forward: Node) -> Iterator[None]:
+        """Tags every node built inside as part of the gradient of ``forward``."""
+        prev, prev_loc = self.grad_of, self.loc
+        self.grad_of, self.loc = forward.name, forward.loc
+        try:
+            yield
+        finally:
+            self.grad_of, self.loc = prev, prev_loc
+
+    # -- result ------------------------------------------------------------------------------
+    def build(self, outputs: Sequence[Tensor] | Mapping[str, Tensor]) -> Graph:
+        """The graph with these outputs; a mapping names them (adding identities if needed)."""
+        if isinstance(outputs, Mapping):
+            items = list(outputs.items())
+        else:
+            items = [(None, t) for t in outputs]
+        outs: list[Value] = []
+        for name, t in items:
+            v = self.lift(t, like=t).value
+            if name is not None and v.name != name:
+                v = self.rename(Tensor(self, v), name, taken=outs).value
+            outs.append(v)
+        return Graph(tuple(self._inputs), tuple(self._nodes), tuple(outs), dict(self._inits),
+                     self.name)
+
+    def rename(self, t: Tensor, name: str, taken: Sequence[Value] = ()) -> Tensor:
+        """``t`` under the name ``name``: renamed in place if this builder made it, else through
+        an identity node (inputs, parameters and shared values keep their names)."""
+        v = t.value
+        if v.name == name:
+            return t
+        if v in self._own and v not in taken and name not in self._names:
+            self._names.discard(v.name)
+            v.name = self._claim(name)
+            return t
+        (out,) = self.apply("identity", [t], names=[name])
+        return out

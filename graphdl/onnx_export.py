@@ -1,0 +1,113 @@
+"""Graph -> ONNX ModelProto at a pinned default opset.
+
+Each op's ``lower`` rule emits standard-domain ONNX nodes through a :class:`LowerCtx`; composite
+ops without a lowering are exported as their decomposition. Symbolic dims become ``dim_param``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .errors import OnnxError
+from .ir import Graph, Value
+from .registry import get_op
+from .rewrite import expand_composites
+from .types import TensorType
+
+#: The newest opset whose every op graphdl lowers to has kernels in the pinned onnxruntime.
+DEFAULT_OPSET = 21
+MIN_OPSET = 13
+
+
+class LowerCtx:
+    """Collects the ONNX nodes that lowering rules emit."""
+
+    def __init__(self, opset: int, names: set[str]):
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self._names = names
+        self._counter = 0
+
+    def fresh(self, prefix: str) -> str:
+        while True:
+            self._counter += 1
+            name = f"{prefix}__{self._counter}"
+            if name not in self._names:
+                self._names.add(name)
+                return name
+
+    def emit(self, op_type: str, inputs: Sequence[Value | str | None],
+             outputs: Sequence[Value | str] | int = 1, **attrs: Any) -> list[str]:
+        """Adds one ONNX node; ``outputs`` may be a count of fresh names. Returns output names."""
+        if isinstance(outputs, int):
+            outputs = [self.fresh(op_type.lower()) for _ in range(outputs)]
+        ins = ["" if v is None else (v if isinstance(v, str) else v.name) for v in inputs]
+        outs = [v if isinstance(v, str) else v.name for v in outputs]
+        attrs = {k: _attr(v) for k, v in attrs.items() if v is not None}
+        self.nodes.append(helper.make_node(op_type, ins, outs, name=self.fresh(op_type), **attrs))
+        return outs
+
+    def const(self, value: Any, dtype: Any = None) -> str:
+        """A Constant node holding ``value``; returns its output name."""
+        arr = np.asarray(value, dtype=dtype)
+        name = self.fresh("const")
+        self.nodes.append(helper.make_node("Constant", [], [name], name=self.fresh("Constant"),
+                                           value=numpy_helper.from_array(arr, name)))
+        return name
+
+
+def _attr(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return numpy_helper.from_array(v)
+    if isinstance(v, tuple):
+        return list(v)
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return v
+
+
+def value_info(v: Value) -> onnx.ValueInfoProto:
+    return make_value_info(v.name, v.type)
+
+
+def make_value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
+    shape = None if t.shape is None else [
+        d if isinstance(d, int) else (None if d is None else str(d)) for d in t.shape]
+    return helper.make_tensor_value_info(name, t.dtype.onnx, shape)
+
+
+def ir_version_for(opset: int) -> int:
+    """The lowest IR version that carries ``opset`` (what onnxruntime expects)."""
+    best = None
+    for row in helper.VERSION_TABLE:
+        ir, op = row[1], row[2]
+        if op >= opset and (best is None or ir < best):
+            best = ir
+    if best is None:
+        raise OnnxError(f"opset {opset} is newer than the installed onnx package knows")
+    return best
+
+
+def to_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
+    """A standard ONNX model of ``graph`` (parameters as initializers, dynamic dims kept)."""
+    opset = DEFAULT_OPSET if opset is None else int(opset)
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise OnnxError(f"cannot export at opset {opset}: graphdl exports opsets "
+                        f"{MIN_OPSET} to {newest}")
+    g, _ = expand_composites(graph, lambda op: op.lower is None)
+    ctx = LowerCtx(opset, {v.name for v in g.all_values()})
+    for n in g.nodes:
+        get_op(n.op).lower(ctx, n)
+    inits = [numpy_helper.from_array(np.asarray(a), v.name) for v, a in g.initializers.items()]
+    outputs = list(g.outputs)
+    vinfo = [value_info(v) for n in g.nodes for v in n.outputs if v not in set(outputs)]
+    onnx_graph = helper.make_graph(ctx.nodes, graph.name, [value_info(v) for v in g.inputs],
+                                   [value_info(v) for v in outputs], inits, value_info=vinfo)
+    model = helper.make_model(onnx_graph, producer_name="graphdl",
+                              opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version_for(opset)
+    return model

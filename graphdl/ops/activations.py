@@ -1,0 +1,138 @@
+"""Activations of the chapter's section 3.2: ReLU, LeakyReLU, ELU, sigmoid, tanh, softmax and
+log-softmax. ELU is the standard ``alpha * (exp(x) - 1)`` for x < 0 (the seed's
+``exp(x - 1)`` is a typo)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..builder import Tensor
+from ..registry import Call, OpDef, onnx_op, register
+from ..types import TensorType
+from .common import norm_axis, unary_infer
+from .elementwise import exp, where
+from .reduce import reduce_sum
+
+
+def _zero(x: Tensor) -> Tensor:
+    return x.b.const(np.zeros((), x.dtype.np))
+
+
+def _relu_vjp(b, c: Call, gys):
+    x = c.inputs[0]
+    return [where(x > 0.0, gys[0], _zero(x))]
+
+
+def _leaky_kernel(x: np.ndarray, *, alpha: float) -> np.ndarray:
+    return np.where(x > 0, x, x * x.dtype.type(alpha))
+
+
+def _leaky_vjp(b, c: Call, gys):
+    x, g = c.inputs[0], gys[0]
+    return [where(x > 0.0, g, g * c.attrs["alpha"])]
+
+
+def _elu_kernel(x: np.ndarray, *, alpha: float) -> np.ndarray:
+    a = x.dtype.type(alpha)
+    return np.where(x > 0, x, a * np.expm1(np.minimum(x, 0)))
+
+
+def _elu_vjp(b, c: Call, gys):
+    """dy/dx = 1 for x > 0, else alpha * exp(x) = y + alpha."""
+    x, y, g = c.inputs[0], c.outputs[0], gys[0]
+    return [where(x > 0.0, g, g * (y + c.attrs["alpha"]))]
+
+
+def _sigmoid_kernel(x: np.ndarray) -> np.ndarray:
+    """Stable for large |x|: exp is only taken of non-positive numbers."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _sigmoid_vjp(b, c: Call, gys):
+    y = c.outputs[0]
+    return [gys[0] * y * (1.0 - y)]
+
+
+def _tanh_vjp(b, c: Call, gys):
+    y = c.outputs[0]
+    return [gys[0] * (1.0 - y * y)]
+
+
+register(OpDef("relu", unary_infer, (1, 1), kernel=lambda x: np.maximum(x, x.dtype.type(0)),
+               lower=onnx_op("Relu"), vjp=_relu_vjp, traits={"elementwise"}))
+register(OpDef("leaky_relu", unary_infer, (1, 1), kernel=_leaky_kernel,
+               lower=onnx_op("LeakyRelu"), vjp=_leaky_vjp, attrs={"alpha": 0.01},
+               traits={"elementwise"}))
+register(OpDef("elu", unary_infer, (1, 1), kernel=_elu_kernel, lower=onnx_op("Elu"),
+               vjp=_elu_vjp, attrs={"alpha": 1.0}, traits={"elementwise"}))
+register(OpDef("sigmoid", unary_infer, (1, 1), kernel=_sigmoid_kernel, lower=onnx_op("Sigmoid"),
+               vjp=_sigmoid_vjp, traits={"elementwise"}))
+register(OpDef("tanh", unary_infer, (1, 1), kernel=np.tanh, lower=onnx_op("Tanh"),
+               vjp=_tanh_vjp, traits={"elementwise"}))
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.b.apply1("relu", [x])
+
+
+def leaky_relu(x: Tensor, alpha: float = 0.01) -> Tensor:
+    """x for x > 0, else alpha * x (the chapter's LeakyReLU, slope 0.01 by default)."""
+    return x.b.apply1("leaky_relu", [x], alpha=float(alpha))
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, else alpha * (exp(x) - 1)."""
+    return x.b.apply1("elu", [x], alpha=float(alpha))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.b.apply1("sigmoid", [x])
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.b.apply1("tanh", [x])
+
+
+# -- softmax family ----------------------------------------------------------------------------
+
+
+def _softmax_infer(types: list, attrs: dict) -> list[TensorType]:
+    out = unary_infer(types, attrs)
+    norm_axis(attrs["axis"], types[0].rank, "softmax axis")
+    return out
+
+
+def _softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def _softmax_vjp(b, c: Call, gys):
+    """dx = y * (g - sum(g * y))."""
+    y, g, axis = c.outputs[0], gys[0], c.attrs["axis"]
+    return [y * (g - reduce_sum(g * y, axis, keepdims=True))]
+
+
+def _log_softmax_vjp(b, c: Call, gys):
+    """dx = g - softmax(x) * sum(g)."""
+    y, g, axis = c.outputs[0], gys[0], c.attrs["axis"]
+    return [g - exp(y) * reduce_sum(g, axis, keepdims=True)]
+
+
+register(OpDef("softmax", _softmax_infer, (1, 1), kernel=_softmax_kernel,
+               lower=onnx_op("Softmax"), vjp=_softmax_vjp, attrs={"axis": -1}))
+register(OpDef("log_softmax", _softmax_infer, (1, 1), kernel=_log_softmax_kernel,
+               lower=onnx_op("LogSoftmax"), vjp=_log_softmax_vjp, attrs={"axis": -1}))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.b.apply1("softmax", [x], axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    return x.b.apply1("log_softmax", [x], axis=axis)

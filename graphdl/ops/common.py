@@ -1,0 +1,86 @@
+"""Helpers shared by op definitions: type rules, attribute checks and unbroadcasting."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..errors import DTypeError, ShapeError
+from ..types import DType, Shape, TensorType, broadcast_shapes, dims_equal, shape_str
+
+if TYPE_CHECKING:
+    from ..builder import GraphBuilder, Tensor
+
+
+def same_dtype(types: Sequence[TensorType | None], what: str = "inputs") -> DType:
+    """The common dtype of ``types``; DTypeError suggesting a cast when they differ."""
+    ds = [t.dtype for t in types if t is not None]
+    if any(d != ds[0] for d in ds):
+        raise DTypeError(f"{what} have different dtypes {[d.name for d in ds]}; graphdl does "
+                         "not promote implicitly, insert a cast")
+    return ds[0]
+
+
+def need_float(t: TensorType, what: str = "input") -> None:
+    if not t.dtype.is_float:
+        raise DTypeError(f"{what} must be floating point, got {t.dtype.name}")
+
+
+def unary_infer(types: list, attrs: dict) -> list[TensorType]:
+    """Elementwise unary rule on floats: same type out."""
+    need_float(types[0])
+    return [TensorType(types[0].dtype, types[0].shape)]
+
+
+def broadcast_infer(types: list, attrs: dict, out_dtype: DType | None = None) -> list[TensorType]:
+    """Elementwise n-ary rule: one dtype, broadcast shapes."""
+    dt = same_dtype(types)
+    shape: Shape | None = types[0].shape
+    for t in types[1:]:
+        shape = broadcast_shapes(shape, t.shape)
+    return [TensorType(out_dtype or dt, shape)]
+
+
+def norm_axis(axis: int, rank: int | None, what: str = "axis") -> int:
+    """``axis`` in [0, rank); ShapeError when out of range."""
+    if rank is None:
+        return axis
+    if not -rank <= axis < max(rank, 1):
+        raise ShapeError(f"{what} {axis} is out of range for rank {rank}")
+    return axis % max(rank, 1)
+
+
+def norm_axes(axes: Sequence[int] | None, rank: int | None) -> tuple[int, ...] | None:
+    if axes is None:
+        return None
+    out = tuple(sorted(norm_axis(a, rank, "axis") for a in axes))
+    if len(set(out)) != len(out):
+        raise ShapeError(f"repeated axis in {list(axes)}")
+    return out
+
+
+def unbroadcast(g: "Tensor", shape: Shape | None) -> "Tensor":
+    """Sums ``g`` down to ``shape``: over leading axes it has extra, and over axes where
+    ``shape`` is 1 and ``g`` is not provably 1 (summing a size-1 axis changes nothing)."""
+    from .reduce import reduce_sum
+
+    gs = g.shape
+    if shape is None or gs is None:
+        return g
+    lead = len(gs) - len(shape)
+    kept = tuple(lead + i for i, (gd, td) in enumerate(zip(gs[lead:], shape))
+                 if td == 1 and dims_equal(gd, 1) is not True)
+    if kept:
+        g = reduce_sum(g, axes=kept, keepdims=True)
+    if lead > 0:
+        g = reduce_sum(g, axes=tuple(range(lead)), keepdims=False)
+    return g
+
+
+def int_tuple(x: Any, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(a) for a in x)
+    except (TypeError, ValueError):
+        raise ShapeError(f"{what} must be a sequence of ints, got {x!r}") from None
+
+
+def describe(shape: Shape | None) -> str:
+    return shape_str(shape)

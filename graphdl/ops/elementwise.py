@@ -1,0 +1,258 @@
+"""Elementwise arithmetic, comparisons, casts and constants."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..builder import Tensor
+from ..errors import DTypeError
+from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
+from ..types import DType, TensorType, dim_div, dim_mul
+from .common import broadcast_infer, need_float, same_dtype, unary_infer, unbroadcast
+
+# -- leaves ------------------------------------------------------------------------------------
+
+
+def _const_infer(types: list, attrs: dict) -> list[TensorType]:
+    v = np.asarray(attrs["value"])
+    known = tuple(int(x) for x in v.ravel()) if v.dtype == np.int64 and v.ndim <= 1 \
+        and v.size <= 64 else None
+    return [TensorType(DType.of(v.dtype), tuple(v.shape), known)]
+
+
+def _const_lower(ctx: Any, node: Any) -> None:
+    ctx.emit("Constant", [], node.outputs, value=np.asarray(node.attrs["value"]))
+
+
+register(OpDef("constant", _const_infer, (0, 0), kernel=lambda *, value: value,
+               lower=_const_lower, vjp=no_grad, attrs={"value": REQUIRED}, traits={"nondiff"},
+               doc="A tensor fixed at build time (ONNX Constant)."))
+
+
+def _identity_infer(types: list, attrs: dict) -> list[TensorType]:
+    return [types[0]]
+
+
+register(OpDef("identity", _identity_infer, (1, 1), kernel=lambda x: x,
+               lower=onnx_op("Identity"), vjp=lambda b, c, g: [g[0]],
+               traits={"elementwise"}))
+
+
+def identity(x: Tensor) -> Tensor:
+    return x.b.apply1("identity", [x])
+
+
+# -- binary arithmetic -------------------------------------------------------------------------
+
+
+_KNOWN_ARITH = {
+    "add": lambda a, b: a + b if isinstance(a, int) and isinstance(b, int) else None,
+    "sub": lambda a, b: a - b if isinstance(a, int) and isinstance(b, int) else None,
+    "mul": dim_mul,
+    "div": dim_div,
+}
+
+
+def _arith_infer(name: str):
+    """The broadcast rule, plus exact arithmetic on shape vectors computed in the graph."""
+    fn = _KNOWN_ARITH.get(name)
+
+    def infer(types: list, attrs: dict) -> list[TensorType]:
+        (out,) = broadcast_infer(types, attrs)
+        a, c = types[0].known, types[1].known
+        if fn is None or a is None or c is None or out.shape is None or len(out.shape) > 1:
+            return [out]
+        n = max(len(a), len(c))
+        if len(a) not in (1, n) or len(c) not in (1, n):
+            return [out]
+        a2, c2 = (a * n if len(a) == 1 else a), (c * n if len(c) == 1 else c)
+        return [TensorType(out.dtype, out.shape, tuple(fn(x, y) for x, y in zip(a2, c2)))]
+
+    return infer
+
+
+def _binary(name: str, onnx_type: str, kernel: Any, vjp: Any, traits: set[str] = set()) -> None:
+    register(OpDef(name, _arith_infer(name), (2, 2), kernel=kernel, lower=onnx_op(onnx_type),
+                   vjp=vjp, traits={"elementwise", *traits}))
+
+
+def _ub(g: Tensor | None, like: Tensor) -> Tensor | None:
+    return None if g is None else unbroadcast(g, like.shape)
+
+
+def _add_vjp(b, c: Call, gys):
+    return [_ub(gys[0], c.inputs[0]), _ub(gys[0], c.inputs[1])]
+
+
+def _sub_vjp(b, c: Call, gys):
+    return [_ub(gys[0], c.inputs[0]), _ub(-gys[0], c.inputs[1])]
+
+
+def _mul_vjp(b, c: Call, gys):
+    (g,), (x, y) = gys, c.inputs
+    return [_ub(g * y, x), _ub(g * x, y)]
+
+
+def _div_vjp(b, c: Call, gys):
+    (g,), (x, y), (out,) = gys, c.inputs, c.outputs
+    gx = g / y
+    return [_ub(gx, x), _ub(-(gx * out), y)]
+
+
+def _pow_vjp(b, c: Call, gys):
+    """d(x^y) = y x^(y-1) dx + x^y log(x) dy; the log term only where x > 0."""
+    (g,), (x, y), (out,) = gys, c.inputs, c.outputs
+    gx = g * y * (x ** (y - 1.0))
+    safe_x = where(x > 0.0, x, b.const(np.ones((), x.dtype.np)))
+    gy = where(x > 0.0, g * out * log(safe_x), b.const(np.zeros((), x.dtype.np)))
+    return [_ub(gx, x), _ub(gy, y)]
+
+
+def _minmax_vjp(pick_first):
+    def vjp(b, c: Call, gys):
+        (g,), (x, y) = gys, c.inputs
+        mask = pick_first(x, y)  # ties go to the first input, as in onnxruntime and PyTorch
+        zero = b.const(np.zeros((), x.dtype.np))
+        return [_ub(where(mask, g, zero), x), _ub(where(mask, zero, g), y)]
+    return vjp
+
+
+_binary("add", "Add", np.add, _add_vjp, {"commutative"})
+_binary("sub", "Sub", np.subtract, _sub_vjp)
+_binary("mul", "Mul", np.multiply, _mul_vjp, {"commutative"})
+_binary("div", "Div", lambda x, y: np.asarray(
+    np.divide(x, y) if x.dtype.kind == "f" else _int_div(x, y)), _div_vjp)
+_binary("pow", "Pow", np.power, _pow_vjp)
+_binary("maximum", "Max", np.maximum,
+        _minmax_vjp(lambda x, y: x.b.apply1("greater_or_equal", [x, y])), {"commutative"})
+_binary("minimum", "Min", np.minimum,
+        _minmax_vjp(lambda x, y: x.b.apply1("less_or_equal", [x, y])), {"commutative"})
+
+
+def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """ONNX integer Div truncates toward zero (numpy floors)."""
+    return (np.trunc(x / y)).astype(x.dtype)
+
+
+def add(x: Tensor, y: Any) -> Tensor: return x._bin("add", y)
+def sub(x: Tensor, y: Any) -> Tensor: return x._bin("sub", y)
+def mul(x: Tensor, y: Any) -> Tensor: return x._bin("mul", y)
+def div(x: Tensor, y: Any) -> Tensor: return x._bin("div", y)
+def pow(x: Tensor, y: Any) -> Tensor: return x._bin("pow", y)  # noqa: A001
+def maximum(x: Tensor, y: Any) -> Tensor: return x._bin("maximum", y)
+def minimum(x: Tensor, y: Any) -> Tensor: return x._bin("minimum", y)
+
+
+# -- unary math --------------------------------------------------------------------------------
+
+
+def _same_infer(types: list, attrs: dict) -> list[TensorType]:
+    return [TensorType(types[0].dtype, types[0].shape)]
+
+
+def _unary(name: str, onnx_type: str, kernel: Any, vjp: Any, float_only: bool = True) -> None:
+    register(OpDef(name, unary_infer if float_only else _same_infer, (1, 1), kernel=kernel,
+                   lower=onnx_op(onnx_type), vjp=vjp, traits={"elementwise"}))
+
+
+_unary("neg", "Neg", np.negative, lambda b, c, g: [-g[0]], float_only=False)
+_unary("exp", "Exp", np.exp, lambda b, c, g: [g[0] * c.outputs[0]])
+_unary("log", "Log", np.log, lambda b, c, g: [g[0] / c.inputs[0]])
+_unary("sqrt", "Sqrt", np.sqrt, lambda b, c, g: [g[0] / (c.outputs[0] * 2.0)])
+_unary("abs", "Abs", np.abs, lambda b, c, g: [g[0] * sign(c.inputs[0])], float_only=False)
+_unary("reciprocal", "Reciprocal", np.reciprocal,
+       lambda b, c, g: [-(g[0] * c.outputs[0] * c.outputs[0])])
+_unary("sign", "Sign", np.sign, no_grad, float_only=False)
+
+
+def neg(x: Tensor) -> Tensor: return x.b.apply1("neg", [x])
+def exp(x: Tensor) -> Tensor: return x.b.apply1("exp", [x])
+def log(x: Tensor) -> Tensor: return x.b.apply1("log", [x])
+def sqrt(x: Tensor) -> Tensor: return x.b.apply1("sqrt", [x])
+def abs(x: Tensor) -> Tensor: return x.b.apply1("abs", [x])  # noqa: A001
+def reciprocal(x: Tensor) -> Tensor: return x.b.apply1("reciprocal", [x])
+def sign(x: Tensor) -> Tensor: return x.b.apply1("sign", [x])
+
+
+# -- comparisons and selection -----------------------------------------------------------------
+
+
+def _compare_infer(types: list, attrs: dict) -> list[TensorType]:
+    return broadcast_infer(types, attrs, out_dtype=DType.bool)
+
+
+def _compare(name: str, onnx_type: str, kernel: Any) -> None:
+    register(OpDef(name, _compare_infer, (2, 2), kernel=kernel, lower=onnx_op(onnx_type),
+                   vjp=no_grad, traits={"elementwise", "nondiff"}))
+
+
+_compare("equal", "Equal", np.equal)
+_compare("less", "Less", np.less)
+_compare("greater", "Greater", np.greater)
+_compare("less_or_equal", "LessOrEqual", np.less_equal)
+_compare("greater_or_equal", "GreaterOrEqual", np.greater_equal)
+
+
+def equal(x: Tensor, y: Any) -> Tensor: return x._bin("equal", y)
+def less(x: Tensor, y: Any) -> Tensor: return x._bin("less", y)
+def greater(x: Tensor, y: Any) -> Tensor: return x._bin("greater", y)
+def less_or_equal(x: Tensor, y: Any) -> Tensor: return x._bin("less_or_equal", y)
+def greater_or_equal(x: Tensor, y: Any) -> Tensor: return x._bin("greater_or_equal", y)
+
+
+def _where_infer(types: list, attrs: dict) -> list[TensorType]:
+    if types[0].dtype != DType.bool:
+        raise DTypeError(f"where's condition must be bool, got {types[0].dtype.name}")
+    dt = same_dtype(types[1:], "where's branches")
+    (out,) = broadcast_infer([TensorType(dt, types[0].shape)] + types[1:], attrs)
+    return [out]
+
+
+def _where_vjp(b, c: Call, gys):
+    (g,), (cond, x, y) = gys, c.inputs
+    zero = b.const(np.zeros((), g.dtype.np))
+    return [None, _ub(where(cond, g, zero), x), _ub(where(cond, zero, g), y)]
+
+
+register(OpDef("where", _where_infer, (3, 3), kernel=lambda c, x, y: np.asarray(np.where(c, x, y)),
+               lower=onnx_op("Where"), vjp=_where_vjp, traits={"elementwise"}))
+
+
+def where(cond: Tensor, x: Any, y: Any) -> Tensor:
+    """``x`` where ``cond`` else ``y``; scalars take the other branch's dtype."""
+    like = x if isinstance(x, Tensor) else y
+    if not isinstance(like, Tensor):
+        raise DTypeError("where needs at least one tensor branch to take a dtype from")
+    b = cond.b
+    return b.apply1("where", [cond, b.lift(x, like), b.lift(y, like)])
+
+
+# -- casts -------------------------------------------------------------------------------------
+
+
+def _cast_infer(types: list, attrs: dict) -> list[TensorType]:
+    t = types[0]
+    return [TensorType(DType.of(attrs["to"]), t.shape, t.known)]
+
+
+def _cast_lower(ctx: Any, node: Any) -> None:
+    ctx.emit("Cast", node.inputs, node.outputs, to=DType.of(node.attrs["to"]).onnx)
+
+
+def _cast_vjp(b, c: Call, gys):
+    x = c.inputs[0]
+    if not x.dtype.is_float:
+        return [None]
+    return [cast(gys[0], x.dtype)]
+
+
+register(OpDef("cast", _cast_infer, (1, 1),
+               kernel=lambda x, *, to: np.asarray(x).astype(DType.of(to).np),
+               lower=_cast_lower, vjp=_cast_vjp, attrs={"to": REQUIRED},
+               traits={"elementwise"}))
+
+
+def cast(x: Tensor, to: Any) -> Tensor:
+    """``x`` converted to dtype ``to`` (a DType or its name)."""
+    return x.b.apply1("cast", [x], to=DType.of(to).name)

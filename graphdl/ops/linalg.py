@@ -1,0 +1,132 @@
+"""Matrix products: batched, broadcasting matmul and ONNX Gemm."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..builder import Tensor
+from ..errors import ShapeError
+from ..registry import Call, OpDef, onnx_op, register
+from ..types import TensorType, broadcast_shapes, dims_equal, dim_str, shape_str
+from .common import need_float, same_dtype, unbroadcast
+
+
+def _matmul_infer(types: list, attrs: dict) -> list[TensorType]:
+    a, b = types
+    dt = same_dtype(types)
+    if a.shape is None or b.shape is None:
+        return [TensorType(dt, None)]
+    if len(a.shape) == 0 or len(b.shape) == 0:
+        raise ShapeError("matmul needs inputs of rank >= 1")
+    sa = (1,) + a.shape if len(a.shape) == 1 else a.shape
+    sb = b.shape + (1,) if len(b.shape) == 1 else b.shape
+    if dims_equal(sa[-1], sb[-2]) is False:
+        raise ShapeError(f"matmul: inner dims differ: {shape_str(a.shape)} @ {shape_str(b.shape)} "
+                         f"({dim_str(sa[-1])} != {dim_str(sb[-2])})")
+    batch = broadcast_shapes(sa[:-2], sb[:-2])
+    out = tuple(batch) + (sa[-2], sb[-1])
+    if len(a.shape) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b.shape) == 1:
+        out = out[:-1]
+    return [TensorType(dt, out)]
+
+
+def _swap(x: Tensor) -> Tensor:
+    from .shape import transpose
+
+    r = x.type.rank
+    return transpose(x, tuple(range(r - 2)) + (r - 1, r - 2))
+
+
+def _matmul_vjp(b, c: Call, gys):
+    """dA = G @ B^T, dB = A^T @ G, with 1-D operands promoted and batch dims unbroadcast."""
+    from .shape import squeeze, unsqueeze
+
+    (g,), (x, y) = gys, c.inputs
+    x2 = unsqueeze(x, (0,)) if x.type.rank == 1 else x
+    y2 = unsqueeze(y, (1,)) if y.type.rank == 1 else y
+    if x.type.rank == 1:
+        g = unsqueeze(g, (g.type.rank - 1,))
+    if y.type.rank == 1:
+        g = unsqueeze(g, (g.type.rank,))
+    gx = unbroadcast(matmul(g, _swap(y2)), x2.shape)
+    gy = unbroadcast(matmul(_swap(x2), g), y2.shape)
+    gx = squeeze(gx, (0,)) if x.type.rank == 1 else gx
+    gy = squeeze(gy, (1,)) if y.type.rank == 1 else gy
+    return [gx, gy]
+
+
+register(OpDef("matmul", _matmul_infer, (2, 2), kernel=lambda a, b: np.asarray(np.matmul(a, b)),
+               lower=onnx_op("MatMul"), vjp=_matmul_vjp,
+               doc="numpy.matmul semantics (ONNX MatMul)."))
+
+
+def matmul(a: Tensor, b: Any) -> Tensor:
+    return a._bin("matmul", b)
+
+
+# -- Gemm --------------------------------------------------------------------------------------
+
+
+def _gemm_infer(types: list, attrs: dict) -> list[TensorType]:
+    a, b = types[0], types[1]
+    dt = same_dtype(types)
+    need_float(a, "gemm input A")
+    for t, n in ((a, "A"), (b, "B")):
+        if t.shape is not None and len(t.shape) != 2:
+            raise ShapeError(f"gemm input {n} must be 2-D, got {shape_str(t.shape)}")
+    if a.shape is None or b.shape is None:
+        return [TensorType(dt, None)]
+    m, k = a.shape[::-1] if attrs["transA"] else a.shape
+    k2, n = b.shape[::-1] if attrs["transB"] else b.shape
+    if dims_equal(k, k2) is False:
+        raise ShapeError(f"gemm: inner dims differ: A {shape_str(a.shape)} (transA="
+                         f"{attrs['transA']}), B {shape_str(b.shape)} (transB={attrs['transB']})")
+    if len(types) > 2 and types[2] is not None:
+        c = types[2]
+        out = broadcast_shapes(c.shape, (m, n))
+        if out is not None and len(c.shape or ()) <= 2 and any(
+                dims_equal(x, y) is False for x, y in zip(out, (m, n))):
+            raise ShapeError(f"gemm: C {shape_str(c.shape)} does not broadcast to [{m},{n}]")
+    return [TensorType(dt, (m, n))]
+
+
+def _gemm_kernel(a, b, c=None, *, alpha, beta, transA, transB):
+    a = a.T if transA else a
+    b = b.T if transB else b
+    y = a @ b
+    if alpha != 1.0:
+        y = y * a.dtype.type(alpha)
+    if c is not None:
+        y = y + (c if beta == 1.0 else c * a.dtype.type(beta))
+    return y
+
+
+def _gemm_vjp(b, c: Call, gys):
+    """With A' = op(A), B' = op(B): dA' = alpha G B'^T, dB' = alpha A'^T G, dC = beta G."""
+    (g,), (x, y), at = gys, c.inputs[:2], c.attrs
+    ta, tb, alpha = int(at["transA"]), int(at["transB"]), at["alpha"]
+    gx = gemm(y, g, alpha=alpha, transA=tb, transB=1) if ta else \
+        gemm(g, y, alpha=alpha, transB=1 - tb)
+    gy = gemm(g, x, alpha=alpha, transA=1, transB=ta) if tb else \
+        gemm(x, g, alpha=alpha, transA=1 - ta)
+    gc = None
+    if len(c.inputs) > 2 and c.inputs[2] is not None:
+        gb = g if at["beta"] == 1.0 else g * at["beta"]
+        gc = unbroadcast(gb, c.inputs[2].shape)
+    return [gx, gy, gc][:len(c.inputs)]
+
+
+register(OpDef("gemm", _gemm_infer, (2, 3), kernel=_gemm_kernel, lower=onnx_op("Gemm"),
+               vjp=_gemm_vjp, attrs={"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0},
+               doc="ONNX Gemm: alpha * op(A) @ op(B) + beta * C."))
+
+
+def gemm(a: Tensor, b: Tensor, c: Tensor | None = None, alpha: float = 1.0, beta: float = 1.0,
+         transA: int = 0, transB: int = 0) -> Tensor:  # noqa: N803 - ONNX names
+    """``alpha * op(a) @ op(b) + beta * c`` as ONNX Gemm defines it."""
+    ins = [a, b] if c is None else [a, b, c]
+    return a.b.apply1("gemm", ins, alpha=float(alpha), beta=float(beta), transA=int(transA),
+                      transB=int(transB))

@@ -1,0 +1,127 @@
+"""Reductions: reduce_sum, reduce_mean, reduce_max over axes, with or without kept dims."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..builder import Tensor
+from ..registry import Call, OpDef, register
+from ..types import TensorType, dim_prod
+from .common import norm_axes
+
+_ATTRS = {"axes": None, "keepdims": True}
+
+
+def _reduce_infer(types: list, attrs: dict) -> list[TensorType]:
+    t = types[0]
+    if t.shape is None:
+        return [TensorType(t.dtype, None)]
+    axes = norm_axes(attrs["axes"], t.rank)
+    axes = tuple(range(t.rank)) if axes is None else axes
+    if attrs["keepdims"]:
+        shape = tuple(1 if i in axes else d for i, d in enumerate(t.shape))
+    else:
+        shape = tuple(d for i, d in enumerate(t.shape) if i not in axes)
+    return [TensorType(t.dtype, shape)]
+
+
+def _kernel(fn):
+    def kernel(x: np.ndarray, *, axes: Any, keepdims: bool) -> np.ndarray:
+        ax = None if axes is None else tuple(axes)
+        return np.asarray(fn(x, axis=ax, keepdims=bool(keepdims)))
+    return kernel
+
+
+def _lower(onnx_type: str, axes_input_since: int):
+    def lower(ctx: Any, node: Any) -> None:
+        axes, keep = node.attrs["axes"], int(bool(node.attrs["keepdims"]))
+        if axes is None:
+            ctx.emit(onnx_type, node.inputs, node.outputs, keepdims=keep)
+        elif ctx.opset >= axes_input_since:
+            ax = ctx.const(np.asarray(axes, np.int64))
+            ctx.emit(onnx_type, [node.inputs[0], ax], node.outputs, keepdims=keep)
+        else:
+            ctx.emit(onnx_type, node.inputs, node.outputs, axes=list(axes), keepdims=keep)
+    return lower
+
+
+def _axes(c: Call) -> tuple[int, ...]:
+    rank = c.inputs[0].type.rank
+    axes = norm_axes(c.attrs["axes"], rank)
+    return tuple(range(rank)) if axes is None else axes
+
+
+def _expand_back(g: Tensor, c: Call) -> Tensor:
+    """The cotangent of a reduction broadcast back to the input's shape."""
+    from .shape import expand_as, unsqueeze
+
+    if not c.attrs["keepdims"] and _axes(c):
+        g = unsqueeze(g, _axes(c))
+    return expand_as(g, c.inputs[0])
+
+
+def _count(x: Tensor, axes: Sequence[int]) -> Tensor:
+    """The number of elements reduced over ``axes``, as a scalar of x's dtype."""
+    from .elementwise import cast
+    from .shape import dim_size
+
+    static = dim_prod([x.shape[a] for a in axes])
+    if isinstance(static, int):
+        return x.b.const(np.asarray(static, x.dtype.np))
+    n = None
+    for a in axes:
+        d = x.shape[a]
+        s = x.b.const(np.asarray(d, x.dtype.np)) if isinstance(d, int) else cast(dim_size(x, a),
+                                                                                 x.dtype)
+        n = s if n is None else n * s
+    return n
+
+
+def _sum_vjp(b, c: Call, gys):
+    return [_expand_back(gys[0], c)]
+
+
+def _mean_vjp(b, c: Call, gys):
+    return [_expand_back(gys[0], c) / _count(c.inputs[0], _axes(c))]
+
+
+def _max_vjp(b, c: Call, gys):
+    """The gradient is shared equally among the tied maxima (as torch.amax does)."""
+    from .elementwise import cast
+
+    x, y = c.inputs[0], c.outputs[0]
+    keep = dict(c.attrs, keepdims=True)
+    y_kept = y if c.attrs["keepdims"] else b.apply1("reduce_max", [x], **keep)
+    mask = cast(x.eq(y_kept), x.dtype)
+    ties = b.apply1("reduce_sum", [mask], **keep)
+    g = _expand_back(gys[0], c)
+    return [g * mask / ties]
+
+
+register(OpDef("reduce_sum", _reduce_infer, (1, 1), kernel=_kernel(np.sum),
+               lower=_lower("ReduceSum", 13), vjp=_sum_vjp, attrs=dict(_ATTRS)))
+register(OpDef("reduce_mean", _reduce_infer, (1, 1), kernel=_kernel(np.mean),
+               lower=_lower("ReduceMean", 18), vjp=_mean_vjp, attrs=dict(_ATTRS)))
+register(OpDef("reduce_max", _reduce_infer, (1, 1), kernel=_kernel(np.max),
+               lower=_lower("ReduceMax", 18), vjp=_max_vjp, attrs=dict(_ATTRS)))
+
+
+def _axes_attr(axes: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    return (axes,) if isinstance(axes, int) else (None if axes is None else tuple(axes))
+
+
+def reduce_sum(x: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axes`` (all when None)."""
+    return x.b.apply1("reduce_sum", [x], axes=_axes_attr(axes), keepdims=keepdims)
+
+
+def reduce_mean(x: Tensor, axes: int | Sequence[int] | None = None,
+                keepdims: bool = False) -> Tensor:
+    """Mean over ``axes`` (all when None)."""
+    return x.b.apply1("reduce_mean", [x], axes=_axes_attr(axes), keepdims=keepdims)
+
+
+def reduce_max(x: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """Maximum over ``axes`` (all when None)."""
+    return x.b.apply1("reduce_max", [x], axes=_axes_attr(axes), keepdims=keepdims)

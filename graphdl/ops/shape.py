@@ -1,0 +1,449 @@
+"""Shape ops: reshape, transpose, flatten, squeeze/unsqueeze, expand, concat, shape,
+constant_of_shape and gather.
+
+Shapes computed inside a graph (``Shape -> Gather -> Concat -> Reshape``, as PyTorch's exporter
+writes them) are followed symbolically through the ``known`` contents of small int64 vectors, so
+an inferred shape stays ``[N,10]`` rather than unknown.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..builder import Tensor
+from ..errors import DTypeError, ShapeError
+from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
+from ..types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
+                     dims_equal, shape_str)
+from .common import int_tuple, norm_axis, unbroadcast
+
+I64 = DType.int64
+
+
+def shape_of(x: Tensor) -> Tensor:
+    """x's shape as an int64 vector: a constant when static, else a ``shape`` node."""
+    if x.shape is not None and all(isinstance(d, int) for d in x.shape):
+        return x.b.const(np.asarray(x.shape, np.int64))
+    return x.b.apply1("shape", [x])
+
+
+def _vector(x: TensorType, what: str) -> None:
+    if x.dtype != I64:
+        raise DTypeError(f"{what} must be int64, got {x.dtype.name}")
+    if x.shape is not None and len(x.shape) != 1:
+        raise ShapeError(f"{what} must be a 1-D vector, got {shape_str(x.shape)}")
+
+
+# -- shape / constant_of_shape -----------------------------------------------------------------
+
+
+def _shape_infer(types: list, attrs: dict) -> list[TensorType]:
+    s = types[0].shape
+    if s is None:
+        return [TensorType(I64, (None,))]
+    r = len(s)
+    start = max(0, min(r, attrs["start"] + (r if attrs["start"] < 0 else 0)))
+    end = r if attrs["end"] is None else max(0, min(r, attrs["end"] + (r if attrs["end"] < 0
+                                                                       else 0)))
+    dims = tuple(s[start:end])
+    return [TensorType(I64, (len(dims),), dims)]
+
+
+def _shape_kernel(x: np.ndarray, *, start: int, end: int | None) -> np.ndarray:
+    return np.asarray(x.shape[start:end], np.int64)
+
+
+def _shape_lower(ctx: Any, node: Any) -> None:
+    a = node.attrs
+    extra = {} if (a["start"] == 0 and a["end"] is None) else {"start": a["start"], "end": a["end"]}
+    ctx.emit("Shape", node.inputs, node.outputs, **extra)
+
+
+register(OpDef("shape", _shape_infer, (1, 1), kernel=_shape_kernel, lower=_shape_lower,
+               vjp=no_grad, attrs={"start": 0, "end": None}, traits={"nondiff", "shape"}))
+
+
+def shape(x: Tensor, start: int = 0, end: int | None = None) -> Tensor:
+    return x.b.apply1("shape", [x], start=start, end=end)
+
+
+def dim_size(x: Tensor, axis: int) -> Tensor:
+    """The size of one axis of x as an int64 scalar."""
+    s = shape(x, axis, axis + 1 if axis != -1 else None)
+    return reshape(s, ())
+
+
+def _cos_infer(types: list, attrs: dict) -> list[TensorType]:
+    _vector(types[0], "constant_of_shape's shape")
+    value = np.asarray(attrs["value"])
+    known = types[0].known
+    if known is None:
+        n = types[0].shape[0] if types[0].shape else None
+        shape: Shape | None = None if not isinstance(n, int) else (None,) * n
+    else:
+        shape = tuple(known)
+    return [TensorType(DType.of(value.dtype), shape)]
+
+
+def _cos_lower(ctx: Any, node: Any) -> None:
+    ctx.emit("ConstantOfShape", node.inputs, node.outputs,
+             value=np.asarray(node.attrs["value"]).reshape(1))
+
+
+register(OpDef("constant_of_shape", _cos_infer, (1, 1),
+               kernel=lambda s, *, value: np.full(tuple(s), np.asarray(value).reshape(()),
+                                                  np.asarray(value).dtype),
+               lower=_cos_lower, vjp=no_grad, attrs={"value": np.zeros((), np.float32)},
+               traits={"nondiff"}))
+
+
+def constant_of_shape(shape_vec: Tensor, value: Any = 0.0, dtype: Any = "float32") -> Tensor:
+    arr = np.asarray(value, DType.of(dtype).np).reshape(())
+    return shape_vec.b.apply1("constant_of_shape", [shape_vec], value=arr)
+
+
+def zeros_like(x: Tensor) -> Tensor:
+    """Zeros of x's shape and dtype (symbolic dims allowed)."""
+    return constant_of_shape(shape_of(x), 0, x.dtype)
+
+
+# -- reshape / flatten -------------------------------------------------------------------------
+
+
+def reshape_dims(src: Shape | None, target: Sequence[Dim], allowzero: int) -> Shape:
+    """ONNX Reshape's rule: 0 copies the input dim (unless allowzero), one -1 is inferred."""
+    dims = []
+    for i, d in enumerate(target):
+        if d == 0 and not allowzero:
+            if src is None or i >= len(src):
+                raise ShapeError(f"reshape: 0 at position {i} has no input dim to copy")
+            d = src[i]
+        dims.append(d)
+    if sum(1 for d in dims if d == -1) > 1:
+        raise ShapeError(f"reshape: more than one -1 in {list(target)}")
+    if any(isinstance(d, int) and d < -1 for d in dims):
+        raise ShapeError(f"reshape: negative dim in {list(target)}")
+    total = dim_prod(src) if src is not None else None
+    if -1 in dims:
+        rest = dim_prod([d for d in dims if d != -1])
+        if total is not None and isinstance(total, int) and isinstance(rest, int) and rest and \
+                total % rest:
+            raise ShapeError(f"cannot reshape {shape_str(src)} to {list(target)}: "
+                             f"{total} elements do not divide by {rest}")
+        dims[dims.index(-1)] = dim_div(total, rest)
+    elif dims_equal(total, dim_prod(dims)) is False:
+        raise ShapeError(f"cannot reshape {shape_str(src)} ({total} elements) to "
+                         f"{shape_str(tuple(dims))}")
+    return tuple(dims)
+
+
+def _reshape_infer(types: list, attrs: dict) -> list[TensorType]:
+    x, s = types
+    _vector(s, "reshape's shape")
+    if s.known is None:
+        n = s.shape[0] if s.shape else None
+        return [TensorType(x.dtype, None if not isinstance(n, int) else (None,) * n)]
+    out = reshape_dims(x.shape, s.known, attrs["allowzero"])
+    known = x.known if x.known is not None and len(out) <= 1 else None
+    return [TensorType(x.dtype, out, known)]
+
+
+def _reshape_kernel(x: np.ndarray, s: np.ndarray, *, allowzero: int) -> np.ndarray:
+    dims = [x.shape[i] if (d == 0 and not allowzero) else int(d) for i, d in enumerate(s)]
+    return x.reshape(dims)
+
+
+def _reshape_vjp(b, c: Call, gys):
+    return [reshape(gys[0], shape_of(c.inputs[0])), None]
+
+
+register(OpDef("reshape", _reshape_infer, (2, 2), kernel=_reshape_kernel,
+               lower=onnx_op("Reshape"), vjp=_reshape_vjp, attrs={"allowzero": 0},
+               traits={"shape"}))
+
+
+def reshape(x: Tensor, shape_: Tensor | Sequence[int]) -> Tensor:
+    """``x`` with a new shape: an int64 vector tensor, or a sequence of ints (-1 inferred)."""
+    s = shape_ if isinstance(shape_, Tensor) else x.b.const(np.asarray(shape_, np.int64)
+                                                            .reshape(-1))
+    return x.b.apply1("reshape", [x, s])
+
+
+def _flatten_infer(types: list, attrs: dict) -> list[TensorType]:
+    x = types[0]
+    if x.shape is None:
+        return [TensorType(x.dtype, (None, None))]
+    axis = norm_axis(attrs["axis"], len(x.shape) + 1, "flatten axis")
+    return [TensorType(x.dtype, (dim_prod(x.shape[:axis]), dim_prod(x.shape[axis:])))]
+
+
+def _flatten_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
+    axis = axis % (x.ndim + 1) if axis < 0 else axis
+    return x.reshape(int(np.prod(x.shape[:axis])), -1) if x.size else \
+        x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))
+
+
+register(OpDef("flatten", _flatten_infer, (1, 1), kernel=_flatten_kernel,
+               lower=onnx_op("Flatten"), vjp=lambda b, c, g: [reshape(g[0], shape_of(c.inputs[0]))],
+               attrs={"axis": 1}, traits={"shape"}))
+
+
+def flatten(x: Tensor, axis: int = 1) -> Tensor:
+    """ONNX Flatten: a 2-D tensor of dims [prod(shape[:axis]), prod(shape[axis:])]."""
+    return x.b.apply1("flatten", [x], axis=axis)
+
+
+# -- transpose ---------------------------------------------------------------------------------
+
+
+def _perm(attrs: dict, rank: int | None) -> tuple[int, ...] | None:
+    if attrs["perm"] is None:
+        return None if rank is None else tuple(reversed(range(rank)))
+    perm = int_tuple(attrs["perm"], "transpose perm")
+    if rank is not None and sorted(perm) != list(range(rank)):
+        raise ShapeError(f"transpose perm {list(perm)} is not a permutation of 0..{rank - 1}")
+    return perm
+
+
+def _transpose_infer(types: list, attrs: dict) -> list[TensorType]:
+    x = types[0]
+    perm = _perm(attrs, x.rank)
+    if x.shape is None or perm is None:
+        return [TensorType(x.dtype, None)]
+    return [TensorType(x.dtype, tuple(x.shape[p] for p in perm))]
+
+
+def _transpose_vjp(b, c: Call, gys):
+    perm = _perm(c.attrs, c.inputs[0].type.rank)
+    return [transpose(gys[0], tuple(int(i) for i in np.argsort(perm)))]
+
+
+register(OpDef("transpose", _transpose_infer, (1, 1),
+               kernel=lambda x, *, perm: np.transpose(x, perm),
+               lower=lambda ctx, n: ctx.emit("Transpose", n.inputs, n.outputs,
+                                             perm=_perm(n.attrs, n.inputs[0].type.rank)),
+               vjp=_transpose_vjp, attrs={"perm": None}, traits={"shape"}))
+
+
+def transpose(x: Tensor, perm: Sequence[int] | None = None) -> Tensor:
+    """Permutes axes (reverses them when ``perm`` is None)."""
+    return x.b.apply1("transpose", [x], perm=None if perm is None else tuple(perm))
+
+
+# -- squeeze / unsqueeze -----------------------------------------------------------------------
+
+
+def _squeeze_infer(types: list, attrs: dict) -> list[TensorType]:
+    x = types[0]
+    if x.shape is None:
+        return [TensorType(x.dtype, None)]
+    if attrs["axes"] is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = tuple(norm_axis(a, len(x.shape), "squeeze axis") for a in attrs["axes"])
+    for a in axes:
+        if dims_equal(x.shape[a], 1) is False:
+            raise ShapeError(f"squeeze: axis {a} of {shape_str(x.shape)} is not 1")
+    out = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    known = x.known if len(out) <= 1 else None
+    return [TensorType(x.dtype, out, known)]
+
+
+def _squeeze_kernel(x: np.ndarray, *, axes: Any) -> np.ndarray:
+    return np.squeeze(x, axis=None if axes is None else tuple(axes))
+
+
+def _axes_lower(onnx_type: str):
+    def lower(ctx: Any, node: Any) -> None:
+        axes = node.attrs["axes"]
+        ins = list(node.inputs) + ([] if axes is None else [ctx.const(np.asarray(axes, np.int64))])
+        ctx.emit(onnx_type, ins, node.outputs)
+    return lower
+
+
+register(OpDef("squeeze", _squeeze_infer, (1, 1), kernel=_squeeze_kernel,
+               lower=_axes_lower("Squeeze"),
+               vjp=lambda b, c, g: [reshape(g[0], shape_of(c.inputs[0]))],
+               attrs={"axes": None}, traits={"shape"}))
+
+
+def _unsqueeze_axes(attrs: dict, rank: int) -> tuple[int, ...]:
+    out_rank = rank + len(attrs["axes"])
+    axes = tuple(sorted(norm_axis(a, out_rank, "unsqueeze axis") for a in attrs["axes"]))
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"unsqueeze: repeated axis in {list(attrs['axes'])}")
+    return axes
+
+
+def _unsqueeze_infer(types: list, attrs: dict) -> list[TensorType]:
+    x = types[0]
+    if x.shape is None:
+        return [TensorType(x.dtype, None)]
+    axes = _unsqueeze_axes(attrs, len(x.shape))
+    dims = list(x.shape)
+    for a in axes:
+        dims.insert(a, 1)
+    known = x.known if len(dims) <= 1 else None
+    return [TensorType(x.dtype, tuple(dims), known)]
+
+
+def _unsqueeze_kernel(x: np.ndarray, *, axes: Any) -> np.ndarray:
+    return np.expand_dims(x, tuple(_unsqueeze_axes({"axes": axes}, x.ndim)))
+
+
+register(OpDef("unsqueeze", _unsqueeze_infer, (1, 1), kernel=_unsqueeze_kernel,
+               lower=_axes_lower("Unsqueeze"),
+               vjp=lambda b, c, g: [reshape(g[0], shape_of(c.inputs[0]))],
+               attrs={"axes": REQUIRED}, traits={"shape"}))
+
+
+def squeeze(x: Tensor, axes: Sequence[int] | None = None) -> Tensor:
+    return x.b.apply1("squeeze", [x], axes=None if axes is None else tuple(axes))
+
+
+def unsqueeze(x: Tensor, axes: Sequence[int]) -> Tensor:
+    return x.b.apply1("unsqueeze", [x], axes=tuple(axes))
+
+
+# -- expand ------------------------------------------------------------------------------------
+
+
+def _expand_infer(types: list, attrs: dict) -> list[TensorType]:
+    x, s = types
+    _vector(s, "expand's shape")
+    if s.known is None:
+        n = s.shape[0] if s.shape else None
+        if x.shape is None or not isinstance(n, int):
+            return [TensorType(x.dtype, None)]
+        return [TensorType(x.dtype, (None,) * max(n, len(x.shape)))]
+    return [TensorType(x.dtype, broadcast_shapes(x.shape, tuple(s.known)))]
+
+
+register(OpDef("expand", _expand_infer, (2, 2),
+               kernel=lambda x, s: x * np.ones(tuple(s), x.dtype),
+               lower=onnx_op("Expand"),
+               vjp=lambda b, c, g: [unbroadcast(g[0], c.inputs[0].shape), None],
+               traits={"shape"}))
+
+
+def expand(x: Tensor, shape_: Tensor | Sequence[int]) -> Tensor:
+    """ONNX Expand: broadcasts x against ``shape_`` (bidirectionally)."""
+    s = shape_ if isinstance(shape_, Tensor) else x.b.const(np.asarray(shape_, np.int64))
+    return x.b.apply1("expand", [x, s])
+
+
+broadcast_to = expand
+
+
+def expand_as(x: Tensor, like: Tensor) -> Tensor:
+    """x broadcast to like's shape (a no-op when the shapes are already equal)."""
+    if x.shape is not None and like.shape is not None and len(x.shape) == len(like.shape) and \
+            all(dims_equal(a, c) for a, c in zip(x.shape, like.shape)):
+        return x
+    return expand(x, shape_of(like))
+
+
+# -- concat ------------------------------------------------------------------------------------
+
+
+def _concat_infer(types: list, attrs: dict) -> list[TensorType]:
+    dts = {t.dtype for t in types}
+    if len(dts) != 1:
+        raise DTypeError(f"concat inputs have different dtypes {sorted(d.name for d in dts)}")
+    shapes = [t.shape for t in types]
+    if any(s is None for s in shapes):
+        return [TensorType(types[0].dtype, None)]
+    rank = len(shapes[0])
+    if any(len(s) != rank for s in shapes):
+        raise ShapeError(f"concat inputs have different ranks: "
+                         f"{', '.join(shape_str(s) for s in shapes)}")
+    axis = norm_axis(attrs["axis"], rank, "concat axis")
+    out = list(shapes[0])
+    for s in shapes[1:]:
+        for i, (a, c) in enumerate(zip(out, s)):
+            if i != axis and dims_equal(a, c) is False:
+                raise ShapeError(f"concat: inputs differ on axis {i}: "
+                                 f"{', '.join(shape_str(s) for s in shapes)}")
+    sizes = [s[axis] for s in shapes]
+    out[axis] = sum(sizes) if all(isinstance(d, int) for d in sizes) else None
+    known = None
+    if rank == 1 and all(t.known is not None for t in types):
+        known = tuple(d for t in types for d in t.known)
+        out[axis] = len(known)
+    return [TensorType(types[0].dtype, tuple(out), known)]
+
+
+def _concat_vjp(b, c: Call, gys):
+    """Each input's gradient is its slice of g along the axis (offsets may be symbolic)."""
+    from .slice import slice_
+
+    g, axis = gys[0], c.attrs["axis"]
+    rank = c.inputs[0].type.rank
+    axis = axis % rank
+    out, start = [], b.const(np.asarray([0], np.int64))
+    for x in c.inputs:
+        d = x.shape[axis]
+        size = b.const(np.asarray([d], np.int64)) if isinstance(d, int) else \
+            shape(x, axis, axis + 1)
+        end = start + size
+        out.append(slice_(g, start, end, axes=[axis]))
+        start = end
+    return out
+
+
+register(OpDef("concat", _concat_infer, (1, 1 << 20),
+               kernel=lambda *xs, axis: np.concatenate(xs, axis=axis),
+               lower=onnx_op("Concat"), vjp=_concat_vjp, attrs={"axis": REQUIRED},
+               traits={"shape"}))
+
+
+def concat(xs: Sequence[Tensor], axis: int) -> Tensor:
+    return xs[0].b.apply1("concat", list(xs), axis=axis)
+
+
+# -- gather ------------------------------------------------------------------------------------
+
+
+def _gather_infer(types: list, attrs: dict) -> list[TensorType]:
+    x, idx = types
+    if idx.dtype not in (DType.int64, DType.int32):
+        raise DTypeError(f"gather indices must be int64 or int32, got {idx.dtype.name}")
+    if x.shape is None or idx.shape is None:
+        return [TensorType(x.dtype, None)]
+    axis = norm_axis(attrs["axis"], len(x.shape), "gather axis")
+    out = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
+    known = None
+    if x.known is not None and idx.known is not None and len(x.shape) == 1:
+        n = len(x.known)
+        if any(not -n <= i < n for i in idx.known):
+            raise ShapeError(f"gather index {list(idx.known)} out of range for size {n}")
+        known = tuple(x.known[i] for i in idx.known)
+    return [TensorType(x.dtype, out, known)]
+
+
+def _gather_kernel(x: np.ndarray, idx: np.ndarray, *, axis: int) -> np.ndarray:
+    n = x.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"gather index out of range [{-n}, {n}) on axis {axis}")
+    return np.take(x, idx.astype(np.int64), axis=axis)
+
+
+def _gather_vjp(b, c: Call, gys):
+    """Scatter-add of g back to the gathered positions (repeated indices accumulate)."""
+    from .scatter import scatter_add_axis
+
+    x, idx = c.inputs
+    if not x.dtype.is_float:
+        return [None, None]
+    return [scatter_add_axis(zeros_like(x), idx, gys[0], c.attrs["axis"]), None]
+
+
+register(OpDef("gather", _gather_infer, (2, 2), kernel=_gather_kernel, lower=onnx_op("Gather"),
+               vjp=_gather_vjp, attrs={"axis": 0}))
+
+
+def gather(x: Tensor, indices: Tensor | Sequence[int] | int, axis: int = 0) -> Tensor:
+    """ONNX Gather: ``numpy.take(x, indices, axis)``."""
+    idx = indices if isinstance(indices, Tensor) else x.b.const(np.asarray(indices, np.int64))
+    return x.b.apply1("gather", [x, idx], axis=axis)

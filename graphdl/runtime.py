@@ -1,0 +1,71 @@
+"""One entry to run a graph: graphdl's NumPy interpreter or ONNX Runtime (CPU or CUDA)."""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import GraphError
+from .feeds import check_feeds
+from .interpreter import Plan
+from .ir import Graph
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+class ProviderError(GraphError):
+    """An execution provider that this machine's onnxruntime does not have."""
+
+
+_plans: "weakref.WeakKeyDictionary[Graph, Plan]" = weakref.WeakKeyDictionary()
+_sessions: "weakref.WeakKeyDictionary[Graph, dict]" = weakref.WeakKeyDictionary()
+
+
+def ort_providers(provider: str) -> list[str]:
+    """The onnxruntime provider list for 'cpu', 'cuda' or 'auto' (CUDA if present, else CPU)."""
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if provider == "auto":
+        return [PROVIDERS["cuda"], PROVIDERS["cpu"]] if PROVIDERS["cuda"] in have \
+            else [PROVIDERS["cpu"]]
+    if provider not in PROVIDERS:
+        raise ProviderError(f"unknown provider {provider!r}; expected cpu, cuda or auto")
+    if PROVIDERS[provider] not in have:
+        raise ProviderError(f"onnxruntime has no {PROVIDERS[provider]} here (available: "
+                            f"{', '.join(have)}); use --provider cpu or auto")
+    return [PROVIDERS[provider]]
+
+
+def ort_session(graph: Graph, provider: str = "cpu"):
+    """An onnxruntime InferenceSession for ``graph``, cached per graph and provider."""
+    import onnxruntime as ort
+
+    from .onnx_export import to_onnx
+
+    cache = _sessions.setdefault(graph, {})
+    if provider not in cache:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        cache[provider] = ort.InferenceSession(to_onnx(graph).SerializeToString(), opts,
+                                               providers=ort_providers(provider))
+    return cache[provider]
+
+
+def run(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy",
+        provider: str = "cpu") -> dict[str, np.ndarray]:
+    """Runs ``graph`` on ``feeds`` and returns its outputs by name."""
+    if backend == "numpy":
+        if provider not in ("cpu", "auto"):
+            raise ProviderError(f"the numpy backend runs on the CPU only, not {provider!r}")
+        plan = _plans.get(graph)
+        if plan is None:
+            plan = _plans[graph] = Plan(graph)
+        return plan(feeds)
+    if backend == "ort":
+        arrays = check_feeds(graph.inputs, feeds)
+        sess = ort_session(graph, provider)
+        names = [v.name for v in graph.outputs]
+        return dict(zip(names, sess.run(names, arrays)))
+    raise GraphError(f"unknown backend {backend!r}; expected 'numpy' or 'ort'")
