@@ -41,8 +41,18 @@ def grad(graph: Graph, loss: Any, wrt: Sequence[Any]) -> Graph:
     outs = {v.name: b.tensor(v) for v in g.outputs}
     for v in wrt_vs:
         d = deltas.get(v)
-        outs[f"{v.name}_grad"] = d if d is not None else _zeros_like(b, b.tensor(v))
+        outs[_grad_name(b, v, outs)] = d if d is not None else _zeros_like(b, b.tensor(v))
     return eliminate_dead_nodes(b.build(outs))
+
+
+def _grad_name(b: GraphBuilder, v: Value, taken: dict) -> str:
+    """``NAME_grad``; when a graph already holds that name (a gradient of a gradient graph),
+    ``NAME_grad`` followed by a number."""
+    name = f"{v.name}_grad"
+    if name in taken or name in b._names:
+        name = b.fresh(name + "_")
+        b._names.discard(name)
+    return name
 
 
 def _check_loss(v: Value) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 
-@dataclass
+@dataclass(eq=False)
 class Sample:
     op: str
     inputs: list[np.ndarray | None]
