@@ -247,6 +247,10 @@ class GraphBuilder:
             return t
         if v in self._own and v not in taken and name not in self._names:
             self._names.discard(v.name)
+            for node in reversed(self._nodes):  # a node is named after its first output
+                if node.outputs and node.outputs[0] is v and node.name == v.name:
+                    node.name = name
+                    break
             v.name = self._claim(name)
             return t
         (out,) = self.apply("identity", [t], names=[name])

@@ -59,7 +59,6 @@ class OpDef:
     vjp: VjpFn | None = None
     decompose: DecomposeFn | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
-    n_outputs: int = 1
     traits: frozenset[str] = frozenset()
     doc: str = ""
 

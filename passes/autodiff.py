@@ -80,8 +80,13 @@ class Backprop:
         self.vjps: dict[Node, Sequence[Tensor | None]] = {}
 
     def run(self) -> dict[Value, Tensor | None]:
-        seed = self.b.const(np.ones(self.loss.type.shape, self.loss.type.dtype.np))
-        self.memo[self.loss] = seed
+        ones = np.ones(self.loss.type.shape, self.loss.type.dtype.np)
+        producer = self.g.producers.get(self.loss)
+        if producer is not None:
+            with self.b.grad_scope(producer):
+                self.memo[self.loss] = self.b.apply1("constant", [], value=ones)
+        else:
+            self.memo[self.loss] = self.b.const(ones)
         for node in reversed([n for n in self.g.nodes if n in self.path]):
             self.vjps[node] = self.node_vjp(node)  # edge terms of every input of node
         return {v: self.delta(v) for v in self.wrt}

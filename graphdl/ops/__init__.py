@@ -1,5 +1,5 @@
 """graphdl's ops, one module per family; importing this package registers them all."""
-from . import elementwise, reduce, linalg, shape, slice, scatter, activations, losses  # noqa: F401
+from . import elementwise, reduce, linalg, shape, slice, split, scatter, activations, losses  # noqa: F401
 from .activations import elu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .elementwise import (abs, add, cast, div, equal, exp, greater, greater_or_equal, identity,
                           less, less_or_equal, log, maximum, minimum, mul, neg, pow, reciprocal,
@@ -11,6 +11,7 @@ from .reduce import reduce_max, reduce_mean, reduce_sum
 from .shape import (broadcast_to, concat, constant_of_shape, dim_size, expand, flatten, gather,
                     reshape, shape, shape_of, squeeze, transpose, unsqueeze, zeros_like)
 from .slice import slice_
+from .split import split
 from .scatter import scatter_add_axis
 
 __all__ = [
@@ -68,5 +69,6 @@ __all__ = [
     "unsqueeze",
     "zeros_like",
     "slice_",
+    "split",
     "scatter_add_axis",
 ]
