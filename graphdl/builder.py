@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -22,15 +22,32 @@ _PKG_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (
     __file__, os.path.join(os.path.dirname(__file__), "..", "passes", "x")))
 
 
+_USER_FILE: dict[str, str | None] = {}  # code filename -> printable path, None for ours
+
+
+def _user_file(filename: str) -> str | None:
+    if filename not in _USER_FILE:
+        fn = os.path.abspath(filename)
+        if fn.startswith(_PKG_DIRS):
+            _USER_FILE[filename] = None
+        else:
+            _USER_FILE[filename] = filename if filename.startswith("<") else os.path.relpath(fn)
+    return _USER_FILE[filename]
+
+
 def user_location() -> str | None:
     """'file:line' of the innermost caller outside graphdl and passes."""
     f = sys._getframe(1)
     while f is not None:
-        fn = os.path.abspath(f.f_code.co_filename)
-        if not fn.startswith(_PKG_DIRS):
-            return f"{os.path.relpath(fn) if not fn.startswith('<') else fn}:{f.f_lineno}"
+        user = _user_file(f.f_code.co_filename)
+        if user is not None:
+            return f"{user}:{f.f_lineno}"
         f = f.f_back
     return None
+
+
+def _where(op: str, loc: str | None) -> str:
+    return op + (f" at {loc}" if loc else "")
 
 
 class Tensor:
@@ -107,6 +124,7 @@ class GraphBuilder:
         self._own: set[Value] = set()
         self._consts: dict[tuple, Tensor] = {}
         self._counter = 0
+        self._reserved: set[str] = set()
         self.grad_of: str | None = None
         self.loc: str | None = None
 
@@ -126,9 +144,13 @@ class GraphBuilder:
         while True:
             self._counter += 1
             name = f"{prefix}{self._counter}"
-            if name not in self._names:
+            if name not in self._names and name not in self._reserved:
                 self._names.add(name)
                 return name
+
+    def reserve(self, names: Iterable[str]) -> None:
+        """Keeps :meth:`fresh` from generating ``names``, which a replay will claim later."""
+        self._reserved.update(names)
 
     def _claim(self, name: str) -> str:
         if name in self._names:
@@ -186,28 +208,32 @@ class GraphBuilder:
         """Applies a registered op; infers and checks the output types now."""
         opdef = get_op(op)
         loc = self.loc or user_location()
-        where = f"{op}" + (f" at {loc}" if loc else "")
+        vals = [None if t is None else self._own_value(t) for t in inputs]
         lo, hi = opdef.arity
-        if not lo <= len(inputs) <= hi:
-            raise GraphError(f"{where}: takes {lo}..{hi} inputs, got {len(inputs)}")
-        vals = [None if t is None else self.lift(t, like=t).value for t in inputs]
-        for i, v in enumerate(vals[:lo]):
-            if v is None:
-                raise GraphError(f"{where}: input {i} is required")
+        if not lo <= len(vals) <= hi or None in vals[:lo]:
+            raise GraphError(f"{_where(op, loc)}: takes {lo}..{hi} inputs (the first {lo} "
+                             f"required), got {[None if v is None else v.name for v in vals]}")
         try:
             full = opdef.check_attrs(attrs)
             types = opdef.infer([None if v is None else v.type for v in vals], full)
         except GraphError as e:
             shapes = ", ".join("_" if v is None else str(v.type) for v in vals)
-            raise type(e)(f"{where}: {e} (inputs: {shapes})") from None
-        given = names is not None
-        names = list(names) if given else [self.fresh(op + "_") for _ in types]
-        outs = tuple(Value(self._claim(n) if given else n, t) for n, t in zip(names, types))
+            raise type(e)(f"{_where(op, loc)}: {e} (inputs: {shapes})") from None
+        if names is None:
+            outs = tuple([Value(self.fresh(op + "_"), t) for t in types])
+        else:
+            outs = tuple([Value(self._claim(n), t) for n, t in zip(names, types)])
         self._own.update(outs)
         node_name = outs[0].name if outs else self.fresh(op)
-        node = Node(op, tuple(vals), outs, full, node_name, loc, self.grad_of)
-        self._nodes.append(node)
+        self._nodes.append(Node(op, tuple(vals), outs, full, node_name, loc, self.grad_of))
         return [Tensor(self, v) for v in outs]
+
+    def _own_value(self, t: Any) -> Value:
+        if not isinstance(t, Tensor):
+            raise GraphError(f"expected a Tensor, got {type(t).__name__}")
+        if t.b is not self:
+            raise GraphError(f"tensor %{t.name} belongs to another graph builder")
+        return t.value
 
     def apply1(self, op: str, inputs: Sequence[Tensor | None], **attrs: Any) -> Tensor:
         (out,) = self.apply(op, inputs, **attrs)

@@ -17,8 +17,9 @@ from .registry import get_op
 from .rewrite import expand_composites
 from .types import TensorType
 
-#: The newest opset whose every op graphdl lowers to has kernels in the pinned onnxruntime.
-DEFAULT_OPSET = 21
+#: The newest opset of the pinned onnx (1.23); the pinned onnxruntime (1.32) has CPU kernels for
+#: every op graphdl lowers to at this opset (tests/test_onnx_export.py checks it).
+DEFAULT_OPSET = 28
 MIN_OPSET = 13
 
 
@@ -30,6 +31,7 @@ class LowerCtx:
         self.nodes: list[onnx.NodeProto] = []
         self._names = names
         self._counter = 0
+        self._consts: dict[Any, str] = {}
 
     def fresh(self, prefix: str) -> str:
         while True:
@@ -46,16 +48,23 @@ class LowerCtx:
             outputs = [self.fresh(op_type.lower()) for _ in range(outputs)]
         ins = ["" if v is None else (v if isinstance(v, str) else v.name) for v in inputs]
         outs = [v if isinstance(v, str) else v.name for v in outputs]
-        attrs = {k: _attr(v) for k, v in attrs.items() if v is not None}
-        self.nodes.append(helper.make_node(op_type, ins, outs, name=self.fresh(op_type), **attrs))
+        node = onnx.NodeProto(op_type=op_type, input=ins, output=outs, name=self.fresh(op_type))
+        if attrs:
+            node.attribute.extend(helper.make_attribute(k, _attr(v))
+                                  for k, v in sorted(attrs.items()) if v is not None)
+        self.nodes.append(node)
         return outs
 
     def const(self, value: Any, dtype: Any = None) -> str:
-        """A Constant node holding ``value``; returns its output name."""
+        """A Constant node holding ``value`` (shared by equal small constants); its name."""
         arr = np.asarray(value, dtype=dtype)
+        key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 16 else None
+        if key in self._consts:
+            return self._consts[key]
         name = self.fresh("const")
-        self.nodes.append(helper.make_node("Constant", [], [name], name=self.fresh("Constant"),
-                                           value=numpy_helper.from_array(arr, name)))
+        self.emit("Constant", [], [name], value=arr)
+        if key is not None:
+            self._consts[key] = name
         return name
 
 
@@ -69,8 +78,15 @@ def _attr(v: Any) -> Any:
     return v
 
 
-def value_info(v: Value) -> onnx.ValueInfoProto:
-    return make_value_info(v.name, v.type)
+def value_info(v: Value, cache: dict | None = None) -> onnx.ValueInfoProto:
+    """A ValueInfoProto of v; ``cache`` shares the TypeProto of equal types (large graphs)."""
+    cache = {} if cache is None else cache
+    key = str(v.type)
+    if key not in cache:
+        cache[key] = make_value_info("", v.type).type
+    info = onnx.ValueInfoProto(name=v.name)
+    info.type.CopyFrom(cache[key])
+    return info
 
 
 def make_value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
@@ -104,7 +120,8 @@ def to_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
         get_op(n.op).lower(ctx, n)
     inits = [numpy_helper.from_array(np.asarray(a), v.name) for v, a in g.initializers.items()]
     outputs = list(g.outputs)
-    vinfo = [value_info(v) for n in g.nodes for v in n.outputs if v not in set(outputs)]
+    out_set, types = set(outputs), {}
+    vinfo = [value_info(v, types) for n in g.nodes for v in n.outputs if v not in out_set]
     onnx_graph = helper.make_graph(ctx.nodes, graph.name, [value_info(v) for v in g.inputs],
                                    [value_info(v) for v in outputs], inits, value_info=vinfo)
     model = helper.make_model(onnx_graph, producer_name="graphdl",

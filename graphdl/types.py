@@ -241,6 +241,8 @@ def broadcast_shapes(a: Shape | None, b: Shape | None) -> Shape | None:
     """Numpy/ONNX multidirectional broadcasting; raises ShapeError on a provable mismatch."""
     if a is None or b is None:
         return None
+    if a == b:
+        return a
     n = max(len(a), len(b))
     a2 = (1,) * (n - len(a)) + tuple(a)
     b2 = (1,) * (n - len(b)) + tuple(b)

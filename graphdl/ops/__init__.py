@@ -5,14 +5,15 @@ from .elementwise import (abs, add, cast, div, equal, exp, greater, greater_or_e
                           less, less_or_equal, log, maximum, minimum, mul, neg, pow, reciprocal,
                           sign, sqrt, sub, where)
 from .linalg import gemm, matmul
-from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss,
+from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss, one_hot,
                      softmax_cross_entropy, softmax_cross_entropy_onehot)
 from .reduce import reduce_max, reduce_mean, reduce_sum
 from .shape import (broadcast_to, concat, constant_of_shape, dim_size, expand, flatten, gather,
                     reshape, shape, shape_of, squeeze, transpose, unsqueeze, zeros_like)
-from .slice import slice_
+from .slice import arange, slice_
+from .pad import pad
 from .split import split
-from .scatter import scatter_add_axis
+from .scatter import gather_elements, scatter_add, scatter_add_axis
 
 __all__ = [
     "elu",
@@ -49,6 +50,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "mse_loss",
+    "one_hot",
     "softmax_cross_entropy",
     "softmax_cross_entropy_onehot",
     "reduce_max",
@@ -71,4 +73,8 @@ __all__ = [
     "slice_",
     "split",
     "scatter_add_axis",
+    "scatter_add",
+    "gather_elements",
+    "pad",
+    "arange",
 ]

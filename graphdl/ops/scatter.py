@@ -1,6 +1,177 @@
-"""Scatter-add. PLACEHOLDER: being written."""
+"""Element-wise indexing along an axis: gather_elements (ONNX GatherElements) and scatter_add
+(ONNX ScatterElements with reduction='add'), each the other's adjoint, and scatter_add_axis,
+the adjoint of Gather built from them.
+
+Both ops take an index tensor of the data's rank: position ``i`` reads (or adds to) the data at
+``i`` with its ``axis`` component replaced by ``indices[i]``; negative indices wrap.
+"""
 from __future__ import annotations
 
+from typing import Any, Sequence
 
-def scatter_add_axis(base, indices, updates, axis):
-    raise NotImplementedError
+import numpy as np
+
+from ..builder import Tensor, user_location
+from ..errors import DTypeError, ShapeError
+from ..registry import REQUIRED, Call, OpDef, register
+from ..types import DType, Shape, TensorType, dims_equal, shape_str
+from .common import norm_axis, same_dtype
+
+_INDEX_DTYPES = (DType.int64, DType.int32)
+
+
+def _check_indices(data: TensorType, idx: TensorType, axis: int) -> int:
+    """The normalised axis; errors unless idx is an int tensor of data's rank that fits data
+    on every other axis."""
+    if idx.dtype not in _INDEX_DTYPES:
+        raise DTypeError(f"indices must be int64 or int32, got {idx.dtype.name}")
+    if data.shape is None or idx.shape is None:
+        return axis
+    if len(data.shape) == 0 or len(idx.shape) != len(data.shape):
+        raise ShapeError(f"indices {shape_str(idx.shape)} must have the rank (>= 1) of the "
+                         f"data {shape_str(data.shape)}")
+    axis = norm_axis(axis, len(data.shape))
+    for i, (d, n) in enumerate(zip(data.shape, idx.shape)):
+        if i != axis and isinstance(d, int) and isinstance(n, int) and n > d:
+            raise ShapeError(f"indices {shape_str(idx.shape)} exceed the data "
+                             f"{shape_str(data.shape)} on axis {i}")
+    return axis
+
+
+def _index(idx: np.ndarray, axis: int, n: int) -> tuple[np.ndarray, ...]:
+    """A NumPy advanced index selecting, for each position of idx, the element it names."""
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"index out of range [{-n}, {n}) on axis {axis}")
+    grid = list(np.indices(idx.shape, sparse=True))
+    grid[axis] = np.where(idx < 0, idx + n, idx).astype(np.intp)
+    return tuple(grid)
+
+
+# -- gather_elements ---------------------------------------------------------------------------
+
+
+def _gather_elements_infer(types: list, attrs: dict) -> list[TensorType]:
+    x, idx = types
+    _check_indices(x, idx, attrs["axis"])
+    return [TensorType(x.dtype, idx.shape)]
+
+
+def _gather_elements_kernel(x: np.ndarray, idx: np.ndarray, *, axis: int) -> np.ndarray:
+    axis %= x.ndim
+    return np.asarray(x[_index(idx, axis, x.shape[axis])])
+
+
+def _gather_elements_vjp(b, c: Call, gys):
+    from .shape import zeros_like
+
+    x, idx = c.inputs
+    return [scatter_add(zeros_like(x), idx, gys[0], c.attrs["axis"]), None]
+
+
+register(OpDef("gather_elements", _gather_elements_infer, (2, 2),
+               kernel=_gather_elements_kernel,
+               lower=lambda ctx, n: ctx.emit("GatherElements", n.inputs, n.outputs,
+                                             axis=n.attrs["axis"]),
+               vjp=_gather_elements_vjp, attrs={"axis": REQUIRED},
+               doc="out[i] = x[i with its axis component replaced by indices[i]]."))
+
+
+def gather_elements(x: Tensor, indices: Tensor, axis: int) -> Tensor:
+    """ONNX GatherElements: ``numpy.take_along_axis`` (indices may be smaller off the axis)."""
+    return x.b.apply1("gather_elements", [x, indices], axis=axis)
+
+
+# -- scatter_add -------------------------------------------------------------------------------
+
+
+def _scatter_add_infer(types: list, attrs: dict) -> list[TensorType]:
+    data, idx, upd = types
+    dt = same_dtype([data, upd], "scatter_add's data and updates")
+    _check_indices(data, idx, attrs["axis"])
+    if idx.shape is not None and upd.shape is not None and (
+            len(idx.shape) != len(upd.shape)
+            or any(dims_equal(a, c) is False for a, c in zip(idx.shape, upd.shape))):
+        raise ShapeError(f"updates {shape_str(upd.shape)} must have the shape of the indices "
+                         f"{shape_str(idx.shape)}")
+    return [TensorType(dt, data.shape)]
+
+
+def _scatter_add_kernel(data: np.ndarray, idx: np.ndarray, upd: np.ndarray, *,
+                        axis: int) -> np.ndarray:
+    """A copy of data with the updates added; repeated indices accumulate (np.add.at)."""
+    axis %= data.ndim
+    out = np.array(data, copy=True)
+    np.add.at(out, _index(idx, axis, data.shape[axis]), upd)
+    return out
+
+
+def _scatter_add_lower(ctx: Any, node: Any) -> None:
+    ctx.emit("ScatterElements", node.inputs, node.outputs, axis=node.attrs["axis"],
+             reduction="add")
+
+
+def _scatter_add_vjp(b, c: Call, gys):
+    """out = data + S(updates) with S linear: d data = g, d updates = S^T g = gather of g."""
+    (g,), idx = gys, c.inputs[1]
+    return [g, None, gather_elements(g, idx, c.attrs["axis"])]
+
+
+register(OpDef("scatter_add", _scatter_add_infer, (3, 3), kernel=_scatter_add_kernel,
+               lower=_scatter_add_lower, vjp=_scatter_add_vjp, attrs={"axis": REQUIRED},
+               doc="data with updates[i] added at i's position, axis component = indices[i]."))
+
+
+def scatter_add(data: Tensor, indices: Tensor, updates: Tensor, axis: int) -> Tensor:
+    """ONNX ScatterElements(reduction='add'); indices and updates share one shape."""
+    return data.b.apply1("scatter_add", [data, indices, updates], axis=axis)
+
+
+# -- the adjoint of Gather ---------------------------------------------------------------------
+
+
+def _dims(t: Tensor, lo: int, hi: int) -> Tensor:
+    """t.shape[lo:hi] as an int64 vector: a constant when static, else a ``shape`` node."""
+    from .shape import shape
+
+    dims = t.shape[lo:hi]
+    if all(isinstance(d, int) for d in dims):
+        return t.b.const(np.asarray(dims, np.int64).reshape(-1))
+    return shape(t, lo, hi)
+
+
+def _gather_shape(base: Shape, idx: Shape | None, axis: int) -> Shape | None:
+    return None if idx is None else tuple(base[:axis]) + tuple(idx) + tuple(base[axis + 1:])
+
+
+def scatter_add_axis(base: Tensor, indices: Tensor | Sequence[int] | int, updates: Tensor,
+                     axis: int) -> Tensor:
+    """``base`` plus ``updates`` added at ``indices`` along ``axis``, with Gather's shapes:
+    updates = base.shape[:axis] + indices.shape + base.shape[axis+1:]. This is the adjoint of
+    ``gather(x, indices, axis)``: repeated indices accumulate, negative ones wrap.
+
+    Built as one ScatterElements: the indices are flattened and broadcast over the updates."""
+    from .shape import concat, expand, reshape, shape_of
+
+    b = base.b
+    idx = indices if isinstance(indices, Tensor) else b.const(np.asarray(indices, np.int64))
+    if base.shape is None or len(base.shape) == 0:
+        raise ShapeError(f"scatter_add_axis at {user_location()}: base {shape_str(base.shape)} "
+                         "needs a known rank >= 1")
+    r = len(base.shape)
+    axis = norm_axis(axis, r, "scatter_add_axis axis")
+    want = _gather_shape(base.shape, idx.shape, axis)
+    if want is not None and updates.shape is not None and (
+            len(want) != len(updates.shape)
+            or any(dims_equal(a, c) is False for a, c in zip(want, updates.shape))):
+        raise ShapeError(f"scatter_add_axis at {user_location()}: updates "
+                         f"{shape_str(updates.shape)} do not match base {shape_str(base.shape)}"
+                         f" gathered at indices {shape_str(idx.shape)} on axis {axis} "
+                         f"(expected {shape_str(want)})")
+    if idx.type.rank != 1:  # fold the index dims of the updates into one
+        idx = reshape(idx, [-1])
+        parts = [_dims(base, 0, axis), b.const(np.asarray([-1], np.int64)),
+                 _dims(base, axis + 1, r)]
+        updates = reshape(updates, concat([p for p in parts if p.shape != (0,)], 0))
+    if r > 1:  # the index vector along the axis, broadcast over the other axes
+        idx = reshape(idx, [1] * axis + [-1] + [1] * (r - axis - 1))
+    return scatter_add(base, expand(idx, shape_of(updates)), updates, axis)

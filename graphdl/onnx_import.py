@@ -1,0 +1,270 @@
+"""ONNX -> graphdl: a ``ModelProto`` becomes a :class:`Graph` through an explicit importer table.
+
+Each ONNX op type maps to one short function (in :mod:`graphdl.onnx_importers`) that builds
+graphdl ops with the ordinary :class:`GraphBuilder`, so graphdl's own rules infer every type as
+the graph is rebuilt; ONNX's recorded shapes are only hints and are not trusted. Initializers
+become parameters, ``dim_param`` dims become symbols, and every error names the ONNX node.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+
+from .builder import GraphBuilder, Tensor
+from .errors import GraphError, OnnxError
+from .ir import Graph, Value
+from .types import DType, Dim, parse_dim
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+_REQUIRED: Any = object()
+#: What an importer returns for an output it leaves to be created on first use (Constant).
+DEFERRED: Any = object()
+
+ImportFn = Callable[["NodeCtx"], "Tensor | Sequence[Tensor | None]"]
+
+
+def from_onnx(model: onnx.ModelProto | str | Path) -> Graph:
+    """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file."""
+    proto, src = _load(model)
+    return _Importer(proto, _default_opset(proto, src), src).run()
+
+
+def _load(model: onnx.ModelProto | str | Path) -> tuple[onnx.ModelProto, str]:
+    if isinstance(model, onnx.ModelProto):
+        return model, f"model {model.graph.name!r}"
+    if not isinstance(model, (str, os.PathLike)):
+        raise OnnxError(f"from_onnx takes a ModelProto or a path, not {type(model).__name__}")
+    path = os.fspath(model)
+    with open(path, "rb"):  # a missing or unreadable file raises OSError naming it
+        pass
+    try:
+        proto = onnx.load(path)
+    except (DecodeError, ValueError, RuntimeError, onnx.checker.ValidationError) as e:
+        raise OnnxError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+    if not proto.HasField("graph"):
+        raise OnnxError(f"{path}: not an ONNX model (it holds no graph)")
+    return proto, path
+
+
+def _default_opset(proto: onnx.ModelProto, src: str) -> int:
+    for imp in proto.opset_import:
+        if imp.domain in DEFAULT_DOMAINS:
+            return int(imp.version)
+    raise OnnxError(f"{src}: the model imports no version of the default ONNX domain")
+
+
+class _Importer:
+    """Walks one ONNX graph in order, binding each ONNX value name to a graphdl tensor.
+
+    Constants and non-float initializers are created lazily, on their first use as a tensor, so
+    those read only as static attributes (axes, shapes) leave no dead node or parameter behind.
+    """
+
+    def __init__(self, proto: onnx.ModelProto, opset: int, src: str):
+        self.g, self.opset, self.src = proto.graph, opset, src
+        names = {v.name for v in self.g.input} | {t.name for t in self.g.initializer}
+        names |= {o for n in self.g.node for o in n.output}
+        self.b = GraphBuilder(self.g.name or "graph")
+        self.b.reserve(names)  # ONNX names are given to values later: fresh names avoid them
+        self.env: dict[str, Tensor] = {}
+        self.static: dict[str, np.ndarray] = {}  # values known at import time
+        self.pending: dict[str, str] = {}  # name -> "param" | "const", not yet materialised
+        self.bound: set[Value] = set()
+
+    def run(self) -> Graph:
+        if len(self.g.sparse_initializer):
+            raise OnnxError(f"{self.src}: sparse initializers are not supported")
+        self._initializers()
+        self._inputs()
+        from .onnx_importers import IMPORTERS
+
+        for i, node in enumerate(self.g.node):
+            self._node(i, node, IMPORTERS)
+        self.b.loc = None
+        outs = {o.name: self.tensor(o.name, f"graph output {o.name!r}") for o in self.g.output}
+        return self.b.build(outs)
+
+    # -- leaves --------------------------------------------------------------------------------
+    def _initializers(self) -> None:
+        for t in self.g.initializer:
+            try:
+                arr = numpy_helper.to_array(t)
+                is_float = DType.of(arr.dtype).is_float
+            except (GraphError, ValueError, TypeError) as e:
+                raise OnnxError(f"{self.src}: initializer {t.name!r}: {e}") from None
+            self.static[t.name] = arr
+            if is_float:
+                self.env[t.name] = self.b.param(t.name, arr)
+                self.bound.add(self.env[t.name].value)
+            else:
+                self.pending[t.name] = "param"
+
+    def _inputs(self) -> None:
+        for vi in self.g.input:
+            if vi.name in self.static:
+                continue  # an initializer listed as an input (IR < 4): a parameter
+            dtype, shape = _input_type(vi, self.src)
+            self.env[vi.name] = self.b.input(vi.name, shape, dtype)
+            self.bound.add(self.env[vi.name].value)
+
+    def tensor(self, name: str, user: str) -> Tensor:
+        """The tensor bound to ``name``, materialising a pending constant or parameter."""
+        if name in self.env:
+            return self.env[name]
+        kind = self.pending.pop(name, None)
+        if kind is None:
+            raise OnnxError(f"{user} reads {name!r}, which no earlier node, graph input or "
+                            "initializer defines")
+        arr = self.static[name]
+        if kind == "param":
+            t = self.b.param(name, arr)
+        else:
+            (t,) = self.b.apply("constant", [], names=[name], value=arr)
+        self.env[name] = t
+        self.bound.add(t.value)
+        return t
+
+    # -- nodes ---------------------------------------------------------------------------------
+    def _node(self, i: int, node: onnx.NodeProto, table: dict[str, ImportFn]) -> None:
+        where = f"ONNX node {node.name!r}" if node.name else f"ONNX node #{i}"
+        where += f" (op {node.op_type})"
+        if node.domain not in DEFAULT_DOMAINS:
+            raise OnnxError(f"{where}: domain {node.domain!r} is not supported; graphdl imports "
+                            "only the default ONNX domain")
+        fn = table.get(node.op_type)
+        if fn is None:
+            raise OnnxError(f"{where} is not supported at opset {self.opset}; graphdl imports: "
+                            f"{', '.join(sorted(table))}")
+        self.b.loc = where
+        try:
+            result = fn(NodeCtx(self, node, where))
+        except GraphError as e:
+            if where in str(e):
+                raise
+            raise type(e)(f"{where}: {e}") from None
+        outs = [result] if isinstance(result, Tensor) or result is DEFERRED else list(result)
+        self._bind(node, outs, where)
+
+    def _bind(self, node: onnx.NodeProto, outs: list, where: str) -> None:
+        for k, name in enumerate(node.output):
+            if not name:
+                continue
+            if k >= len(outs) or outs[k] is None:
+                raise OnnxError(f"{where}: output {k} ({name!r}) is not supported by graphdl")
+            if outs[k] is DEFERRED:
+                continue
+            if name in self.env or name in self.pending:
+                raise OnnxError(f"{where}: value {name!r} is defined twice")
+            t = self.b.rename(outs[k], name, taken=self.bound)
+            self.env[name] = t
+            self.bound.add(t.value)
+            if t.type.known is not None and all(isinstance(d, int) for d in t.type.known):
+                self.static.setdefault(name, np.asarray(t.type.known, np.int64))
+
+
+def _input_type(vi: onnx.ValueInfoProto, src: str) -> tuple[DType, tuple[Dim, ...] | None]:
+    tt = vi.type
+    if tt.WhichOneof("value") != "tensor_type":
+        raise OnnxError(f"{src}: graph input {vi.name!r} is not a tensor "
+                        f"({tt.WhichOneof('value')}); graphdl imports tensors only")
+    try:
+        dtype = DType.from_onnx(tt.tensor_type.elem_type)
+    except GraphError as e:
+        raise OnnxError(f"{src}: graph input {vi.name!r}: {e}") from None
+    if not tt.tensor_type.HasField("shape"):
+        return dtype, None
+    return dtype, tuple(_dim(d) for d in tt.tensor_type.shape.dim)
+
+
+def _dim(d: Any) -> Dim:
+    if d.HasField("dim_value"):
+        return int(d.dim_value)
+    if d.HasField("dim_param") and d.dim_param:
+        return parse_dim(d.dim_param)
+    return None
+
+
+def attr_value(a: onnx.AttributeProto) -> Any:
+    """An ONNX attribute as a Python value: strings decoded, tensors as arrays, lists as tuples."""
+    v = onnx.helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, onnx.TensorProto):
+        return numpy_helper.to_array(v)
+    if isinstance(v, list):
+        return tuple(x.decode("utf-8") if isinstance(x, bytes) else x for x in v)
+    return v
+
+
+class NodeCtx:
+    """What an importer function sees of one ONNX node: its inputs (as tensors, or as values
+    known at import time), its attributes, the opset and the builder."""
+
+    def __init__(self, imp: _Importer, node: onnx.NodeProto, where: str):
+        self.imp, self.node, self.where = imp, node, where
+        self.b: GraphBuilder = imp.b
+        self.opset = imp.opset
+        self.attrs = {a.name: attr_value(a) for a in node.attribute}
+
+    def fail(self, msg: str) -> OnnxError:
+        return OnnxError(f"{self.where}: {msg}")
+
+    def attr(self, name: str, default: Any = _REQUIRED) -> Any:
+        if name in self.attrs:
+            return self.attrs[name]
+        if default is _REQUIRED:
+            raise self.fail(f"attribute {name!r} is required")
+        return default
+
+    def has(self, i: int) -> bool:
+        """Whether optional input ``i`` is given."""
+        return i < len(self.node.input) and self.node.input[i] != ""
+
+    def x(self, i: int) -> Tensor:
+        """Input ``i`` as a tensor (required)."""
+        if not self.has(i):
+            raise self.fail(f"input {i} is required")
+        return self.imp.tensor(self.node.input[i], self.where)
+
+    def opt(self, i: int) -> Tensor | None:
+        return self.x(i) if self.has(i) else None
+
+    def xs(self) -> list[Tensor]:
+        """Every given input, as tensors."""
+        return [self.x(i) for i in range(len(self.node.input)) if self.has(i)]
+
+    def static(self, i: int) -> np.ndarray | None:
+        """Input ``i``'s value when known at import time (initializer, Constant, shape arithmetic
+        that graphdl follows exactly), else None."""
+        if not self.has(i):
+            return None
+        return self.imp.static.get(self.node.input[i])
+
+    def ints(self, i: int, what: str) -> tuple[int, ...]:
+        """Input ``i`` as a tuple of ints; it must be known at import time."""
+        arr = self.static(i)
+        if arr is None:
+            raise self.fail(f"{what} (input {i}, {self.node.input[i]!r}) must be a constant; "
+                            "graphdl needs it at import time")
+        return tuple(int(v) for v in np.asarray(arr).reshape(-1))
+
+    def defer_constant(self, arr: np.ndarray) -> Any:
+        """Output 0 holds ``arr``; its constant node is made on its first use as a tensor."""
+        name = self.node.output[0]
+        self.imp.static[name] = arr
+        self.imp.pending[name] = "const"
+        return DEFERRED
+
+    def int_vector(self, i: int) -> Tensor:
+        """Input ``i`` as an int64 vector tensor: a constant (whose contents shape inference
+        follows) when known at import time, else the computed tensor."""
+        arr = self.static(i)
+        if arr is not None:
+            return self.b.const(np.asarray(arr, np.int64))
+        return self.x(i)

@@ -1,0 +1,75 @@
+"""Minibatch gradient descent driven by a gradient graph, in either engine.
+
+Parameters are initializers of the forward graph. To train without rebuilding a graph (or an
+ONNX Runtime session) each step, turn them into graph inputs, differentiate once, then feed the
+current weights with every batch::
+
+    g, params = params_as_inputs(forward)            # weights become inputs
+    gg = passes.grad(g, "loss", list(params))        # outputs: loss, then NAME_grad
+    sgd = MinibatchSGD(gg, params, lr=0.1, backend="ort")
+    for idx in minibatches(len(x), 32, rng):
+        sgd.step({"x": x[idx], "y": y[idx]})
+
+graphdl does not import ``passes``, so the caller builds the gradient graph. The update itself is
+NumPy here; graphdl.optim builds whole update steps as graphs.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+
+from .errors import GraphError
+from .ir import Graph
+
+
+def params_as_inputs(graph: Graph, names: Iterable[str] | None = None
+                     ) -> tuple[Graph, dict[str, np.ndarray]]:
+    """``graph`` with the named initializers (default: every floating-point one) moved to the
+    end of its inputs, and their current values by name. The values are copies."""
+    inits = graph.initializers
+    if names is None:
+        chosen = [v for v in inits if v.type.dtype.is_float]
+    else:
+        by_name = {v.name: v for v in inits}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise GraphError(f"not initializers of graph {graph.name!r}: {unknown}")
+        chosen = [by_name[n] for n in names]
+    kept = {v: a for v, a in inits.items() if v not in set(chosen)}
+    g = Graph(tuple(graph.inputs) + tuple(chosen), graph.nodes, graph.outputs, kept, graph.name)
+    return g, {v.name: np.array(inits[v]) for v in chosen}
+
+
+def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Shuffled index arrays covering range(n) once; the last batch may be smaller."""
+    order = rng.permutation(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+class MinibatchSGD:
+    """``W <- W - lr * dloss/dW`` with the gradients from running a gradient graph.
+
+    ``grad_graph`` takes the batch and the parameters as inputs and outputs ``loss`` and one
+    ``NAME_grad`` per parameter (what ``passes.grad`` builds from :func:`params_as_inputs`).
+    """
+
+    def __init__(self, grad_graph: Graph, params: Mapping[str, np.ndarray], lr: float,
+                 loss: str = "loss", backend: str = "numpy", provider: str = "cpu"):
+        outs = {v.name for v in grad_graph.outputs}
+        missing = [n for n in [loss, *(f"{p}_grad" for p in params)] if n not in outs]
+        if missing:
+            raise GraphError(f"gradient graph {grad_graph.name!r} lacks outputs {missing}")
+        self.graph, self.lr, self.loss = grad_graph, lr, loss
+        self.backend, self.provider = backend, provider
+        self.params = {n: np.array(a) for n, a in params.items()}
+
+    def step(self, batch: Mapping[str, np.ndarray]) -> float:
+        """One update on ``batch`` (feeds by input name); returns the loss before the update."""
+        from .runtime import run
+
+        out = run(self.graph, {**batch, **self.params}, self.backend, self.provider)
+        for name, w in self.params.items():
+            self.params[name] = w - np.asarray(self.lr, w.dtype) * out[f"{name}_grad"]
+        return float(out[self.loss])
