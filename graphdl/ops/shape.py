@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..builder import Tensor
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, GradError, ShapeError
 from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
                      dims_equal, shape_str)
@@ -82,6 +82,8 @@ def _cos_infer(types: list, attrs: dict) -> list[TensorType]:
         n = types[0].shape[0] if types[0].shape else None
         shape: Shape | None = None if not isinstance(n, int) else (None,) * n
     else:
+        if any(isinstance(d, int) and d < 0 for d in known):
+            raise ShapeError(f"constant_of_shape: negative dim in {list(known)}")
         shape = tuple(known)
     return [TensorType(DType.of(value.dtype), shape)]
 
@@ -174,12 +176,19 @@ def _flatten_infer(types: list, attrs: dict) -> list[TensorType]:
     x = types[0]
     if x.shape is None:
         return [TensorType(x.dtype, (None, None))]
-    axis = norm_axis(attrs["axis"], len(x.shape) + 1, "flatten axis")
+    axis = _flatten_axis(attrs["axis"], len(x.shape))
     return [TensorType(x.dtype, (dim_prod(x.shape[:axis]), dim_prod(x.shape[axis:])))]
 
 
+def _flatten_axis(axis: int, rank: int) -> int:
+    """ONNX Flatten's axis lies in [-rank, rank]; a negative one counts from the end."""
+    if not -rank <= axis <= rank:
+        raise ShapeError(f"flatten axis {axis} is out of range [{-rank}, {rank}]")
+    return axis + rank if axis < 0 else axis
+
+
 def _flatten_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
-    axis = axis % (x.ndim + 1) if axis < 0 else axis
+    axis = _flatten_axis(axis, x.ndim)
     return x.reshape(int(np.prod(x.shape[:axis])), -1) if x.size else \
         x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))
 
@@ -239,9 +248,13 @@ def _squeeze_infer(types: list, attrs: dict) -> list[TensorType]:
     if x.shape is None:
         return [TensorType(x.dtype, None)]
     if attrs["axes"] is None:
+        if not all(isinstance(d, int) for d in x.shape):
+            return [TensorType(x.dtype, None)]  # a symbolic dim may be 1 and go at run time
         axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
     else:
         axes = tuple(norm_axis(a, len(x.shape), "squeeze axis") for a in attrs["axes"])
+        if len(set(axes)) != len(axes):
+            raise ShapeError(f"squeeze: repeated axis in {list(attrs['axes'])}")
     for a in axes:
         if dims_equal(x.shape[a], 1) is False:
             raise ShapeError(f"squeeze: axis {a} of {shape_str(x.shape)} is not 1")
@@ -379,14 +392,20 @@ def _concat_vjp(b, c: Call, gys):
     from .slice import slice_
 
     g, axis = gys[0], c.attrs["axis"]
-    rank = c.inputs[0].type.rank
+    rank = g.type.rank
+    if rank is None or any(x.shape is None for x in c.inputs):
+        raise GradError(f"concat at {c.node.loc}: the gradient needs inputs of known rank")
     axis = axis % rank
-    out, start = [], b.const(np.asarray([0], np.int64))
+    out, start = [], 0  # an int offset while the sizes are static, else an int64 vector
     for x in c.inputs:
         d = x.shape[axis]
-        size = b.const(np.asarray([d], np.int64)) if isinstance(d, int) else \
-            shape(x, axis, axis + 1)
-        end = start + size
+        if isinstance(start, int) and isinstance(d, int):
+            end: Any = start + d
+        else:
+            if isinstance(start, int):
+                start = b.const(np.asarray([start], np.int64))
+            end = start + (b.const(np.asarray([d], np.int64)) if isinstance(d, int)
+                           else shape(x, axis, axis + 1))
         out.append(slice_(g, start, end, axes=[axis]))
         start = end
     return out
@@ -414,7 +433,8 @@ def _gather_infer(types: list, attrs: dict) -> list[TensorType]:
     axis = norm_axis(attrs["axis"], len(x.shape), "gather axis")
     out = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
     known = None
-    if x.known is not None and idx.known is not None and len(x.shape) == 1:
+    if x.known is not None and idx.known is not None and len(x.shape) == 1 and \
+            all(isinstance(i, int) for i in idx.known):
         n = len(x.known)
         if any(not -n <= i < n for i in idx.known):
             raise ShapeError(f"gather index {list(idx.known)} out of range for size {n}")

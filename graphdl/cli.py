@@ -1,0 +1,313 @@
+"""The ``graphdl`` command: inspect, export, run and differentiate models from the shell.
+
+Exit codes: 0 on success, 2 for bad usage or bad input (one line on stderr naming the file,
+node or option at fault, never a traceback), 1 for an internal error (with its traceback, so it
+can be reported). Output files are written atomically: a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+import traceback
+from typing import IO, Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import GraphError
+from .ir import Graph
+
+_PY_SPEC = re.compile(r"^(?P<path>.+\.py)(?::(?P<name>[A-Za-z_][A-Za-z0-9_]*))?$")
+_PKG_DIRS = tuple(os.path.join(os.path.dirname(os.path.abspath(p)), "") for p in (
+    __file__, os.path.join(os.path.dirname(__file__), "..", "passes", "x")))
+
+
+class UserError(Exception):
+    """Bad usage or bad input: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2), as every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# -- loading models ----------------------------------------------------------------------------
+
+
+def load_model(spec: str) -> Graph:
+    """A graph from an ``.onnx`` file or ``FILE.py[:NAME]`` (NAME() returns a Graph)."""
+    m = _PY_SPEC.match(spec)
+    if m:
+        return load_python_graph(m["path"], m["name"] or "model")
+    from .onnx_import import from_onnx
+
+    return from_onnx(spec)
+
+
+def load_python_graph(path: str, name: str) -> Graph:
+    """Runs ``path`` as a module and calls its function ``name``; errors in the user's code are
+    user errors, errors inside graphdl are internal ones."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file")
+    spec = importlib.util.spec_from_file_location(f"_graphdl_user_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        _call_user(path, lambda: spec.loader.exec_module(module))
+        fn = getattr(module, name, None)
+        if not callable(fn):
+            raise UserError(f"{path}: has no function {name!r} (use FILE.py:NAME to pick one)")
+        graph = _call_user(f"{path}:{name}()", fn)
+    finally:
+        sys.path.pop(0)
+    if not isinstance(graph, Graph):
+        raise UserError(f"{path}:{name}() returned {type(graph).__name__}, not a graphdl Graph "
+                        "(return builder.build(outputs))")
+    return graph
+
+
+def _call_user(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (GraphError, UserError):
+        raise
+    except Exception as e:
+        if _raised_in_graphdl(e):
+            raise
+        raise UserError(f"{what} raised {type(e).__name__}: {e}") from None
+
+
+def _raised_in_graphdl(e: BaseException) -> bool:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PKG_DIRS)
+
+
+# -- writing files -----------------------------------------------------------------------------
+
+
+def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Writes ``path`` through a temporary file in the same directory, then renames it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"{path}: directory {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    write_atomic(path, lambda f: f.write(data))
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from .printing import format_node
+
+    g = load_model(args.model)
+    out = [f"graph {g.name}  ({args.model})", "inputs:"]
+    out += [f"  %{v.name}: {v.type}" for v in g.inputs] or ["  (none)"]
+    out.append("outputs:")
+    out += [f"  %{v.name}: {v.type}" for v in g.outputs]
+    out.append(f"nodes ({len(g.nodes)}):")
+    out += [f"  {format_node(n)}" for n in g.nodes]
+    out.append(f"parameters ({len(g.initializers)} tensors):")
+    out += [f"  %{v.name}: {v.type}" for v in g.initializers]
+    out.append(f"parameter count: {g.param_count()}")
+    print("\n".join(out))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import onnx
+
+    from .onnx_export import to_onnx
+
+    model = to_onnx(load_model(args.model), args.opset)
+    onnx.checker.check_model(model, full_check=True)
+    _write_bytes(args.output, model.SerializeToString())
+    print(f"wrote {args.output} (opset {model.opset_import[0].version}, "
+          f"{len(model.graph.node)} ONNX nodes)")
+
+
+def parse_feeds(items: Sequence[str]) -> dict[str, np.ndarray]:
+    """``NAME=PATH.npy`` items -> arrays by name."""
+    feeds: dict[str, np.ndarray] = {}
+    for item in items:
+        name, eq, path = item.partition("=")
+        if not eq or not name or not path:
+            raise UserError(f"--feed {item!r}: expected NAME=PATH.npy")
+        if name in feeds:
+            raise UserError(f"--feed {name!r} is given twice")
+        feeds[name] = _load_npy(name, path)
+    return feeds
+
+
+def _load_npy(name: str, path: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise UserError(f"--feed {name}: {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise UserError(f"--feed {name}: {path} is not a .npy array file ({e})") from None
+    if not isinstance(arr, np.ndarray):
+        raise UserError(f"--feed {name}: {path} holds several arrays (.npz); give one .npy file")
+    return arr
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .runtime import run
+
+    feeds = parse_feeds(args.feed)
+    g = load_model(args.model)
+    outs = run(g, feeds, backend=args.backend, provider=args.provider)
+    if args.output:
+        write_atomic(args.output, lambda f: np.savez(f, **outs))
+    for name, arr in outs.items():
+        arr = np.asarray(arr)
+        print(f"{name}: {arr.dtype}{list(arr.shape)}" +
+              (f" = {np.array2string(arr, threshold=8)}" if arr.size <= 8 else ""))
+    if args.output:
+        print(f"wrote {args.output}")
+
+
+def pick_loss(g: Graph, name: str | None) -> str:
+    """The loss output: ``name``, else the graph's only scalar float output."""
+    if name is not None:
+        if name not in {v.name for v in g.outputs}:
+            raise UserError(f"--loss {name!r} is not an output of the model; its outputs are "
+                            f"{[v.name for v in g.outputs]}")
+        return name
+    floats = [v for v in g.outputs if v.type.dtype.is_float]
+    scalars = [v for v in floats if v.type.shape is not None and
+               all(d == 1 for d in v.type.shape)]
+    if len(scalars) == 1:
+        return scalars[0].name
+    if len(scalars) > 1:
+        raise UserError(f"the model has several scalar float outputs "
+                        f"{[v.name for v in scalars]}; pick the loss with --loss NAME")
+    if len(floats) == 1:
+        return floats[0].name  # not a scalar: passes.grad says so, naming its shape
+    raise UserError(f"the model has no scalar float output to use as the loss; its outputs are "
+                    f"{[f'{v.name}: {v.type}' for v in g.outputs]}")
+
+
+def pick_wrt(g: Graph, text: str | None) -> list[str]:
+    """``--wrt a,b`` (graph inputs or initializers), else every float initializer."""
+    if text is None:
+        names = [v.name for v in g.initializers if v.type.dtype.is_float]
+        if not names:
+            raise UserError("the model has no floating-point initializer to differentiate; "
+                            "name inputs with --wrt")
+        return names
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    leaves = {v.name for v in g.inputs} | {v.name for v in g.initializers}
+    for n in names:
+        if n not in leaves:
+            raise UserError(f"--wrt {n!r} is neither a graph input nor an initializer; inputs: "
+                            f"{[v.name for v in g.inputs]}, initializers: "
+                            f"{[v.name for v in g.initializers]}")
+    if not names:
+        raise UserError("--wrt names no value")
+    return names
+
+
+def cmd_grad(args: argparse.Namespace) -> None:
+    # The command line is the one place in graphdl that drives the compiler passes.
+    from passes import grad
+
+    from .onnx_export import to_onnx
+
+    g = load_model(args.model)
+    loss, wrt = pick_loss(g, args.loss), pick_wrt(g, args.wrt)
+    gg = grad(g, loss, wrt)
+    model = to_onnx(gg, args.opset)
+    _write_bytes(args.output, model.SerializeToString())
+    if args.dot:
+        from .viz import to_dot
+
+        _write_bytes(args.dot, to_dot(gg).encode("utf-8"))
+    print(f"wrote {args.output}: d {loss} / d {', '.join(wrt)} "
+          f"(outputs {', '.join(v.name for v in gg.outputs)})")
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="graphdl", description="Inspect, export, run and differentiate models.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    model_help = "an .onnx file or FILE.py[:NAME] (NAME() returns a graphdl Graph; default model)"
+    s = sub.add_parser("inspect", help="print inputs, outputs, nodes with types, parameters")
+    s.add_argument("model", help=model_help)
+    s.set_defaults(func=cmd_inspect)
+    s = sub.add_parser("export", help="write a Python-defined graph as ONNX")
+    s.add_argument("model", help=model_help)
+    s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: graphdl's)")
+    s.set_defaults(func=cmd_export)
+    s = sub.add_parser("run", help="run a model on .npy feeds")
+    s.add_argument("model", help=model_help)
+    s.add_argument("--feed", action="append", default=[], metavar="NAME=PATH.npy")
+    s.add_argument("--backend", choices=["numpy", "ort"], default="numpy")
+    s.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
+    s.add_argument("-o", "--output", help="write every output into this .npz, by name")
+    s.set_defaults(func=cmd_run)
+    s = sub.add_parser("grad", help="write the gradient graph of a scalar loss as ONNX")
+    s.add_argument("model", help=model_help)
+    s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    s.add_argument("--loss", help="the loss output (default: the only scalar float output)")
+    s.add_argument("--wrt", help="comma-separated inputs/initializers (default: all float "
+                                 "initializers)")
+    s.add_argument("--dot", help="also write the gradient graph as Graphviz DOT")
+    s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: graphdl's)")
+    s.set_defaults(func=cmd_grad)
+    return p
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from google.protobuf.message import DecodeError
+
+    return (UserError, GraphError, OSError, DecodeError)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None:
+        return f"{e.filename}: {e.strerror or e}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        args.func(args)
+    except _user_errors() as e:
+        print(f"graphdl {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception:
+        traceback.print_exc()
+        print(f"graphdl {args.command}: internal error (a bug in graphdl; please report it)",
+              file=sys.stderr)
+        return 1
+    return 0
