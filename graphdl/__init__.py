@@ -40,3 +40,7 @@ __all__ = ["Graph", "GraphBuilder", "Tensor", "Node", "Value", "DType", "Sym", "
            "GraphError", "ShapeError", "DTypeError", "GradError", "OnnxError", "FeedError",
            "PassError", "VerifyError", "OpDef", "register", "get_op", "all_ops", "verify",
            "to_onnx", "from_onnx", "run", *_ops_all]
+
+from . import nn, train  # noqa: E402 - layers (graphdl.nn.Dense, MLP) and minibatch SGD
+
+__all__ += ["nn", "train"]

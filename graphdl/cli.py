@@ -13,6 +13,7 @@ import re
 import sys
 import tempfile
 import traceback
+import zipfile
 from typing import IO, Any, Callable, Sequence
 
 import numpy as np
@@ -54,9 +55,12 @@ def load_python_graph(path: str, name: str) -> Graph:
     user errors, errors inside graphdl are internal ones."""
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
-    spec = importlib.util.spec_from_file_location(f"_graphdl_user_{abs(hash(path))}", path)
+    mod_name = "_graphdl_user_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    spec = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    sys.modules[mod_name] = module  # dataclasses and pickling look modules up there
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)  # the user's file may import its neighbours
     try:
         _call_user(path, lambda: spec.loader.exec_module(module))
         fn = getattr(module, name, None)
@@ -64,7 +68,8 @@ def load_python_graph(path: str, name: str) -> Graph:
             raise UserError(f"{path}: has no function {name!r} (use FILE.py:NAME to pick one)")
         graph = _call_user(f"{path}:{name}()", fn)
     finally:
-        sys.path.pop(0)
+        if folder in sys.path:
+            sys.path.remove(folder)
     if not isinstance(graph, Graph):
         raise UserError(f"{path}:{name}() returned {type(graph).__name__}, not a graphdl Graph "
                         "(return builder.build(outputs))")
@@ -165,10 +170,19 @@ def _load_npy(name: str, path: str) -> np.ndarray:
     except OSError as e:
         raise UserError(f"--feed {name}: {path}: {e.strerror or e}") from None
     except ValueError as e:
-        raise UserError(f"--feed {name}: {path} is not a .npy array file ({e})") from None
+        why = "" if "pickle" in str(e) else f" ({e})"
+        raise UserError(f"--feed {name}: {path} is not a .npy array file{why}") from None
     if not isinstance(arr, np.ndarray):
         raise UserError(f"--feed {name}: {path} holds several arrays (.npz); give one .npy file")
     return arr
+
+
+def write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
+    """``numpy.savez`` without its keyword arguments, so any output name (even ``file``) works."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -176,9 +190,10 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     feeds = parse_feeds(args.feed)
     g = load_model(args.model)
-    outs = run(g, feeds, backend=args.backend, provider=args.provider)
+    backend = args.backend or ("numpy" if args.provider == "cpu" else "ort")
+    outs = run(g, feeds, backend=backend, provider=args.provider)
     if args.output:
-        write_atomic(args.output, lambda f: np.savez(f, **outs))
+        write_atomic(args.output, lambda f: write_npz(f, outs))
     for name, arr in outs.items():
         arr = np.asarray(arr)
         print(f"{name}: {arr.dtype}{list(arr.shape)}" +
@@ -265,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run a model on .npy feeds")
     s.add_argument("model", help=model_help)
     s.add_argument("--feed", action="append", default=[], metavar="NAME=PATH.npy")
-    s.add_argument("--backend", choices=["numpy", "ort"], default="numpy")
+    s.add_argument("--backend", choices=["numpy", "ort"],
+                   help="numpy (graphdl's interpreter; the default on the CPU) or ort")
     s.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
     s.add_argument("-o", "--output", help="write every output into this .npz, by name")
     s.set_defaults(func=cmd_run)

@@ -20,7 +20,7 @@ from .types import TensorType
 #: The newest opset of the pinned onnx (1.23); the pinned onnxruntime (1.32) has CPU kernels for
 #: every op graphdl lowers to at this opset (tests/test_onnx_export.py checks it).
 DEFAULT_OPSET = 28
-MIN_OPSET = 13
+MIN_OPSET = 16  # ScatterElements gained reduction="add" (gather's gradient) in opset 16
 
 
 class LowerCtx:

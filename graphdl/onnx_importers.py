@@ -291,6 +291,17 @@ def _softmax_cross_entropy(c: NodeCtx) -> list[Tensor]:
     return [_sce_general(c, logp, labels, weights, ignore, reduction), logp]
 
 
+@importer("NegativeLogLikelihoodLoss")
+def _nll_loss(c: NodeCtx) -> Tensor:
+    """-input[n, label[n]] per row (input holds log-probabilities), weighted and reduced as in
+    SoftmaxCrossEntropyLoss."""
+    logp, labels = c.x(0), c.x(1)
+    if labels.dtype not in (DType.int64, DType.int32):
+        raise c.fail(f"labels must be int64 or int32 class indices, got {labels.dtype.name}")
+    return _sce_general(c, logp, labels, c.opt(2), c.attr("ignore_index", None),
+                        c.attr("reduction", "mean"))
+
+
 def _sce_general(c: NodeCtx, logp: Tensor, labels: Tensor, weights: Tensor | None,
                  ignore: int | None, reduction: str) -> Tensor:
     """-w[y] logp[y] per row (w = weights, 0 where y == ignore_index), then reduced."""

@@ -223,7 +223,8 @@ register(OpDef("softmax_cross_entropy", _sce_infer, (2, 2), kernel=_sce_kernel,
 
 def softmax_cross_entropy(logits: Tensor, labels: Tensor, reduction: str = "mean") -> Tensor:
     """Cross-entropy of ``softmax(logits)`` [N, C] against integer class ``labels`` [N],
-    averaged over the batch; log-sum-exp stable. Predict with argmax of the logits."""
+    averaged over the batch; log-sum-exp stable. Predict with argmax of the logits. The class
+    count C must be static (the gradient builds one-hot rows of it)."""
     return logits.b.apply1("softmax_cross_entropy", [logits, labels], reduction=reduction)
 
 

@@ -1,9 +1,12 @@
-"""Element-wise indexing along an axis: gather_elements (ONNX GatherElements) and scatter_add
-(ONNX ScatterElements with reduction='add'), each the other's adjoint, and scatter_add_axis,
-the adjoint of Gather built from them.
+"""Indexing along an axis: gather (ONNX Gather), gather_elements (ONNX GatherElements) and
+scatter_add (ONNX ScatterElements with reduction='add'), and scatter_add_axis, the adjoint of
+gather, built from scatter_add.
 
-Both ops take an index tensor of the data's rank: position ``i`` reads (or adds to) the data at
-``i`` with its ``axis`` component replaced by ``indices[i]``; negative indices wrap.
+gather_elements and scatter_add take an index tensor of the data's rank: position ``i`` reads
+(or adds to) the data at ``i`` with its ``axis`` component replaced by ``indices[i]``. The two are
+each other's adjoint. Negative indices wrap everywhere.
+
+Gather also follows shape vectors: gathering from a known vector gives a known vector.
 """
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ import numpy as np
 
 from ..builder import Tensor, user_location
 from ..errors import DTypeError, ShapeError
-from ..registry import REQUIRED, Call, OpDef, register
-from ..types import DType, Shape, TensorType, dims_equal, shape_str
+from ..registry import REQUIRED, Call, OpDef, onnx_op, register
+from ..types import DType, Shape, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis, same_dtype
 
 _INDEX_DTYPES = (DType.int64, DType.int32)
@@ -45,6 +48,54 @@ def _index(idx: np.ndarray, axis: int, n: int) -> tuple[np.ndarray, ...]:
     grid = list(np.indices(idx.shape, sparse=True))
     grid[axis] = np.where(idx < 0, idx + n, idx).astype(np.intp)
     return tuple(grid)
+
+
+# -- gather ------------------------------------------------------------------------------------
+
+
+def _gather_infer(types: list, attrs: dict) -> list[TensorType]:
+    x, idx = types
+    if idx.dtype not in _INDEX_DTYPES:
+        raise DTypeError(f"gather indices must be int64 or int32, got {idx.dtype.name}")
+    if x.shape is None or idx.shape is None:
+        return [TensorType(x.dtype, None)]
+    axis = norm_axis(attrs["axis"], len(x.shape), "gather axis")
+    out = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
+    known = None
+    if x.known is not None and idx.known is not None and len(x.shape) == 1 and \
+            all(isinstance(i, int) for i in idx.known):
+        n = len(x.known)
+        if any(not -n <= i < n for i in idx.known):
+            raise ShapeError(f"gather index {list(idx.known)} out of range for size {n}")
+        known = tuple(x.known[i] for i in idx.known)
+    return [TensorType(x.dtype, out, known)]
+
+
+def _gather_kernel(x: np.ndarray, idx: np.ndarray, *, axis: int) -> np.ndarray:
+    n = x.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"gather index out of range [{-n}, {n}) on axis {axis}")
+    return np.take(x, idx.astype(np.int64), axis=axis)
+
+
+def _gather_vjp(b, c: Call, gys):
+    """Scatter-add of g back to the gathered positions (repeated indices accumulate)."""
+    from .shape import zeros_like
+
+    x, idx = c.inputs
+    if not x.dtype.is_float:
+        return [None, None]
+    return [scatter_add_axis(zeros_like(x), idx, gys[0], c.attrs["axis"]), None]
+
+
+register(OpDef("gather", _gather_infer, (2, 2), kernel=_gather_kernel, lower=onnx_op("Gather"),
+               vjp=_gather_vjp, attrs={"axis": 0}))
+
+
+def gather(x: Tensor, indices: Tensor | Sequence[int] | int, axis: int = 0) -> Tensor:
+    """ONNX Gather: ``numpy.take(x, indices, axis)``."""
+    idx = indices if isinstance(indices, Tensor) else x.b.const(np.asarray(indices, np.int64))
+    return x.b.apply1("gather", [x, idx], axis=axis)
 
 
 # -- gather_elements ---------------------------------------------------------------------------
@@ -106,6 +157,7 @@ def _scatter_add_kernel(data: np.ndarray, idx: np.ndarray, upd: np.ndarray, *,
 
 
 def _scatter_add_lower(ctx: Any, node: Any) -> None:
+    """-> ScatterElements(reduction='add'), which needs opset >= 16 (graphdl's MIN_OPSET)."""
     ctx.emit("ScatterElements", node.inputs, node.outputs, axis=node.attrs["axis"],
              reduction="add")
 
@@ -154,24 +206,26 @@ def scatter_add_axis(base: Tensor, indices: Tensor | Sequence[int] | int, update
 
     b = base.b
     idx = indices if isinstance(indices, Tensor) else b.const(np.asarray(indices, np.int64))
+    where = f"scatter_add_axis at {user_location() or '?'}"
     if base.shape is None or len(base.shape) == 0:
-        raise ShapeError(f"scatter_add_axis at {user_location()}: base {shape_str(base.shape)} "
-                         "needs a known rank >= 1")
+        raise ShapeError(f"{where}: base {shape_str(base.shape)} needs a known rank >= 1")
     r = len(base.shape)
     axis = norm_axis(axis, r, "scatter_add_axis axis")
     want = _gather_shape(base.shape, idx.shape, axis)
     if want is not None and updates.shape is not None and (
             len(want) != len(updates.shape)
             or any(dims_equal(a, c) is False for a, c in zip(want, updates.shape))):
-        raise ShapeError(f"scatter_add_axis at {user_location()}: updates "
+        raise ShapeError(f"{where}: updates "
                          f"{shape_str(updates.shape)} do not match base {shape_str(base.shape)}"
                          f" gathered at indices {shape_str(idx.shape)} on axis {axis} "
                          f"(expected {shape_str(want)})")
     if idx.type.rank != 1:  # fold the index dims of the updates into one
+        k = dim_prod(idx.shape) if idx.shape is not None else None
         idx = reshape(idx, [-1])
-        parts = [_dims(base, 0, axis), b.const(np.asarray([-1], np.int64)),
-                 _dims(base, axis + 1, r)]
-        updates = reshape(updates, concat([p for p in parts if p.shape != (0,)], 0))
+        parts = [_dims(base, 0, axis), b.const(np.asarray([k if isinstance(k, int) else -1],
+                                                          np.int64)), _dims(base, axis + 1, r)]
+        updates = reshape(updates, concat([p for p in parts if p.shape != (0,)], 0),
+                          allowzero=isinstance(k, int))
     if r > 1:  # the index vector along the axis, broadcast over the other axes
         idx = reshape(idx, [1] * axis + [-1] + [1] * (r - axis - 1))
     return scatter_add(base, expand(idx, shape_of(updates)), updates, axis)

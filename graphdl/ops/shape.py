@@ -1,5 +1,6 @@
-"""Shape ops: reshape, transpose, flatten, squeeze/unsqueeze, expand, concat, shape,
-constant_of_shape and gather.
+"""Shape ops: reshape, transpose, flatten, squeeze/unsqueeze, expand, shape and
+constant_of_shape. Gather and concat live beside their adjoints (scatter.py, slice.py) and are
+re-exported here.
 
 Shapes computed inside a graph (``Shape -> Gather -> Concat -> Reshape``, as PyTorch's exporter
 writes them) are followed symbolically through the ``known`` contents of small int64 vectors, so
@@ -12,11 +13,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..builder import Tensor
-from ..errors import DTypeError, GradError, ShapeError
+from ..errors import DTypeError, ShapeError
 from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
                      dims_equal, shape_str)
 from .common import int_tuple, norm_axis, unbroadcast
+from .scatter import gather  # noqa: F401  (re-exported)
+from .slice import concat  # noqa: F401  (re-exported)
 
 I64 = DType.int64
 
@@ -55,9 +58,17 @@ def _shape_kernel(x: np.ndarray, *, start: int, end: int | None) -> np.ndarray:
 
 
 def _shape_lower(ctx: Any, node: Any) -> None:
+    """Shape's start/end attributes exist from opset 15; before that, Shape then Slice."""
     a = node.attrs
-    extra = {} if (a["start"] == 0 and a["end"] is None) else {"start": a["start"], "end": a["end"]}
-    ctx.emit("Shape", node.inputs, node.outputs, **extra)
+    if a["start"] == 0 and a["end"] is None:
+        ctx.emit("Shape", node.inputs, node.outputs)
+    elif ctx.opset >= 15:
+        ctx.emit("Shape", node.inputs, node.outputs, start=a["start"], end=a["end"])
+    else:
+        (full,) = ctx.emit("Shape", node.inputs)
+        end = np.iinfo(np.int64).max if a["end"] is None else a["end"]
+        ctx.emit("Slice", [full, ctx.const(np.asarray([a["start"]], np.int64)),
+                           ctx.const(np.asarray([end], np.int64))], node.outputs)
 
 
 register(OpDef("shape", _shape_infer, (1, 1), kernel=_shape_kernel, lower=_shape_lower,
@@ -157,19 +168,31 @@ def _reshape_kernel(x: np.ndarray, s: np.ndarray, *, allowzero: int) -> np.ndarr
 
 
 def _reshape_vjp(b, c: Call, gys):
-    return [reshape(gys[0], shape_of(c.inputs[0])), None]
+    return [reshape_like(gys[0], c.inputs[0]), None]
+
+
+def _reshape_lower(ctx: Any, node: Any) -> None:
+    """-> Reshape, with allowzero only where set (printing it always would be noise)."""
+    extra = {"allowzero": 1} if node.attrs["allowzero"] else {}
+    ctx.emit("Reshape", node.inputs, node.outputs, **extra)
 
 
 register(OpDef("reshape", _reshape_infer, (2, 2), kernel=_reshape_kernel,
-               lower=onnx_op("Reshape"), vjp=_reshape_vjp, attrs={"allowzero": 0},
+               lower=_reshape_lower, vjp=_reshape_vjp, attrs={"allowzero": 0},
                traits={"shape"}))
 
 
-def reshape(x: Tensor, shape_: Tensor | Sequence[int]) -> Tensor:
-    """``x`` with a new shape: an int64 vector tensor, or a sequence of ints (-1 inferred)."""
+def reshape(x: Tensor, shape_: Tensor | Sequence[int], allowzero: bool = False) -> Tensor:
+    """``x`` with a new shape: an int64 vector tensor, or a sequence of ints (-1 inferred).
+    A 0 copies x's dim there unless ``allowzero``, when it is an empty dim."""
     s = shape_ if isinstance(shape_, Tensor) else x.b.const(np.asarray(shape_, np.int64)
                                                             .reshape(-1))
-    return x.b.apply1("reshape", [x, s])
+    return x.b.apply1("reshape", [x, s], allowzero=int(bool(allowzero)))
+
+
+def reshape_like(x: Tensor, like: Tensor) -> Tensor:
+    """x in like's shape (allowzero: a 0 in a real shape is an empty dim, not a copy)."""
+    return reshape(x, shape_of(like), allowzero=True)
 
 
 def _flatten_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -194,7 +217,7 @@ def _flatten_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
 
 
 register(OpDef("flatten", _flatten_infer, (1, 1), kernel=_flatten_kernel,
-               lower=onnx_op("Flatten"), vjp=lambda b, c, g: [reshape(g[0], shape_of(c.inputs[0]))],
+               lower=onnx_op("Flatten"), vjp=lambda b, c, g: [reshape_like(g[0], c.inputs[0])],
                attrs={"axis": 1}, traits={"shape"}))
 
 
@@ -277,7 +300,7 @@ def _axes_lower(onnx_type: str):
 
 register(OpDef("squeeze", _squeeze_infer, (1, 1), kernel=_squeeze_kernel,
                lower=_axes_lower("Squeeze"),
-               vjp=lambda b, c, g: [reshape(g[0], shape_of(c.inputs[0]))],
+               vjp=lambda b, c, g: [reshape_like(g[0], c.inputs[0])],
                attrs={"axes": None}, traits={"shape"}))
 
 
@@ -307,7 +330,7 @@ def _unsqueeze_kernel(x: np.ndarray, *, axes: Any) -> np.ndarray:
 
 register(OpDef("unsqueeze", _unsqueeze_infer, (1, 1), kernel=_unsqueeze_kernel,
                lower=_axes_lower("Unsqueeze"),
-               vjp=lambda b, c, g: [reshape(g[0], shape_of(c.inputs[0]))],
+               vjp=lambda b, c, g: [reshape_like(g[0], c.inputs[0])],
                attrs={"axes": REQUIRED}, traits={"shape"}))
 
 
@@ -355,115 +378,3 @@ def expand_as(x: Tensor, like: Tensor) -> Tensor:
             all(dims_equal(a, c) for a, c in zip(x.shape, like.shape)):
         return x
     return expand(x, shape_of(like))
-
-
-# -- concat ------------------------------------------------------------------------------------
-
-
-def _concat_infer(types: list, attrs: dict) -> list[TensorType]:
-    dts = {t.dtype for t in types}
-    if len(dts) != 1:
-        raise DTypeError(f"concat inputs have different dtypes {sorted(d.name for d in dts)}")
-    shapes = [t.shape for t in types]
-    if any(s is None for s in shapes):
-        return [TensorType(types[0].dtype, None)]
-    rank = len(shapes[0])
-    if any(len(s) != rank for s in shapes):
-        raise ShapeError(f"concat inputs have different ranks: "
-                         f"{', '.join(shape_str(s) for s in shapes)}")
-    axis = norm_axis(attrs["axis"], rank, "concat axis")
-    out = list(shapes[0])
-    for s in shapes[1:]:
-        for i, (a, c) in enumerate(zip(out, s)):
-            if i != axis and dims_equal(a, c) is False:
-                raise ShapeError(f"concat: inputs differ on axis {i}: "
-                                 f"{', '.join(shape_str(s) for s in shapes)}")
-    sizes = [s[axis] for s in shapes]
-    out[axis] = sum(sizes) if all(isinstance(d, int) for d in sizes) else None
-    known = None
-    if rank == 1 and all(t.known is not None for t in types):
-        known = tuple(d for t in types for d in t.known)
-        out[axis] = len(known)
-    return [TensorType(types[0].dtype, tuple(out), known)]
-
-
-def _concat_vjp(b, c: Call, gys):
-    """Each input's gradient is its slice of g along the axis (offsets may be symbolic)."""
-    from .slice import slice_
-
-    g, axis = gys[0], c.attrs["axis"]
-    rank = g.type.rank
-    if rank is None or any(x.shape is None for x in c.inputs):
-        raise GradError(f"concat at {c.node.loc}: the gradient needs inputs of known rank")
-    axis = axis % rank
-    out, start = [], 0  # an int offset while the sizes are static, else an int64 vector
-    for x in c.inputs:
-        d = x.shape[axis]
-        if isinstance(start, int) and isinstance(d, int):
-            end: Any = start + d
-        else:
-            if isinstance(start, int):
-                start = b.const(np.asarray([start], np.int64))
-            end = start + (b.const(np.asarray([d], np.int64)) if isinstance(d, int)
-                           else shape(x, axis, axis + 1))
-        out.append(slice_(g, start, end, axes=[axis]))
-        start = end
-    return out
-
-
-register(OpDef("concat", _concat_infer, (1, 1 << 20),
-               kernel=lambda *xs, axis: np.concatenate(xs, axis=axis),
-               lower=onnx_op("Concat"), vjp=_concat_vjp, attrs={"axis": REQUIRED},
-               traits={"shape"}))
-
-
-def concat(xs: Sequence[Tensor], axis: int) -> Tensor:
-    return xs[0].b.apply1("concat", list(xs), axis=axis)
-
-
-# -- gather ------------------------------------------------------------------------------------
-
-
-def _gather_infer(types: list, attrs: dict) -> list[TensorType]:
-    x, idx = types
-    if idx.dtype not in (DType.int64, DType.int32):
-        raise DTypeError(f"gather indices must be int64 or int32, got {idx.dtype.name}")
-    if x.shape is None or idx.shape is None:
-        return [TensorType(x.dtype, None)]
-    axis = norm_axis(attrs["axis"], len(x.shape), "gather axis")
-    out = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
-    known = None
-    if x.known is not None and idx.known is not None and len(x.shape) == 1 and \
-            all(isinstance(i, int) for i in idx.known):
-        n = len(x.known)
-        if any(not -n <= i < n for i in idx.known):
-            raise ShapeError(f"gather index {list(idx.known)} out of range for size {n}")
-        known = tuple(x.known[i] for i in idx.known)
-    return [TensorType(x.dtype, out, known)]
-
-
-def _gather_kernel(x: np.ndarray, idx: np.ndarray, *, axis: int) -> np.ndarray:
-    n = x.shape[axis]
-    if idx.size and (idx.min() < -n or idx.max() >= n):
-        raise IndexError(f"gather index out of range [{-n}, {n}) on axis {axis}")
-    return np.take(x, idx.astype(np.int64), axis=axis)
-
-
-def _gather_vjp(b, c: Call, gys):
-    """Scatter-add of g back to the gathered positions (repeated indices accumulate)."""
-    from .scatter import scatter_add_axis
-
-    x, idx = c.inputs
-    if not x.dtype.is_float:
-        return [None, None]
-    return [scatter_add_axis(zeros_like(x), idx, gys[0], c.attrs["axis"]), None]
-
-
-register(OpDef("gather", _gather_infer, (2, 2), kernel=_gather_kernel, lower=onnx_op("Gather"),
-               vjp=_gather_vjp, attrs={"axis": 0}))
-
-
-def gather(x: Tensor, indices: Tensor | Sequence[int] | int, axis: int = 0) -> Tensor:
-    """ONNX Gather: ``numpy.take(x, indices, axis)``."""
-    idx = indices if isinstance(indices, Tensor) else x.b.const(np.asarray(indices, np.int64))
-    return x.b.apply1("gather", [x, idx], axis=axis)

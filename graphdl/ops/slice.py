@@ -1,4 +1,5 @@
-"""Slicing (ONNX Slice) and index ranges (ONNX Range).
+"""Slicing (ONNX Slice), concat (ONNX Concat, whose gradient is slices) and index ranges
+(ONNX Range).
 
 ``slice`` takes its starts, ends, axes and steps as int vectors, exactly like ONNX, so imported
 models (PyTorch slices shape vectors) work. When their values are known at build time the output
@@ -12,14 +13,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..builder import Tensor
-from ..errors import DTypeError, ShapeError
-from ..registry import Call, OpDef, no_grad, register
+from ..errors import DTypeError, GradError, GraphError, ShapeError
+from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..types import DType, Dim, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis
 
 INT64_MAX = 2**63 - 1
 #: an end at least this far out (either way) reaches past any real dim: "to the end"
 FAR = 2**62
+#: ends that onnxruntime's kernel reads as numpy's None whatever the step's sign, unlike the
+#: spec (and ONNX shape inference), which clamps them to the last index: x[0:INT64_MAX:-1] is
+#: x[0:0:-1] (empty) by the spec but x[0::-1] in onnxruntime. graphdl follows the spec.
+NO_END = (INT64_MAX, 2**31 - 1)
 _INDEX_DTYPES = (DType.int64, DType.int32)
 _NAMES = ("starts", "ends", "axes", "steps")
 
@@ -150,45 +155,70 @@ def _slice_kernel(x: np.ndarray, starts: np.ndarray, ends: np.ndarray,
 
 
 def _slice_lower(ctx: Any, node: Any) -> None:
-    ins = list(node.inputs)
+    """-> ONNX Slice. Where a step may be negative, ends in NO_END become one less, which the
+    spec reads alike and onnxruntime's kernel then reads as the spec does."""
+    ins: list[Any] = list(node.inputs)
     while ins[-1] is None:
         ins.pop()
+    ends, steps = ins[2].type.known, ins[4].type.known if len(ins) > 4 else (1,)
+    may_go_back = steps is None or any(not isinstance(k, int) or k < 0 for k in steps)
+    if may_go_back and ends is not None and any(e in NO_END for e in ends):
+        fixed = [e - 1 if e in NO_END else e for e in ends]
+        if all(isinstance(e, int) for e in fixed):
+            ins[2] = ctx.const(np.asarray(fixed, ins[2].type.dtype.np))
     ctx.emit("Slice", ins, node.outputs)
 
 
 def _slice_vjp(b, c: Call, gys):
-    """g goes back to the sliced positions, zeros elsewhere: a Pad when every step is 1 and
-    the bounds are known, else a scatter of g to the positions of an index grid sliced alike."""
-    x, params = c.inputs[0], list(c.inputs[1:])
+    """g goes back to the sliced positions, zeros elsewhere. With bounds known at build time
+    that is the same slice when every sliced axis is kept whole (a reversal is its own
+    adjoint), or a Pad when every step is 1; otherwise g is scattered to the positions of an
+    index grid sliced alike, which serves any steps, symbolic dims and run-time bounds."""
+    x, params, g = c.inputs[0], list(c.inputs[1:]), gys[0]
     nones = [None] * len(params)
     if not x.dtype.is_float:
         return [None] + nones
-    pads = _static_pads(x, params)
-    if pads is not None:
-        from .pad import pad
+    plan = _static_plan(x, params)
+    if plan is not None and all(_whole(d, s, e, k) for d, s, e, k in plan.values()):
+        return [b.apply1("slice", [g] + params)] + nones
+    if plan is not None and all(k == 1 for _, _, _, k in plan.values()):
+        pads = _pads(x.shape, plan)
+        if pads is not None:
+            from .pad import pad
 
-        return [pad(gys[0], pads)] + nones
-    return [_scatter_back(x, params, gys[0])] + nones
+            return [pad(g, pads)] + nones
+    return [_scatter_back(x, params, g)] + nones
 
 
-def _static_pads(x: Tensor, params: Sequence[Any]) -> list[int] | None:
-    """Pad widths [begins..., ends...] putting g back in place, when they are known."""
+def _static_plan(x: Tensor, params: Sequence[Any]) -> dict[int, tuple] | None:
+    """{axis: (dim, start, end, step)} when the sliced axes and their bounds are known ints."""
     starts, ends, axes, steps = (list(params) + [None, None])[:4]
-    if x.shape is None or starts.type.known is None or ends.type.known is None:
+    vals = [starts.type.known, ends.type.known]
+    vals.append((1,) * len(vals[0] or ()) if steps is None else steps.type.known)
+    if x.shape is None or any(v is None or not all(isinstance(i, int) for i in v) for v in vals):
         return None
-    if steps is not None and (steps.type.known is None or any(k != 1 for k in steps.type.known)):
-        return None
-    rank = len(x.shape)
-    ax = _slice_axes(None if axes is None else axes.type, len(starts.type.known), rank)
+    ax = _slice_axes(None if axes is None else axes.type, len(vals[0]), len(x.shape))
     if ax is None:
         return None
+    return {a: (x.shape[a], s, e, k) for a, s, e, k in zip(ax, *vals)}
+
+
+def _whole(d: Dim, s: int, e: int, k: int) -> bool:
+    """Does the slice keep every element of an axis of size d (in order or reversed)?"""
+    if not isinstance(d, int):
+        return is_full_range(s, e, k)
+    return abs(k) == 1 and slice_bounds(d, s, e, k) == ((0, d) if k == 1 else (d - 1, -1))
+
+
+def _pads(shape: tuple, plan: dict[int, tuple]) -> list[int] | None:
+    """Pad widths [begins..., ends...] putting a unit-step slice's g back in place."""
+    rank = len(shape)
     pads = [0] * (2 * rank)
-    for a, s, e in zip(ax, starts.type.known, ends.type.known):
-        d = x.shape[a]
-        if isinstance(d, int) and isinstance(s, int) and isinstance(e, int):
+    for a, (d, s, e, _) in plan.items():
+        if isinstance(d, int):
             s, e = slice_bounds(d, s, e, 1)
             pads[a], pads[rank + a] = s, d - max(s, e)
-        elif not (isinstance(s, int) and isinstance(e, int) and is_full_range(s, e, 1)):
+        elif not is_full_range(s, e, 1):
             return None
     return pads
 
@@ -203,10 +233,10 @@ def _scatter_back(x: Tensor, params: list, g: Tensor) -> Tensor:
     size = b.const(np.asarray([numel], np.int64)) if isinstance(numel, int) else \
         shape(reshape(x, [-1]))
     zero, one = b.const(np.asarray(0, np.int64)), b.const(np.asarray(1, np.int64))
-    grid = reshape(arange(zero, reshape(size, []), one), shape_of(x))
+    grid = reshape(arange(zero, reshape(size, []), one), shape_of(x), allowzero=True)
     picked = reshape(b.apply1("slice", [grid] + params), [-1])
     flat = scatter_add(constant_of_shape(size, 0, x.dtype), picked, reshape(g, [-1]), 0)
-    return reshape(flat, shape_of(x))
+    return reshape(flat, shape_of(x), allowzero=True)
 
 
 register(OpDef("slice", _slice_infer, (3, 5), kernel=_slice_kernel, lower=_slice_lower,
@@ -234,7 +264,75 @@ def slice_(x: Tensor, starts: Tensor | Sequence[int] | int, ends: Tensor | Seque
     return x.b.apply1("slice", ins)
 
 
+# -- concat ------------------------------------------------------------------------------------
+
+
+def _concat_infer(types: list, attrs: dict) -> list[TensorType]:
+    dts = {t.dtype for t in types}
+    if len(dts) != 1:
+        raise DTypeError(f"concat inputs have different dtypes {sorted(d.name for d in dts)}")
+    shapes = [t.shape for t in types]
+    if any(s is None for s in shapes):
+        return [TensorType(types[0].dtype, None)]
+    rank = len(shapes[0])
+    if any(len(s) != rank for s in shapes):
+        raise ShapeError(f"concat inputs have different ranks: "
+                         f"{', '.join(shape_str(s) for s in shapes)}")
+    axis = norm_axis(attrs["axis"], rank, "concat axis")
+    out = list(shapes[0])
+    for s in shapes[1:]:
+        for i, (a, c) in enumerate(zip(out, s)):
+            if i != axis and dims_equal(a, c) is False:
+                raise ShapeError(f"concat: inputs differ on axis {i}: "
+                                 f"{', '.join(shape_str(s) for s in shapes)}")
+    sizes = [s[axis] for s in shapes]
+    out[axis] = sum(sizes) if all(isinstance(d, int) for d in sizes) else None
+    known = None
+    if rank == 1 and all(t.known is not None for t in types):
+        known = tuple(d for t in types for d in t.known)
+        out[axis] = len(known)
+    return [TensorType(types[0].dtype, tuple(out), known)]
+
+
+def _concat_vjp(b, c: Call, gys):
+    """Each input's gradient is its slice of g along the axis (offsets may be symbolic)."""
+    from .shape import shape
+
+    g, axis = gys[0], c.attrs["axis"]
+    rank = g.type.rank
+    if rank is None or any(x.shape is None for x in c.inputs):
+        raise GradError(f"concat at {c.node.loc}: the gradient needs inputs of known rank")
+    axis = axis % rank
+    out, start = [], 0  # an int offset while the sizes are static, else an int64 vector
+    for x in c.inputs:
+        d = x.shape[axis]
+        if isinstance(start, int) and isinstance(d, int):
+            end: Any = start + d
+        else:
+            if isinstance(start, int):
+                start = b.const(np.asarray([start], np.int64))
+            end = start + (b.const(np.asarray([d], np.int64)) if isinstance(d, int)
+                           else shape(x, axis, axis + 1))
+        out.append(slice_(g, start, end, axes=[axis]))
+        start = end
+    return out
+
+
+register(OpDef("concat", _concat_infer, (1, 1 << 20),
+               kernel=lambda *xs, axis: np.concatenate(xs, axis=axis),
+               lower=onnx_op("Concat"), vjp=_concat_vjp, attrs={"axis": REQUIRED},
+               traits={"shape"}))
+
+
+def concat(xs: Sequence[Tensor], axis: int) -> Tensor:
+    """ONNX Concat of ``xs`` along ``axis``; concatenated known vectors stay known."""
+    return xs[0].b.apply1("concat", list(xs), axis=axis)
+
+
 # -- range -------------------------------------------------------------------------------------
+
+
+_RANGE_DTYPES = (DType.int64, DType.int32, DType.float32, DType.float64)
 
 
 def _scalar(t: TensorType) -> Any:
@@ -248,6 +346,9 @@ def _range_infer(types: list, attrs: dict) -> list[TensorType]:
     if len({t.dtype for t in types}) > 1:
         raise DTypeError(f"range's start, limit and delta differ in dtype: "
                          f"{[t.dtype.name for t in types]}")
+    if types[0].dtype not in _RANGE_DTYPES:
+        raise DTypeError(f"range takes {[d.name for d in _RANGE_DTYPES]}, "
+                         f"not {types[0].dtype.name}")
     s, lim, d = (_scalar(t) for t in types)
     n: Dim = None
     known = None
@@ -279,6 +380,9 @@ register(OpDef("range", _range_infer, (3, 3), kernel=_range_kernel,
 
 def arange(start: Tensor | int, limit: Tensor | int, delta: Tensor | int = 1) -> Tensor:
     """ONNX Range of scalars: ``[start, start + delta, ...)`` up to ``limit`` (exclusive)."""
-    like = next(v for v in (start, limit, delta) if isinstance(v, Tensor))
+    like = next((v for v in (start, limit, delta) if isinstance(v, Tensor)), None)
+    if like is None:
+        raise GraphError("arange needs at least one Tensor argument (its graph and dtype); "
+                         "use GraphBuilder.const for a fixed range")
     ins = [like.b.lift(v, like) for v in (start, limit, delta)]
     return like.b.apply1("range", ins)
