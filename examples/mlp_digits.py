@@ -47,6 +47,11 @@ def model() -> gd.Graph:
     return build(MLP(SIZES, "relu", seed=SEED))[1]
 
 
+def loss_model() -> gd.Graph:
+    """The training graph (x, y -> loss), for ``graphdl export`` then ``graphdl grad``."""
+    return build(MLP(SIZES, "relu", seed=SEED))[0]
+
+
 def accuracy(infer: gd.Graph, params: dict, x: np.ndarray, y: np.ndarray, engine: str) -> float:
     logits = gd.run(infer, {"x": x, **params}, backend=engine)["logits"]
     return float(np.mean(np.argmax(logits, axis=1) == y))
