@@ -79,8 +79,8 @@ def _check_params(params: list[TensorType | None]) -> Dim:
     if len({t.dtype for _, t in present}) > 1:
         raise DTypeError("starts, ends, axes and steps must share one dtype, got "
                          + ", ".join(f"{n} {t.dtype.name}" for n, t in present))
-    lens = [(n, t.shape[0] if t.shape else None) for n, t in present]
-    lens += [(n, len(t.known)) for n, t in present if t.known is not None]
+    lens = [(n, len(t.known) if t.known is not None else t.shape[0] if t.shape else None)
+            for n, t in present]
     n = next((k for _, k in lens if k is not None), None)
     if any(dims_equal(k, n) is False for _, k in lens):
         raise ShapeError("starts, ends, axes and steps differ in length: "
