@@ -1,8 +1,6 @@
-"""The importer table: one short function per ONNX op type, building graphdl ops.
-
-Each function takes a :class:`NodeCtx` and returns the node's outputs as tensors. Where an ONNX
-op changed between opsets (axes as an attribute or an input, Softmax's 2-D coercion before
-opset 13), the function reads both forms.
+"""Importers of the core ops: elementwise, linalg, reductions, shape plumbing, activations,
+losses. Where an ONNX op changed between opsets (axes as an attribute or an input, Softmax's 2-D
+coercion before opset 13), the function reads both forms.
 """
 from __future__ import annotations
 
@@ -10,21 +8,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import ops
-from .builder import Tensor
-from .onnx_import import ImportFn, NodeCtx
-from .types import DType
-
-IMPORTERS: dict[str, ImportFn] = {}
-
-
-def importer(*op_types: str):
-    """Registers the decorated function as the importer of ``op_types``."""
-    def deco(fn: ImportFn) -> ImportFn:
-        for t in op_types:
-            IMPORTERS[t] = fn
-        return fn
-    return deco
+from .. import ops
+from ..builder import Tensor
+from ..onnx_import import NodeCtx
+from ..types import DType
+from . import importer
 
 
 def _apply(c: NodeCtx, op: str, ins: Sequence[Tensor | None], **attrs: Any) -> Tensor:

@@ -1,0 +1,28 @@
+"""The importer table: one short function per ONNX op type, building graphdl ops.
+
+Each function takes a :class:`~graphdl.onnx_import.NodeCtx` and returns the node's outputs as
+tensors. One module per op family registers its importers with :func:`importer`; importing this
+package loads them all.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..onnx_import import ImportFn
+
+IMPORTERS: dict[str, "ImportFn"] = {}
+
+
+def importer(*op_types: str):
+    """Registers the decorated function as the importer of ``op_types``."""
+    def deco(fn: "ImportFn") -> "ImportFn":
+        for t in op_types:
+            if t in IMPORTERS:
+                raise ValueError(f"two importers for ONNX op {t!r}")
+            IMPORTERS[t] = fn
+        return fn
+    return deco
+
+
+from . import core  # noqa: E402,F401 - registers the importers
