@@ -100,12 +100,21 @@ class Tensor:
     def __rmatmul__(self, o): return self._bin("matmul", o, swap=True)
     def __lt__(self, o): return self._bin("less", o)
     def __gt__(self, o): return self._bin("greater", o)
+    def __le__(self, o): return self._bin("less_or_equal", o)
+    def __ge__(self, o): return self._bin("greater_or_equal", o)
     def __neg__(self): return self.b.apply1("neg", [self])
     def __abs__(self): return self.b.apply1("abs", [self])
 
     def eq(self, o: Any) -> "Tensor":
         """Elementwise equality (``==`` stays Python identity so tensors can be dict keys)."""
         return self._bin("equal", o)
+
+    def __getitem__(self, key: Any) -> "Tensor":
+        """Basic indexing with ints and slices (``x[:, 1:3]``, ``x[-1]``), as ONNX Slice and
+        Squeeze; steps may be negative."""
+        from .ops.indexing import getitem
+
+        return getitem(self, key)
 
     @property
     def T(self) -> "Tensor":
@@ -218,7 +227,8 @@ class GraphBuilder:
             types = opdef.infer([None if v is None else v.type for v in vals], full)
         except GraphError as e:
             shapes = ", ".join("_" if v is None else str(v.type) for v in vals)
-            raise type(e)(f"{_where(op, loc)}: {e} (inputs: {shapes})") from None
+            msg = str(e).removeprefix(f"{op}: ")  # the op is named once, with the location
+            raise type(e)(f"{_where(op, loc)}: {msg} (inputs: {shapes})") from None
         if names is None:
             outs = tuple([Value(self.fresh(op + "_"), t) for t in types])
         else:

@@ -64,3 +64,24 @@ def test_duplicate_names_and_unknown_attrs_are_refused():
         b.input("x", [3])
     with pytest.raises(gd.GraphError, match="no attribute"):
         b.apply1("relu", [x], slope=2)
+
+
+def test_indexing_matches_numpy_and_differentiates():
+    import passes
+
+    xv = np.arange(24.0).reshape(2, 3, 4)
+    b = gd.GraphBuilder()
+    x = b.input("x", [2, 3, 4], "float64")
+    picks = {"a": x[1], "b": x[:, 1:3], "c": x[..., ::-2], "d": x[-1, :, -1], "e": x[0, ::2, 1:]}
+    g = b.build(picks)
+    out = gd.run(g, {"x": xv})
+    want = {"a": xv[1], "b": xv[:, 1:3], "c": xv[..., ::-2], "d": xv[-1, :, -1],
+            "e": xv[0, ::2, 1:]}
+    for k, w in want.items():
+        np.testing.assert_array_equal(out[k], w, err_msg=k)
+        assert g.value(k).type.shape == w.shape
+    gg = passes.grad(b.build({"s": gd.reduce_sum(x[-1, :, -1])}), "s", ["x"])
+    expected = np.zeros_like(xv)
+    expected[-1, :, -1] = 1
+    np.testing.assert_array_equal(gd.run(gg, {"x": xv})["x_grad"], expected)
+    assert x[1:2].type.shape == (1, 3, 4) and (x <= 2.0).dtype == gd.DType.bool

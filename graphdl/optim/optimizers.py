@@ -1,0 +1,110 @@
+"""The chapter's optimisers (section 3.6) with torch.optim's update rules, as graph code.
+
+Each ``update`` is the per-parameter rule; :func:`graphdl.optim.build_updates` wires inputs and
+outputs. Defaults follow torch.optim, so the tests compare against it step by step.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..builder import Tensor
+from ..ops.elementwise import sqrt
+from .base import Optimizer
+
+
+class SGD(Optimizer):
+    """``W' = W - lr * g``; with ``momentum`` > 0 (torch's SGD, dampening 0)
+    ``buf' = momentum * buf + g`` and ``W' = W - lr * buf'``. Plain gradient descent and
+    minibatch gradient descent are this rule on the whole set or on minibatches."""
+
+    name = "sgd"
+    defaults: ClassVar[dict[str, float]] = {"lr": 0.01}
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0):
+        self.use_momentum = momentum != 0.0
+        if self.use_momentum:
+            self.defaults = {"lr": 0.01, "momentum": 0.9}
+            self.slots = ("momentum_buffer",)
+            super().__init__(lr=lr, momentum=momentum)
+        else:
+            super().__init__(lr=lr)
+
+    def update(self, p, g, state, hp, step):
+        if not self.use_momentum:
+            return p - hp["lr"] * g, {}
+        buf = hp["momentum"] * state["momentum_buffer"] + g
+        return p - hp["lr"] * buf, {"momentum_buffer": buf}
+
+
+class Adagrad(Optimizer):
+    """``sum' = sum + g^2``; ``W' = W - lr * g / (sqrt(sum') + eps)``: each weight's step
+    shrinks with the gradient it has seen."""
+
+    name = "adagrad"
+    defaults: ClassVar[dict[str, float]] = {"lr": 0.01, "eps": 1e-10}
+    slots = ("sum",)
+
+    def __init__(self, lr: float = 0.01, eps: float = 1e-10, initial_accumulator: float = 0.0):
+        super().__init__(lr=lr, eps=eps)
+        self.initial_accumulator = float(initial_accumulator)
+
+    def init_slot(self, slot: str, param: np.ndarray) -> np.ndarray:
+        return np.full_like(param, self.initial_accumulator)
+
+    def update(self, p, g, state, hp, step):
+        acc = state["sum"] + g * g
+        return p - hp["lr"] * g / (sqrt(acc) + hp["eps"]), {"sum": acc}
+
+
+class Adadelta(Optimizer):
+    """Zeiler's rule: running averages of g^2 and of the squared steps set a unit-consistent
+    step ``delta = sqrt(acc_delta + eps) / sqrt(square_avg' + eps) * g``; ``W' = W - lr * delta``
+    (lr 1.0 is the paper's rule)."""
+
+    name = "adadelta"
+    defaults: ClassVar[dict[str, float]] = {"lr": 1.0, "rho": 0.9, "eps": 1e-6}
+    slots = ("square_avg", "acc_delta")
+
+    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6):
+        super().__init__(lr=lr, rho=rho, eps=eps)
+
+    def update(self, p, g, state, hp, step):
+        rho, eps = hp["rho"], hp["eps"]
+        sq = rho * state["square_avg"] + (1.0 - rho) * g * g
+        delta = sqrt(state["acc_delta"] + eps) / sqrt(sq + eps) * g
+        acc = rho * state["acc_delta"] + (1.0 - rho) * delta * delta
+        return p - hp["lr"] * delta, {"square_avg": sq, "acc_delta": acc}
+
+
+class Adam(Optimizer):
+    """Moments ``m' = b1 m + (1 - b1) g``, ``v' = b2 v + (1 - b2) g^2`` with bias correction by
+    the step count t: ``W' = W - lr / (1 - b1^t) * m' / (sqrt(v') / sqrt(1 - b2^t) + eps)``."""
+
+    name = "adam"
+    defaults: ClassVar[dict[str, float]] = {"lr": 0.001, "beta1": 0.9, "beta2": 0.999,
+                                            "eps": 1e-8}
+    slots = ("exp_avg", "exp_avg_sq")
+    counts_steps = True
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8):
+        super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+
+    def update(self, p, g, state, hp, step: Tensor):
+        b1, b2 = hp["beta1"], hp["beta2"]
+        m = b1 * state["exp_avg"] + (1.0 - b1) * g
+        v = b2 * state["exp_avg_sq"] + (1.0 - b2) * g * g
+        step_size = hp["lr"] / (1.0 - b1 ** step)
+        denom = sqrt(v) / sqrt(1.0 - b2 ** step) + hp["eps"]
+        return p - step_size * m / denom, {"exp_avg": m, "exp_avg_sq": v}
+
+
+def Momentum(lr: float = 0.01, momentum: float = 0.9) -> SGD:  # noqa: N802 - a named preset
+    """SGD with momentum (the chapter lists it beside plain and minibatch gradient descent)."""
+    return SGD(lr=lr, momentum=momentum)
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "adadelta": Adadelta,
+              "adam": Adam}
