@@ -6,6 +6,7 @@ from . import ops
 from .builder import GraphBuilder, Tensor
 from .errors import (DTypeError, FeedError, GradError, GraphError, OnnxError, PassError,
                      ShapeError, VerifyError)
+from .explain import explain
 from .ir import Graph, Node, Value
 from .ops import *  # noqa: F401,F403 - the op functions are the builder DSL
 from .ops import __all__ as _ops_all
@@ -44,3 +45,8 @@ __all__ = ["Graph", "GraphBuilder", "Tensor", "Node", "Value", "DType", "Sym", "
 from . import nn, train  # noqa: E402 - layers (graphdl.nn.Dense, MLP) and minibatch SGD
 
 __all__ += ["nn", "train"]
+__all__ += ["explain"]  # how the backprop recursion assembles a gradient
+
+from . import optim  # noqa: E402 - optimisers as update-subgraph builders (graphdl.optim.Adam)
+
+__all__ += ["optim"]

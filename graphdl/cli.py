@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -125,8 +126,14 @@ def _write_bytes(path: str, data: bytes) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> None:
     from .printing import format_node
+    from .summary import summarize
 
     g = load_model(args.model)
+    if args.passes:
+        return print_pass_trace(g)
+    if args.json:
+        print(json.dumps(summarize(g).to_dict(), indent=1))
+        return
     out = [f"graph {g.name}  ({args.model})", "inputs:"]
     out += [f"  %{v.name}: {v.type}" for v in g.inputs] or ["  (none)"]
     out.append("outputs:")
@@ -136,7 +143,23 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     out.append(f"parameters ({len(g.initializers)} tensors):")
     out += [f"  %{v.name}: {v.type}" for v in g.initializers]
     out.append(f"parameter count: {g.param_count()}")
+    out += ["", str(summarize(g))]
     print("\n".join(out))
+
+
+def print_pass_trace(g: Graph) -> None:
+    """``inspect --passes``: the default pipeline's per-pass trace, then the optimised graph
+    (the CLI, not graphdl, drives the passes)."""
+    from passes import PassManager, default_pipeline
+
+    from .printing import format_node
+
+    pm = PassManager(default_pipeline())
+    out = pm.run(g).graph
+    print(f"graph {g.name}: {len(g.nodes)} nodes -> {len(out.nodes)} after the default pipeline")
+    print(pm.format_trace())
+    print(f"optimised nodes ({len(out.nodes)}):")
+    print("\n".join(f"  {format_node(n)}" for n in out.nodes))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -262,6 +285,43 @@ def cmd_grad(args: argparse.Namespace) -> None:
           f"(outputs {', '.join(v.name for v in gg.outputs)})")
 
 
+def grad_graph_for(g: Graph, loss: str | None, wrt: list[str]) -> Graph:
+    """The gradient graph of ``g`` (the CLI, not graphdl, drives the passes)."""
+    from passes import grad
+
+    return grad(g, pick_loss(g, loss), wrt)
+
+
+def cmd_viz(args: argparse.Namespace) -> None:
+    from .viz import picture_format, render
+
+    picture_format(args.output)  # a bad extension fails before any work
+    if args.wrt and not args.grad:
+        raise UserError("--wrt picks what --grad differentiates; add --grad")
+    g = load_model(args.model)
+    if args.grad:
+        g = grad_graph_for(g, args.loss, pick_wrt(g, args.wrt))
+    engine = render(g, args.output, args.engine)
+    n_grad = sum(n.grad_of is not None for n in g.nodes)
+    print(f"wrote {args.output} ({engine}): {len(g.nodes) - n_grad} forward nodes, "
+          f"{n_grad} gradient nodes")
+
+
+def cmd_explain(args: argparse.Namespace) -> None:
+    from .explain import explain
+
+    g = load_model(args.model)
+    names = [n.strip() for n in args.wrt.split(",") if n.strip()]
+    for name in names or [args.wrt]:
+        if name not in g.by_name:
+            raise UserError(f"--wrt {name!r} is not a value of the model; its inputs are "
+                            f"{[v.name for v in g.inputs]}, its parameters "
+                            f"{[v.name for v in g.initializers]}")
+    loss = pick_loss(g, args.loss)
+    gg = grad_graph_for(g, loss, names)
+    print(explain(g, loss, names, grad_graph=gg), end="")
+
+
 # -- entry point -------------------------------------------------------------------------------
 
 
@@ -271,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     model_help = "an .onnx file or FILE.py[:NAME] (NAME() returns a graphdl Graph; default model)"
     s = sub.add_parser("inspect", help="print inputs, outputs, nodes with types, parameters")
     s.add_argument("model", help=model_help)
+    s.add_argument("--json", action="store_true",
+                   help="print the summary table (nodes, shapes, params, FLOPs) as JSON")
+    s.add_argument("--passes", action="store_true",
+                   help="run the default pass pipeline and print what each pass did")
     s.set_defaults(func=cmd_inspect)
     s = sub.add_parser("export", help="write a Python-defined graph as ONNX")
     s.add_argument("model", help=model_help)
@@ -294,7 +358,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dot", help="also write the gradient graph as Graphviz DOT")
     s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: graphdl's)")
     s.set_defaults(func=cmd_grad)
+    _add_inspection_commands(sub, model_help)
     return p
+
+
+def _add_inspection_commands(sub: Any, model_help: str) -> None:
+    """``viz`` and ``explain``: pictures of forward/gradient graphs and the backprop recursion."""
+    s = sub.add_parser("viz", help="draw the graph (with --grad: and its gradient graph)")
+    s.add_argument("model", help=model_help)
+    s.add_argument("-o", "--output", required=True, help="the .svg, .png or .dot file to write")
+    s.add_argument("--grad", action="store_true",
+                   help="draw the gradient graph: forward nodes and, apart, gradient nodes "
+                        "grouped by the forward node each came from")
+    s.add_argument("--wrt", help="with --grad: comma-separated inputs/initializers (default: "
+                                 "all float initializers)")
+    s.add_argument("--loss", help="with --grad: the loss output (default: the only scalar)")
+    s.add_argument("--engine", choices=["auto", "graphviz", "matplotlib"], default="auto",
+                   help="auto: Graphviz's dot when installed, else matplotlib")
+    s.set_defaults(func=cmd_viz)
+    s = sub.add_parser("explain", help="show how the backprop recursion assembles a gradient")
+    s.add_argument("model", help=model_help)
+    s.add_argument("--wrt", required=True, help="the value(s) to differentiate, any float value "
+                                                "of the model (comma-separated)")
+    s.add_argument("--loss", help="the loss output (default: the only scalar float output)")
+    s.set_defaults(func=cmd_explain)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -318,6 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     try:
         args.func(args)
+    except BrokenPipeError:  # the reader went away (`graphdl inspect ... | head`): not an error
+        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except _user_errors() as e:
         print(f"graphdl {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2

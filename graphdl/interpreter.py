@@ -1,26 +1,43 @@
-"""The NumPy interpreter: a graph compiled once into a flat plan of kernel calls.
+"""The NumPy interpreter: a graph compiled once into straight-line Python code.
 
-Values live in a list of slots; each step reads its input slots, calls the op's kernel and
-writes its output slots, then frees the slots whose last use it was. Composite ops without a
-kernel are expanded to their decomposition when the plan is made.
+A :class:`Plan` turns the graph into the source of one Python function, a line per node: the
+op's kernel (attrs bound) called on local variables, then ``del`` of the values whose last use
+that was, so buffers are released as early as the graph allows and no interpreter loop runs.
+Where an input's buffer dies at a node and has the output's shape and dtype, the node calls the
+op's in-place form (``out=`` that buffer; ``UFUNCS`` in ops/fused.py) instead of allocating.
+A fused elementwise node is inlined as its chain of in-place ufunc calls. Composite ops without
+a kernel are expanded to their decomposition first.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from functools import partial
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .errors import GraphError
 from .feeds import check_feeds
-from .ir import Graph, Node
+from .ir import Graph, Node, Value
+from .ops.elementwise import select_or_zero
+from .ops.fused import UFUNCS, literal
 from .registry import get_op
 from .rewrite import expand_composites
+from .types import DType, TensorType, dims_equal
+
+#: Ops whose kernels always return a new array (never a view of, or the same object as, an
+#: input or an attribute): their outputs are the plan's own buffers and may be overwritten.
+FRESH = frozenset(UFUNCS) | {"matmul", "gemm", "fused_elementwise", "softmax", "log_softmax",
+                             "cast", "reduce_sum", "reduce_mean", "reduce_max", "leaky_relu",
+                             "elu", "softmax_cross_entropy_and_grad"}
 
 
 class Plan:
-    """A compiled graph: ``plan(feeds) -> {output name: array}``."""
+    """A compiled graph: ``plan(feeds) -> {output name: array}``.
 
-    def __init__(self, graph: Graph):
+    ``steps`` lists, per node, ``(kernel, attrs, input slots, output slots, freed slots, node)``
+    for inspection; ``source`` is the generated function that runs them."""
+
+    def __init__(self, graph: Graph, inplace: bool = True):
         g, _ = expand_composites(graph, lambda op: op.kernel is None)
         self.graph = g
         slot = {v: i for i, v in enumerate(g.all_values())}
@@ -28,49 +45,254 @@ class Plan:
         self.input_slots = [(v.name, slot[v]) for v in g.inputs]
         self.init_slots = [(slot[v], arr) for v, arr in g.initializers.items()]
         self.output_slots = [(v.name, slot[v]) for v in g.outputs]
-        last_use: dict[int, int] = {}
-        for step, n in enumerate(g.nodes):
-            for v in n.inputs:
-                if v is not None:
-                    last_use[slot[v]] = step
+        last_use = _last_uses(g, slot)
         keep = {slot[v] for v in g.outputs}
         frees: list[list[int]] = [[] for _ in g.nodes]
         for s, step in last_use.items():
             if s not in keep:
                 frees[step].append(s)
+        buffers = _Buffers(g, slot, last_use, keep) if inplace else None
         self.steps = []
         for step, n in enumerate(g.nodes):
             ins = tuple(-1 if v is None else slot[v] for v in n.inputs)
             outs = tuple(slot[v] for v in n.outputs)
-            self.steps.append((get_op(n.op).kernel, dict(n.attrs), ins, outs, tuple(frees[step]), n))
+            self.steps.append((get_op(n.op).kernel, dict(n.attrs), ins, outs,
+                               tuple(sorted(frees[step])), n))
+        code = _CodeGen(self, buffers)
+        self.source, self._fn, self._lines = code.compile()
+        self.n_inplace = code.n_inplace  # kernel calls that write into a dying input
+        self._inits = [arr for _, arr in self.init_slots]
+        self._input_names = [name for name, _ in self.input_slots]
+        self._last_ok: list | None = None
 
     def __call__(self, feeds: Mapping[str, Any], check: bool = True) -> dict[str, np.ndarray]:
-        arrays = check_feeds(self.graph.inputs, feeds) if check else feeds
-        env: list[Any] = [None] * (self.n_slots + 1)  # env[-1] stays None: absent inputs
-        for name, s in self.input_slots:
-            env[s] = arrays[name]
-        for s, arr in self.init_slots:
-            env[s] = arr
-        for kernel, attrs, ins, outs, frees, node in self.steps:
+        args = self._checked(feeds) if check else [feeds[name] for name, _ in self.input_slots]
+        try:
+            res = self._fn(*args, *self._inits)
+        except GraphError:
+            raise
+        except (ValueError, IndexError, TypeError, ZeroDivisionError) as e:
+            raise GraphError(f"{self._failed_node(e).where()}: kernel failed: {e}") from e
+        return dict(zip([name for name, _ in self.output_slots], res))
+
+    def _checked(self, feeds: Mapping[str, Any]) -> list:
+        """The feeds in input order, validated; feeds of the dtypes and shapes last validated
+        pass without the full check (the symbol bindings are then the same too)."""
+        names = self._input_names
+        if len(feeds) == len(names):
             try:
-                res = kernel(*[env[i] for i in ins], **attrs)
-            except GraphError:
-                raise
-            except (ValueError, IndexError, TypeError, ZeroDivisionError) as e:
-                raise GraphError(f"{node.where()}: kernel failed: {e}") from e
-            if len(outs) == 1:
-                env[outs[0]] = res
-            else:
-                for s, r in zip(outs, res):
-                    env[s] = r
-            for s in frees:
-                env[s] = None
-        return {name: env[s] for name, s in self.output_slots}
+                args = [feeds[n] for n in names]
+            except KeyError:
+                args = None
+            if args is not None and all(type(a) is np.ndarray for a in args):
+                key = [(a.dtype, a.shape) for a in args]
+                if key == self._last_ok:
+                    return args
+        arrays = check_feeds(self.graph.inputs, feeds)
+        args = [arrays[n] for n in names]
+        self._last_ok = [(a.dtype, a.shape) for a in args]
+        return args
+
+    def _failed_node(self, e: BaseException) -> Node:
+        tb, line = e.__traceback__, 0
+        while tb is not None:
+            if tb.tb_frame.f_code is self._fn.__code__:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        return self._lines.get(line, self.steps[-1][5])
+
+
+class _CodeGen:
+    """Writes the plan's function: one statement per node (a few for an inlined fusion)."""
+
+    def __init__(self, plan: Plan, buffers: "_Buffers | None"):
+        self.plan, self.buffers = plan, buffers
+        self.ns: dict[str, Any] = {"_asarray": np.asarray}
+        self.lines: list[str] = []
+        self.owner: dict[int, Node] = {}  # source line -> node
+        self.n_inplace = 0
+
+    def compile(self) -> tuple[str, Callable, dict[int, Node]]:
+        p = self.plan
+        params = [f"v{s}" for _, s in p.input_slots] + [f"v{s}" for s, _ in p.init_slots]
+        self.lines.append(f"def _plan({', '.join(params)}):")
+        for step, (kernel, attrs, ins, outs, frees, node) in enumerate(p.steps):
+            self._node(step, node, ins, outs)
+            if frees:
+                self._emit(node, "del " + ", ".join(f"v{s}" for s in frees))
+        outs = ", ".join(f"v{s}" for _, s in p.output_slots)
+        self.lines.append(f"    return ({outs}{',' if len(p.output_slots) == 1 else ''})")
+        src = "\n".join(self.lines) + "\n"
+        exec(compile(src, f"<graphdl plan {p.graph.name}>", "exec"), self.ns)
+        return src, self.ns["_plan"], self.owner
+
+    def _emit(self, node: Node, line: str) -> None:
+        self.lines.append("    " + line)
+        self.owner[len(self.lines)] = node
+
+    def _node(self, step: int, n: Node, ins: tuple, outs: tuple) -> None:
+        args = ["None" if s < 0 else f"v{s}" for s in ins]
+        targets = ", ".join(f"v{s}" for s in outs) + ("," if len(outs) > 1 else "")
+        donated = self.buffers.donatable(n, step) if self.buffers is not None else []
+        if n.op == "fused_elementwise":
+            self._fused(step, n, args, targets, donated)
+            return
+        if donated and n.op == "where" and self._zero_const(n.inputs[2], n.inputs[1].type):
+            self.n_inplace += 1
+            self.ns["_select0"] = select_or_zero
+            out = args[donated[0]]
+            self._emit(n, f"{targets} = _select0({args[0]}, {args[1]}, {out})")
+            return
+        if donated and n.op in UFUNCS:
+            self.n_inplace += 1
+            self.ns[f"k{step}"] = partial(UFUNCS[n.op], **n.attrs) if n.attrs else UFUNCS[n.op]
+            self._emit(n, f"{targets} = k{step}({', '.join(args)}, out={args[donated[0]]})")
+            return
+        if n.op == "gemm" and n.attrs["alpha"] == 1.0 and n.attrs["beta"] == 1.0:
+            self._gemm(n, args, targets)
+            return
+        kernel = get_op(n.op).kernel
+        self.ns[f"k{step}"] = partial(kernel, **n.attrs) if n.attrs else kernel
+        self._emit(n, f"{targets} = k{step}({', '.join(args)})")
+
+    def _zero_const(self, v: Value, x: TensorType) -> bool:
+        """Whether v is a +0.0 constant node's value and x a float32/64 of rank >= 1."""
+        p = self.plan.graph.producers.get(v)
+        return p is not None and p.op == "constant" and self._is_zero(p.attrs["value"], x)
+
+    def _zero_literal(self, name: str, x: TensorType) -> bool:
+        """Whether ``name`` is a +0.0 literal of a fused body and x a float32/64 of rank >= 1
+        (so where(c, x, it) can be a bitwise select)."""
+        return self._is_zero(self.ns.get(name), x)
+
+    @staticmethod
+    def _is_zero(lit: Any, x: TensorType) -> bool:
+        return isinstance(lit, np.ndarray) and lit.ndim == 0 and lit == 0 \
+            and not np.signbit(lit) and x.dtype.name in ("float32", "float64") \
+            and x.shape is not None and len(x.shape) > 0
+
+    def _gemm(self, n: Node, args: list[str], target: str) -> None:
+        """Gemm inlined: one matmul (transposes as views) and the bias added in place."""
+        a = args[0] + (".T" if n.attrs["transA"] else "")
+        b = args[1] + (".T" if n.attrs["transB"] else "")
+        self.ns["_matmul"], self.ns["_add"] = np.matmul, np.add
+        self._emit(n, f"{target} = _matmul({a}, {b})")
+        if len(args) > 2 and args[2] != "None":
+            self._emit(n, f"_add({target}, {args[2]}, out={target})")
+
+    def _fused(self, step: int, n: Node, args: list[str], target: str, donated: list) -> None:
+        """The body inlined: each instruction an in-place ufunc call where a buffer dies."""
+        body = n.attrs["body"]
+        names = list(args)
+        types: list[TensorType] = [v.type for v in n.inputs]
+        owned = {names[k] for k in donated}
+        last = {a: j for j, (_, a_s, _) in enumerate(body) for a in a_s}
+        temps = []
+        for j, (op, a_s, at) in enumerate(body):
+            name = f"f{step}_{j}"
+            if op == "constant":
+                self.ns[name] = literal((op, a_s, at))
+                types.append(TensorType(DType.of(self.ns[name].dtype), ()))
+                names.append(name)
+                continue
+            opdef = get_op(op)
+            (t,) = opdef.infer([types[a] for a in a_s], opdef.check_attrs(dict(at)))
+            out = next((names[a] for a in a_s if names[a] in owned and last[a] == j
+                        and _same(types[a], t)), None)
+            fn = f"u_{op}" if not at else f"u{step}_{j}"
+            self.ns[fn] = partial(UFUNCS[op], **dict(at)) if at else UFUNCS[op]
+            call = f"{fn}({', '.join(names[a] for a in a_s)}"
+            call += f", out={out})" if out else ")"
+            if op == "where" and out and self._zero_literal(names[a_s[2]], types[a_s[1]]):
+                self.ns["_select0"] = select_or_zero
+                call = f"_select0({names[a_s[0]]}, {names[a_s[1]]}, {out})"
+            if t.shape is None or len(t.shape) == 0:
+                call = f"_asarray({call})"
+            self._emit(n, f"{name} = {call}")
+            self.n_inplace += out is not None
+            if t.shape is not None and len(t.shape) > 0:
+                owned.add(name)
+            names.append(name)
+            types.append(t)
+            temps.append(name)
+        self._emit(n, f"{target} = {names[-1]}")
+        self._emit(n, "del " + ", ".join(temps))
+
+
+def _same(a: TensorType, b: TensorType) -> bool:
+    return a.dtype == b.dtype and a.shape is not None and b.shape is not None and \
+        len(a.shape) == len(b.shape) > 0 and all(dims_equal(x, y) is True
+                                                 for x, y in zip(a.shape, b.shape))
+
+
+def _last_uses(g: Graph, slot: dict[Value, int]) -> dict[int, int]:
+    last_use: dict[int, int] = {}
+    for step, n in enumerate(g.nodes):
+        for v in n.inputs:
+            if v is not None:
+                last_use[slot[v]] = step
+    return last_use
+
+
+class _Buffers:
+    """Which values own their buffer, and which buffers die at which step.
+
+    A value is owned when a FRESH kernel made it. Any other op's outputs may alias its inputs
+    (views, identity, constants), so they join their inputs' alias group; a buffer dies at the
+    last use of any value in its group, and never if the group holds a graph output."""
+
+    def __init__(self, g: Graph, slot: dict[Value, int], last_use: dict[int, int], keep: set):
+        self.slot = slot
+        self.parent = list(range(len(slot)))
+        self.owned: set[int] = set()
+        for n in g.nodes:
+            outs = [slot[v] for v in n.outputs]
+            if n.op in FRESH:
+                self.owned.update(outs)
+                continue
+            for v in n.inputs:
+                for o in outs:
+                    if v is not None:
+                        self._union(slot[v], o)
+        self.dies: dict[int, float] = {}
+        for s in range(len(slot)):
+            r = self._find(s)
+            end = float("inf") if s in keep else last_use.get(s, -1)
+            self.dies[r] = max(self.dies.get(r, -1), end)
+
+    def _find(self, s: int) -> int:
+        while self.parent[s] != s:
+            self.parent[s] = self.parent[self.parent[s]]
+            s = self.parent[s]
+        return s
+
+    def _union(self, a: int, b: int) -> None:
+        self.parent[self._find(a)] = self._find(b)
+
+    def donatable(self, n: Node, step: int) -> list[int]:
+        """Input positions of ``n`` whose buffer may take its output."""
+        if len(n.outputs) != 1 or (n.op not in UFUNCS and n.op != "fused_elementwise"):
+            return []
+        out = n.outputs[0].type
+        if out.shape is None or len(out.shape) == 0 or not out.dtype.is_float:
+            return []
+        roots = [None if v is None else self._find(self.slot[v]) for v in n.inputs]
+        found = []
+        for k, v in enumerate(n.inputs):
+            if v is None or self.slot[v] not in self.owned or self.dies[roots[k]] != step:
+                continue
+            if any(roots[j] == roots[k] and n.inputs[j] is not v for j in range(len(roots))):
+                continue  # another input shares this buffer
+            if n.inputs.index(v) != k:
+                continue  # the same value twice: donate it once
+            if n.op == "fused_elementwise" or _same(v.type, out):
+                found.append(k)
+        return found
 
 
 def trace(graph: Graph, feeds: Mapping[str, Any]) -> dict[Node, tuple[np.ndarray, ...]]:
-    """Every node's outputs (no freeing), for tests and debugging."""
-    plan = Plan(graph)
+    """Every node's outputs (no freeing, nothing in place), for tests and debugging."""
+    plan = Plan(graph, inplace=False)
     arrays = check_feeds(plan.graph.inputs, feeds)
     env: dict = {v: arrays[v.name] for v in plan.graph.inputs}
     env.update(plan.graph.initializers)

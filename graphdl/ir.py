@@ -119,14 +119,30 @@ class Graph:
 
         return format_graph(self)
 
+    def to_dot(self) -> str:
+        """Graphviz DOT text: gradient nodes coloured apart, clustered by forward node."""
+        from .viz import to_dot
+
+        return to_dot(self)
+
+    def summary(self):  # -> graphdl.summary.Summary
+        """The table of nodes, ops, output types, parameters and FLOPs (``print()`` it)."""
+        from .summary import summarize
+
+        return summarize(self)
+
     def to_networkx(self):  # -> networkx.DiGraph
-        """A networkx DiGraph of nodes (op, outputs with types) and value edges."""
+        """A networkx DiGraph of nodes (op, grad_of, outputs with types, the first output's
+        shape and dtype) and value edges."""
         import networkx as nx
 
         g = nx.DiGraph()
         for n in self.nodes:
+            first = n.outputs[0].type if n.outputs else None
             g.add_node(n.name, op=n.op, grad_of=n.grad_of,
-                       outputs=[f"{v.name}:{v.type}" for v in n.outputs])
+                       outputs=[f"{v.name}:{v.type}" for v in n.outputs],
+                       shape=None if first is None else first.shape,
+                       dtype=None if first is None else first.dtype.name)
         prod = self.producers
         for n in self.nodes:
             for v in n.inputs:

@@ -55,6 +55,28 @@ class LowerCtx:
         self.nodes.append(node)
         return outs
 
+    def emit_decomposition(self, node: Any) -> None:
+        """Emits ``node`` as its op's decomposition: the lowering of an (op, dtype) that stock
+        onnxruntime has no kernel for (e.g. float64 recurrent ops) calls this instead of
+        emitting the op. Internal values get fresh names; the outputs keep the node's."""
+        from .builder import GraphBuilder
+
+        b = GraphBuilder("decomposition")
+        ins = [None if v is None else b.input(v.name, v.type.shape, v.type.dtype)
+               for v in node.inputs]
+        outs = get_op(node.op).decompose(b, ins, dict(node.attrs))
+        sub, _ = expand_composites(b.build(list(outs)), lambda op: op.lower is None)
+        outer = {v.name for v in sub.inputs}
+        final = {id(v): o.name for v, o in zip(sub.outputs, node.outputs)}
+        for n in sub.nodes:
+            for v in n.outputs:
+                v.name = final.pop(id(v), None) or self.fresh(v.name)
+        for n in sub.nodes:
+            get_op(n.op).lower(self, n)
+        for v, o in zip(sub.outputs, node.outputs):  # an output that is an input, or repeated
+            if v.name != o.name or v.name in outer:
+                self.emit("Identity", [v], [o])
+
     def const(self, value: Any, dtype: Any = None) -> str:
         """A Constant node holding ``value`` (shared by equal small constants); its name."""
         arr = np.asarray(value, dtype=dtype)

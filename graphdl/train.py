@@ -49,14 +49,17 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[n
 
 
 class MinibatchSGD:
-    """``W <- W - lr * dloss/dW`` with the gradients from running a gradient graph.
+    """``W <- W - lr * dloss/dW`` with the gradients from running a gradient graph (with
+    ``momentum`` > 0, heavy-ball momentum as torch.optim.SGD: ``v <- momentum * v + grad``,
+    ``W <- W - lr * v``).
 
     ``grad_graph`` takes the batch and the parameters as inputs and outputs ``loss`` and one
     ``NAME_grad`` per parameter (what ``passes.grad`` builds from :func:`params_as_inputs`).
     """
 
     def __init__(self, grad_graph: Graph, params: Mapping[str, np.ndarray], lr: float,
-                 loss: str = "loss", backend: str = "numpy", provider: str = "cpu"):
+                 loss: str = "loss", backend: str = "numpy", provider: str = "cpu",
+                 momentum: float = 0.0):
         outs = {v.name for v in grad_graph.outputs}
         missing = [n for n in [loss, *(f"{p}_grad" for p in params)] if n not in outs]
         if missing:
@@ -64,6 +67,8 @@ class MinibatchSGD:
         self.graph, self.lr, self.loss = grad_graph, lr, loss
         self.backend, self.provider = backend, provider
         self.params = {n: np.array(a) for n, a in params.items()}
+        self.momentum = momentum  # heavy ball: v <- momentum * v + grad; W <- W - lr * v
+        self.velocity = {n: np.zeros_like(a) for n, a in self.params.items()}
 
     def step(self, batch: Mapping[str, np.ndarray]) -> float:
         """One update on ``batch`` (feeds by input name); returns the loss before the update."""
@@ -71,5 +76,9 @@ class MinibatchSGD:
 
         out = run(self.graph, {**batch, **self.params}, self.backend, self.provider)
         for name, w in self.params.items():
-            self.params[name] = w - np.asarray(self.lr, w.dtype) * out[f"{name}_grad"]
+            step = out[f"{name}_grad"]
+            if self.momentum:
+                step = self.velocity[name] = \
+                    np.asarray(self.momentum, w.dtype) * self.velocity[name] + step
+            self.params[name] = w - np.asarray(self.lr, w.dtype) * step
         return float(out[self.loss])

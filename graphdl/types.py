@@ -56,7 +56,10 @@ class DType(enum.Enum):
                 if x in (d.name, d.short):
                     return d
             raise DTypeError(f"unknown dtype {x!r}; expected one of {[d.name for d in DType]}")
-        npd = np.dtype(getattr(x, "dtype", x))
+        try:
+            npd = np.dtype(x if isinstance(x, type) else getattr(x, "dtype", x))
+        except TypeError:
+            raise DTypeError(f"not a dtype: {x!r}") from None
         for d in DType:
             if d.np == npd:
                 return d

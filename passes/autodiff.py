@@ -18,6 +18,8 @@ import numpy as np
 from graphdl.builder import GraphBuilder, Tensor
 from graphdl.errors import GradError
 from graphdl.ir import Graph, Node, Value
+from graphdl.ops.shape import zeros_like
+from graphdl.paths import nodes_on_path
 from graphdl.registry import Call, get_op
 from graphdl.rewrite import expand_composites
 from graphdl.types import dims_equal, shape_str
@@ -41,7 +43,7 @@ def grad(graph: Graph, loss: Any, wrt: Sequence[Any]) -> Graph:
     outs = {v.name: b.tensor(v) for v in g.outputs}
     for v in wrt_vs:
         d = deltas.get(v)
-        outs[_grad_name(b, v, outs)] = d if d is not None else _zeros_like(b, b.tensor(v))
+        outs[_grad_name(b, v, outs)] = d if d is not None else zeros_like(b.tensor(v))
     return eliminate_dead_nodes(b.build(outs))
 
 
@@ -64,18 +66,12 @@ def _check_loss(v: Value) -> None:
                         "reduce it first (e.g. reduce_mean)")
 
 
-def _zeros_like(b: GraphBuilder, t: Tensor) -> Tensor:
-    from graphdl.ops.shape import zeros_like
-
-    return zeros_like(t)
-
-
 class Backprop:
     """The memoised recursion ``delta(value)`` over the nodes on a wrt -> loss path."""
 
     def __init__(self, g: Graph, b: GraphBuilder, loss: Value, wrt: list[Value]):
         self.g, self.b, self.loss, self.wrt = g, b, loss, wrt
-        self.path = _nodes_on_path(g, loss, wrt)
+        self.path = nodes_on_path(g, loss, wrt)
         self.memo: dict[Value, Tensor | None] = {}
         self.vjps: dict[Node, Sequence[Tensor | None]] = {}
 
@@ -145,20 +141,3 @@ def _check_terms(node: Node, terms: list) -> None:
         if tt.dtype != vt.dtype or bad_shape:
             raise GradError(f"{where}: VJP term for input {slot} has type {tt}, but the input "
                             f"%{v.name} has type {vt}")
-
-
-def _nodes_on_path(g: Graph, loss: Value, wrt: list[Value]) -> set[Node]:
-    """Nodes reachable from a wrt value that the loss depends on (float edges only)."""
-    reached = set(wrt)
-    fwd = set()
-    for n in g.nodes:
-        if any(v in reached for v in n.inputs if v is not None):
-            fwd.add(n)
-            reached.update(o for o in n.outputs if o.type.dtype.is_float)
-    needed = {loss}
-    path = set()
-    for n in reversed(g.nodes):
-        if n in fwd and any(o in needed for o in n.outputs):
-            path.add(n)
-            needed.update(v for v in n.inputs if v is not None)
-    return path

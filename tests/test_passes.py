@@ -54,4 +54,4 @@ def test_fixed_point_stops_when_nothing_changes():
     pm = PassManager([DeadCodeElimination(), ShapeInference()], fixed_point=True)
     res = pm.run(_graph())
     assert res.changed
-    assert [t[0] for t in pm.trace] == ["DeadCodeElimination", "ShapeInference"] * 2
+    assert [t.name for t in pm.trace] == ["DeadCodeElimination", "ShapeInference"] * 2

@@ -26,3 +26,8 @@ def importer(*op_types: str):
 
 
 from . import core  # noqa: E402,F401 - registers the importers
+from . import shape  # noqa: E402,F401 - shape plumbing, Split, Pad, Tile
+from . import losses  # noqa: E402,F401 - SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss
+from . import recurrent  # noqa: E402,F401 - RNN, LSTM, GRU
+from . import conv  # noqa: E402,F401 - Conv, ConvTranspose, MaxPool, AveragePool, Global*Pool
+from . import normalization  # noqa: E402,F401 - BatchNormalization (inference, training)

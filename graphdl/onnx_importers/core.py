@@ -1,12 +1,16 @@
-"""Importers of the core ops: elementwise, linalg, reductions, shape plumbing, activations,
-losses. Where an ONNX op changed between opsets (axes as an attribute or an input, Softmax's 2-D
-coercion before opset 13), the function reads both forms.
+"""Importers of the core ops: elementwise, Constant, activations, LRN, linalg, reductions and
+Dropout at inference. Where an ONNX op changed between opsets (explicit ``broadcast``/``axis``
+before opset 7, axes as an attribute or an input, Softmax's 2-D coercion before opset 13), the
+function reads both forms natively.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
+
+import onnx
+from onnx import numpy_helper
 
 from .. import ops
 from ..builder import Tensor
@@ -31,7 +35,22 @@ _UNARY = {"Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs"
 
 @importer(*_BINARY)
 def _binary(c: NodeCtx) -> Tensor:
-    return _apply(c, _BINARY[c.node.op_type], [c.x(0), c.x(1)])
+    x, y = c.x(0), c.x(1)
+    if c.node.op_type != "MatMul":
+        y = _legacy_broadcast(c, x, y)
+    return _apply(c, _BINARY[c.node.op_type], [x, y])
+
+
+def _legacy_broadcast(c: NodeCtx, x: Tensor, y: Tensor) -> Tensor:
+    """Before opset 7, ``broadcast=1`` with ``axis`` aligned y's dims with x's from ``axis``
+    on (numpy aligns trailing dims): y gets trailing 1-dims to match."""
+    if c.opset >= 7 or not c.attr("broadcast", 0) or "axis" not in c.attrs:
+        return y
+    rx, ry = x.type.rank, y.type.rank
+    if rx is None or ry is None:
+        raise c.fail(f"broadcast with axis needs known ranks, got {x.type} and {y.type}")
+    extra = rx - int(c.attr("axis")) % max(rx, 1) - ry
+    return ops.unsqueeze(y, tuple(range(ry, ry + extra))) if extra > 0 else y
 
 
 @importer(*_UNARY)
@@ -43,6 +62,7 @@ def _unary(c: NodeCtx) -> Tensor:
 def _pow(c: NodeCtx) -> Tensor:
     """ONNX lets the exponent's type differ from the base's; graphdl casts it to the base's."""
     x, y = c.x(0), c.x(1)
+    y = _legacy_broadcast(c, x, y)
     if y.dtype != x.dtype:
         y = ops.cast(y, x.dtype)
     return _apply(c, "pow", [x, y])
@@ -73,6 +93,11 @@ def _cast(c: NodeCtx) -> Tensor:
     return ops.cast(c.x(0), DType.from_onnx(int(c.attr("to"))))
 
 
+@importer("CastLike")
+def _cast_like(c: NodeCtx) -> Tensor:
+    return ops.cast(c.x(0), c.x(1).dtype)
+
+
 @importer("Clip")
 def _clip(c: NodeCtx) -> Tensor:
     """max(min(x, hi), lo) with bounds as inputs (opset >= 11) or attributes (older)."""
@@ -93,17 +118,32 @@ def _clip(c: NodeCtx) -> Tensor:
 @importer("Constant")
 def _constant(c: NodeCtx) -> Any:
     """A Constant's value is kept aside; its node is made where it is first used as a tensor."""
-    makers = {"value": lambda v: np.asarray(v),
-              "value_float": lambda v: np.asarray(v, np.float32),
-              "value_floats": lambda v: np.asarray(v, np.float32),
-              "value_int": lambda v: np.asarray(v, np.int64),
-              "value_ints": lambda v: np.asarray(v, np.int64)}
-    for key, make in makers.items():
-        if key in c.attrs:
-            arr = make(c.attrs[key])
-            DType.of(arr.dtype)  # refuses element types graphdl lacks
-            return c.defer_constant(arr)
-    raise c.fail(f"only the attributes {sorted(makers)} are supported, got {sorted(c.attrs)}")
+    if len(c.attrs) != 1:
+        raise c.fail(f"needs exactly one value attribute, got {sorted(c.attrs)}")
+    ((key, v),) = c.attrs.items()
+    makers = {"value": np.asarray, "sparse_value": _dense,
+              "value_float": lambda a: np.asarray(a, np.float32),
+              "value_floats": lambda a: np.asarray(a, np.float32),
+              "value_int": lambda a: np.asarray(a, np.int64),
+              "value_ints": lambda a: np.asarray(a, np.int64)}
+    if key not in makers:
+        raise c.fail(f"attribute {key!r} is not supported (graphdl has no string tensors); "
+                     f"it reads {sorted(makers)}")
+    arr = makers[key](v)
+    DType.of(arr.dtype)  # refuses element types graphdl lacks
+    return c.defer_constant(arr)
+
+
+def _dense(sp: onnx.SparseTensorProto) -> np.ndarray:
+    """A sparse tensor's dense value: indices are linear [NNZ] or coordinates [NNZ, rank]."""
+    values = numpy_helper.to_array(sp.values)
+    indices = numpy_helper.to_array(sp.indices)
+    dims = tuple(int(d) for d in sp.dims)
+    dense = np.zeros(int(np.prod(dims)), values.dtype)
+    if indices.ndim == 2:
+        indices = np.ravel_multi_index(tuple(indices.T), dims)
+    dense[indices] = values
+    return dense.reshape(dims)
 
 
 # -- activations -------------------------------------------------------------------------------
@@ -117,6 +157,40 @@ def _leaky_relu(c: NodeCtx) -> Tensor:
 @importer("Elu")
 def _elu(c: NodeCtx) -> Tensor:
     return _apply(c, "elu", [c.x(0)], alpha=float(c.attr("alpha", 1.0)))
+
+
+@importer("PRelu")
+def _prelu(c: NodeCtx) -> Tensor:
+    """x where x >= 0 else slope * x. Before opset 7 a 1-D slope is per channel (axis 1); from
+    opset 7 it broadcasts as numpy does."""
+    x, slope = c.x(0), c.x(1)
+    rank = x.type.rank
+    if c.opset < 7 and slope.type.rank == 1 and rank is not None and rank > 2:
+        slope = ops.unsqueeze(slope, tuple(range(1, rank - 1)))
+    return ops.where(x < 0.0, x * slope, x)
+
+
+@importer("Selu")
+def _selu(c: NodeCtx) -> Tensor:
+    alpha = float(c.attr("alpha", 1.67326319217681884765625))
+    gamma = float(c.attr("gamma", 1.05070102214813232421875))
+    x = c.x(0)
+    return ops.where(x > 0.0, x * gamma, (ops.exp(x) - 1.0) * (alpha * gamma))
+
+
+@importer("Softplus")
+def _softplus(c: NodeCtx) -> Tensor:
+    """log(1 + exp(x)), computed as relu(x) + log(1 + exp(-|x|)) so it cannot overflow."""
+    x = c.x(0)
+    return ops.relu(x) + ops.log(ops.exp(-abs(x)) + 1.0)
+
+
+@importer("Shrink")
+def _shrink(c: NodeCtx) -> Tensor:
+    lambd, bias = float(c.attr("lambd", 0.5)), float(c.attr("bias", 0.0))
+    x = c.x(0)
+    zero = c.b.const(np.zeros((), x.dtype.np))
+    return ops.where(x < -lambd, x + bias, ops.where(x > lambd, x - bias, zero))
 
 
 @importer("Softmax", "LogSoftmax")
@@ -165,151 +239,44 @@ def _reduce(c: NodeCtx) -> Tensor:
     return ops.sqrt(out) if kind == "ReduceL2" else out
 
 
-# -- shapes ------------------------------------------------------------------------------------
+# -- normalisation and regularisers at inference -----------------------------------------------
 
 
-@importer("Reshape")
-def _reshape(c: NodeCtx) -> Tensor:
-    return _apply(c, "reshape", [c.x(0), c.int_vector(1)], allowzero=int(c.attr("allowzero", 0)))
+@importer("LRN")
+def _lrn(c: NodeCtx) -> Tensor:
+    return ops.lrn(c.x(0), int(c.attr("size")), float(c.attr("alpha", 1e-4)),
+                   float(c.attr("beta", 0.75)), float(c.attr("bias", 1.0)))
 
 
-@importer("Expand")
-def _expand(c: NodeCtx) -> Tensor:
-    return _apply(c, "expand", [c.x(0), c.int_vector(1)])
-
-
-@importer("Transpose")
-def _transpose(c: NodeCtx) -> Tensor:
-    perm = c.attr("perm", None)
-    return ops.transpose(c.x(0), None if perm is None else tuple(int(p) for p in perm))
-
-
-@importer("Flatten")
-def _flatten(c: NodeCtx) -> Tensor:
-    return ops.flatten(c.x(0), int(c.attr("axis", 1)))
-
-
-@importer("Concat")
-def _concat(c: NodeCtx) -> Tensor:
-    return _apply(c, "concat", c.xs(), axis=int(c.attr("axis")))
-
-
-@importer("Squeeze")
-def _squeeze(c: NodeCtx) -> Tensor:
-    """Axes as an attribute (opset < 13) or an optional input (>= 13); none: all 1-dims."""
-    axes = c.ints(1, "axes") if c.has(1) else c.attr("axes", None)
-    return ops.squeeze(c.x(0), None if axes is None else tuple(int(a) for a in axes))
-
-
-@importer("Unsqueeze")
-def _unsqueeze(c: NodeCtx) -> Tensor:
-    """Axes as an attribute (opset < 13) or an input (>= 13)."""
-    axes = c.ints(1, "axes") if c.has(1) else c.attr("axes")
-    return ops.unsqueeze(c.x(0), tuple(int(a) for a in axes))
-
-
-@importer("Shape")
-def _shape(c: NodeCtx) -> Tensor:
-    end = c.attr("end", None)
-    return ops.shape(c.x(0), int(c.attr("start", 0)), None if end is None else int(end))
-
-
-@importer("ConstantOfShape")
-def _constant_of_shape(c: NodeCtx) -> Tensor:
-    value = np.asarray(c.attr("value", np.zeros(1, np.float32)))
-    return _apply(c, "constant_of_shape", [c.int_vector(0)], value=value.reshape(()))
-
-
-@importer("Gather")
-def _gather(c: NodeCtx) -> Tensor:
-    return _apply(c, "gather", [c.x(0), c.x(1)], axis=int(c.attr("axis", 0)))
-
-
-@importer("Slice")
-def _slice(c: NodeCtx) -> Tensor:
-    """starts/ends/axes as attributes (opset < 10) or inputs with optional steps (>= 10)."""
-    x = c.x(0)
-    if c.opset < 10:
-        starts, ends = c.attr("starts"), c.attr("ends")
-        return ops.slice_(x, list(starts), list(ends), axes=c.attr("axes", None))
-    axes = c.int_vector(3) if c.has(3) else None
-    steps = c.int_vector(4) if c.has(4) else None
-    return ops.slice_(x, c.int_vector(1), c.int_vector(2), axes=axes, steps=steps)
-
-
-@importer("Range")
-def _range(c: NodeCtx) -> Tensor:
-    return _apply(c, "range", [c.x(0), c.x(1), c.x(2)])
-
-
-@importer("GatherElements")
-def _gather_elements(c: NodeCtx) -> Tensor:
-    return ops.gather_elements(c.x(0), c.x(1), int(c.attr("axis", 0)))
+@importer("InstanceNormalization")
+def _instance_norm(c: NodeCtx) -> Tensor:
+    """scale * (x - mean) / sqrt(var + epsilon) + B, statistics per item and channel over the
+    spatial axes."""
+    x, scale, bias = c.x(0), c.x(1), c.x(2)
+    rank = x.type.rank
+    if rank is None or rank < 3:
+        raise c.fail(f"needs an input [N, C, D1, ...] of known rank >= 3, got {x.type}")
+    axes = tuple(range(2, rank))
+    centred = x - ops.reduce_mean(x, axes, keepdims=True)
+    var = ops.reduce_mean(centred * centred, axes, keepdims=True)
+    per_channel = tuple(range(1, rank - 1))
+    y = centred / ops.sqrt(var + float(c.attr("epsilon", 1e-5)))
+    return y * ops.unsqueeze(scale, per_channel) + ops.unsqueeze(bias, per_channel)
 
 
 @importer("Dropout")
-def _dropout(c: NodeCtx) -> Tensor:
-    """Inference-mode dropout is the identity; a training-mode node cannot be imported."""
+def _dropout(c: NodeCtx) -> list[Tensor]:
+    """Dropout at inference, or with ratio 0, is the identity with an all-true mask; a node
+    that really drops (training mode, ratio > 0) is refused."""
     training = c.static(2)
-    if (c.has(2) and (training is None or bool(np.asarray(training)))) or \
-            (c.opset < 7 and not c.attr("is_test", 0)):
+    ratio = c.static(1) if c.has(1) else c.attr("ratio", 0.5)
+    train = (c.has(2) and (training is None or bool(np.asarray(training)))) or \
+        (c.opset < 7 and not c.attr("is_test", 0))
+    if train and (ratio is None or float(np.asarray(ratio)) != 0.0):
         raise c.fail("dropout in training mode is not supported; export the model in eval mode")
-    return _apply(c, "identity", [c.x(0)])
-
-
-# -- losses ------------------------------------------------------------------------------------
-
-
-@importer("SoftmaxCrossEntropyLoss")
-def _softmax_cross_entropy(c: NodeCtx) -> list[Tensor]:
-    """Without weights or ignore_index: graphdl's softmax_cross_entropy op. Otherwise (PyTorch
-    always writes ignore_index=-100) the exact ONNX definition in primitives: rows whose label is
-    ignore_index count neither in the sum nor in the mean's denominator."""
-    z, labels, weights = c.x(0), c.x(1), c.opt(2)
-    reduction, ignore = c.attr("reduction", "mean"), c.attr("ignore_index", None)
-    if labels.dtype not in (DType.int64, DType.int32):
-        raise c.fail(f"labels must be int64 or int32 class indices, got {labels.dtype.name} "
-                     f"{labels.type} (ONNX defines no probability targets here)")
-    if reduction not in ("mean", "sum", "none"):
-        raise c.fail(f"unknown reduction {reduction!r}; expected mean, sum or none")
-    logp = ops.log_softmax(z, 1)
-    simple = weights is None and ignore is None and reduction != "none" and z.type.rank == 2
-    if simple:
-        return [_apply(c, "softmax_cross_entropy", [z, labels], reduction=reduction), logp]
-    return [_sce_general(c, logp, labels, weights, ignore, reduction), logp]
-
-
-@importer("NegativeLogLikelihoodLoss")
-def _nll_loss(c: NodeCtx) -> Tensor:
-    """-input[n, label[n]] per row (input holds log-probabilities), weighted and reduced as in
-    SoftmaxCrossEntropyLoss."""
-    logp, labels = c.x(0), c.x(1)
-    if labels.dtype not in (DType.int64, DType.int32):
-        raise c.fail(f"labels must be int64 or int32 class indices, got {labels.dtype.name}")
-    return _sce_general(c, logp, labels, c.opt(2), c.attr("ignore_index", None),
-                        c.attr("reduction", "mean"))
-
-
-def _sce_general(c: NodeCtx, logp: Tensor, labels: Tensor, weights: Tensor | None,
-                 ignore: int | None, reduction: str) -> Tensor:
-    """-w[y] logp[y] per row (w = weights, 0 where y == ignore_index), then reduced."""
-    rank, n_classes = logp.type.rank, (logp.shape or (None, None))[1]
-    if rank is None or not isinstance(n_classes, int):
-        raise c.fail(f"the class axis of scores {logp.type} must be static")
-    axes_shape = [1, n_classes] + [1] * (rank - 2)
-    classes = c.b.const(np.arange(n_classes, dtype=labels.dtype.np).reshape(axes_shape))
-    onehot = ops.cast(ops.unsqueeze(labels, (1,)).eq(classes), logp.dtype)
-    w = None
-    if weights is not None:
-        w = ops.reduce_sum(onehot * ops.reshape(weights, axes_shape), 1)
-    if ignore is not None:
-        keep = 1.0 - ops.cast(labels.eq(c.b.const(np.asarray(ignore, labels.dtype.np))),
-                              logp.dtype)
-        w = keep if w is None else w * keep
-    per = -ops.reduce_sum(onehot * logp, 1)
-    per = per if w is None else per * w
-    if reduction == "none":
-        return per
-    if reduction == "sum" or w is None:
-        return ops.reduce_sum(per) if reduction == "sum" else ops.reduce_mean(per)
-    return ops.reduce_sum(per) / ops.reduce_sum(w)
+    x = c.x(0)
+    y = _apply(c, "identity", [x])
+    if len(c.node.output) < 2 or not c.node.output[1]:
+        return [y]
+    mask = _apply(c, "constant_of_shape", [ops.shape_of(x)], value=np.asarray(True))
+    return [y, mask]

@@ -1,5 +1,6 @@
 """graphdl's ops, one module per family; importing this package registers them all."""
 from . import elementwise, reduce, linalg, shape, slice, split, scatter, activations, losses  # noqa: F401
+from . import recurrent  # noqa: F401
 from .activations import elu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .elementwise import (abs, add, cast, div, equal, exp, greater, greater_or_equal, identity,
                           less, less_or_equal, log, maximum, minimum, mul, neg, pow, reciprocal,
@@ -12,10 +13,22 @@ from .shape import (broadcast_to, concat, constant_of_shape, dim_size, expand, f
                     reshape, shape, shape_of, squeeze, transpose, unsqueeze, zeros_like)
 from .slice import arange, slice_
 from .pad import pad
+from .conv import conv, conv_transpose, conv_weight_grad
+from .pool import (avg_pool, global_avg_pool, global_max_pool, max_pool, max_pool_grad,
+                   max_pool_with_indices)
 from .split import split
+from .tile import tile
+from .lrn import lrn
 from .scatter import gather_elements, scatter_add, scatter_add_axis
+from .dropout import dropout
+from .normalization import batch_norm, batch_norm_train
+from .recurrent import gru, lstm, rnn
+from .fused import fused_elementwise
 
 __all__ = [
+    "dropout",
+    "batch_norm",
+    "batch_norm_train",
     "elu",
     "leaky_relu",
     "log_softmax",
@@ -72,9 +85,24 @@ __all__ = [
     "zeros_like",
     "slice_",
     "split",
+    "tile",
+    "lrn",
     "scatter_add_axis",
     "scatter_add",
     "gather_elements",
     "pad",
     "arange",
+    "conv",
+    "conv_transpose",
+    "conv_weight_grad",
+    "avg_pool",
+    "global_avg_pool",
+    "global_max_pool",
+    "max_pool",
+    "max_pool_grad",
+    "max_pool_with_indices",
+    "rnn",
+    "lstm",
+    "gru",
+    "fused_elementwise",
 ]

@@ -1,6 +1,8 @@
 """Elementwise arithmetic, comparisons, casts and constants."""
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -215,7 +217,40 @@ def _where_vjp(b, c: Call, gys):
     return [None, _ub(where(cond, g, zero), x), _ub(where(cond, zero, g), y)]
 
 
-register(OpDef("where", _where_infer, (3, 3), kernel=lambda c, x, y: np.asarray(np.where(c, x, y)),
+_INT_VIEW = {4: np.int32, 8: np.int64}
+
+
+def select_or_zero(c: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``where(c, x, +0.0)`` into ``out`` for float arrays x, out and a bool array c, as the
+    bitwise AND of x with the mask c (all ones or all zeros): exact for every x, inf and nan
+    included, and ~10x faster than np.where on random masks."""
+    ints = _INT_VIEW[x.dtype.itemsize]
+    np.bitwise_and(x.view(ints), np.negative(c.view(np.int8)), out=out.view(ints))
+    return out
+
+
+def where_kernel(c: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """np.where, optionally into ``out`` (which may be x or y); ``where(c, x, 0.0)`` (the ReLU
+    mask of the backprop) goes through :func:`select_or_zero`."""
+    if type(x) is np.ndarray and type(c) is np.ndarray and c.dtype == np.bool_ \
+            and x.dtype.kind == "f" and np.ndim(y) == 0 and y == 0 \
+            and math.copysign(1.0, float(y)) > 0 and x.dtype.itemsize in _INT_VIEW:
+        if out is None:
+            out = np.empty(np.broadcast_shapes(c.shape, x.shape), x.dtype)
+        return select_or_zero(c, x, out)
+    if out is None:
+        return np.asarray(np.where(c, x, y))
+    if out is x:
+        np.copyto(out, y, where=np.logical_not(c))
+    else:
+        if out is not y:
+            np.copyto(out, y)
+        np.copyto(out, x, where=c)
+    return out
+
+
+register(OpDef("where", _where_infer, (3, 3), kernel=where_kernel,
                lower=onnx_op("Where"), vjp=_where_vjp, traits={"elementwise"}))
 
 
@@ -247,8 +282,14 @@ def _cast_vjp(b, c: Call, gys):
     return [cast(gys[0], x.dtype)]
 
 
+@functools.lru_cache(maxsize=None)
+def _np_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a DType name (cached: the cast kernel runs per step)."""
+    return np.dtype(DType.of(name).np)
+
+
 register(OpDef("cast", _cast_infer, (1, 1),
-               kernel=lambda x, *, to: np.asarray(x).astype(DType.of(to).np),
+               kernel=lambda x, *, to: np.asarray(x).astype(_np_dtype(to)),
                lower=_cast_lower, vjp=_cast_vjp, attrs={"to": REQUIRED},
                traits={"elementwise"}))
 

@@ -96,11 +96,11 @@ def _gemm_infer(types: list, attrs: dict) -> list[TensorType]:
 def _gemm_kernel(a, b, c=None, *, alpha, beta, transA, transB):
     a = a.T if transA else a
     b = b.T if transB else b
-    y = a @ b
+    y = np.matmul(a, b)  # a fresh array: scale and add the bias in place
     if alpha != 1.0:
-        y = y * a.dtype.type(alpha)
+        y *= a.dtype.type(alpha)
     if c is not None:
-        y = y + (c if beta == 1.0 else c * a.dtype.type(beta))
+        y += c if beta == 1.0 else c * a.dtype.type(beta)
     return y
 
 

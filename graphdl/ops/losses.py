@@ -197,9 +197,10 @@ def _sce_kernel(z: np.ndarray, labels: np.ndarray, *, reduction: str) -> np.ndar
     if labels.size and (labels.min() < 0 or labels.max() >= z.shape[1]):
         raise GraphError(f"labels must lie in [0, {z.shape[1]}), got values "
                          f"{labels.min()}..{labels.max()}")
-    logp = _log_softmax_kernel(z, axis=1)
-    picked = np.take_along_axis(logp, labels.astype(np.int64)[:, None], axis=1)[:, 0]
-    return _np_reduce(-picked, reduction)
+    shifted = z - z.max(axis=1, keepdims=True)  # log-sum-exp, only the picked column kept
+    lse = np.log(np.exp(shifted).sum(axis=1))
+    per_row = lse - shifted[np.arange(len(z)), labels]
+    return _np_reduce(per_row, reduction)
 
 
 def _sce_vjp(b, c: Call, gys):

@@ -99,11 +99,25 @@ def _max_vjp(b, c: Call, gys):
     return [g * mask / ties]
 
 
-register(OpDef("reduce_sum", _reduce_infer, (1, 1), kernel=_kernel(np.sum),
+def _max_kernel(x: np.ndarray, *, axes: Any, keepdims: bool) -> np.ndarray:
+    """np.maximum.reduce; over an empty set, ONNX's identity: -inf, the least int, or False."""
+    ax = None if axes is None else tuple(axes)
+    if x.size:
+        return np.asarray(np.maximum.reduce(x, axis=ax, keepdims=bool(keepdims)))
+    if x.dtype.kind == "f":
+        low: Any = -np.inf
+    elif x.dtype.kind == "b":
+        low = False
+    else:
+        low = np.iinfo(x.dtype).min
+    return np.asarray(np.maximum.reduce(x, axis=ax, keepdims=bool(keepdims), initial=low))
+
+
+register(OpDef("reduce_sum", _reduce_infer, (1, 1), kernel=_kernel(np.add.reduce),
                lower=_lower("ReduceSum", 13), vjp=_sum_vjp, attrs=dict(_ATTRS)))
 register(OpDef("reduce_mean", _reduce_infer, (1, 1), kernel=_kernel(np.mean),
                lower=_lower("ReduceMean", 18), vjp=_mean_vjp, attrs=dict(_ATTRS)))
-register(OpDef("reduce_max", _reduce_infer, (1, 1), kernel=_kernel(np.max),
+register(OpDef("reduce_max", _reduce_infer, (1, 1), kernel=_max_kernel,
                lower=_lower("ReduceMax", 18), vjp=_max_vjp, attrs=dict(_ATTRS)))
 
 

@@ -325,7 +325,10 @@ def _unsqueeze_infer(types: list, attrs: dict) -> list[TensorType]:
 
 
 def _unsqueeze_kernel(x: np.ndarray, *, axes: Any) -> np.ndarray:
-    return np.expand_dims(x, tuple(_unsqueeze_axes({"axes": axes}, x.ndim)))
+    dims = list(np.shape(x))
+    for a in _unsqueeze_axes({"axes": axes}, len(dims)):
+        dims.insert(a, 1)
+    return np.reshape(x, dims)  # a view, as np.expand_dims gives, at a fraction of its cost
 
 
 register(OpDef("unsqueeze", _unsqueeze_infer, (1, 1), kernel=_unsqueeze_kernel,

@@ -24,8 +24,17 @@ def _split_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(x.dtype, x.shape[:axis] + (s,) + x.shape[axis + 1:]) for s in sizes]
 
 
-def _split_kernel(x: np.ndarray, *, axis: int, sizes: Sequence[int]) -> tuple[np.ndarray, ...]:
-    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+def _split_kernel(x: np.ndarray, *, axis: int,
+                  sizes: Sequence[int]) -> "np.ndarray | tuple[np.ndarray, ...]":
+    """Views of ``x`` by basic slicing (np.split costs ~10x more per call, which shows in the
+    unrolled recurrent ops' many small splits)."""
+    index: list = [slice(None)] * x.ndim
+    pieces, start = [], 0
+    for size in sizes:
+        index[axis] = slice(start, start + size)
+        pieces.append(x[tuple(index)])
+        start += size
+    return pieces[0] if len(pieces) == 1 else tuple(pieces)  # one output: the array itself
 
 
 def _split_lower(ctx: Any, node: Any) -> None:

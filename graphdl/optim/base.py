@@ -9,7 +9,7 @@ value of each, which the training step outputs as ``<name>.next``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import ClassVar, Mapping
 
 import numpy as np
 
@@ -41,6 +41,11 @@ class Optimizer:
     def init_slot(self, slot: str, param: np.ndarray) -> np.ndarray:
         """The initial value of state ``slot`` for a parameter whose value is ``param``."""
         return np.zeros_like(param)
+
+    def shared(self, hp: dict[str, Tensor], step: Tensor | None) -> dict[str, Tensor]:
+        """Scalars computed once per step for all parameters (bias corrections, 1 - beta);
+        :meth:`update` finds them in ``hp`` beside the hyperparameters."""
+        return {}
 
     def update(self, p: Tensor, g: Tensor, state: dict[str, Tensor], hp: dict[str, Tensor],
                step: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -82,10 +87,11 @@ def build_updates(b: GraphBuilder, opt: Optimizer, params: Mapping[str, Tensor],
         state_in[STEP] = count
         nxt[STEP] = count + 1
         step = b.apply1("cast", [nxt[STEP]], to=dtype.name)
+    scalars = {**hp, **opt.shared(hp, step)}
     for name, p in params.items():
         slots = {s: b.input(state_name(name, s), p.shape, p.dtype) for s in opt.slots}
         state_in.update({state_name(name, s): t for s, t in slots.items()})
-        new_p, new_slots = opt.update(p, grads[name], slots, hp, step)
+        new_p, new_slots = opt.update(p, grads[name], slots, scalars, step)
         nxt[name] = new_p
         nxt.update({state_name(name, s): t for s, t in new_slots.items()})
     return UpdateGraph(hp, state_in, nxt)
@@ -111,9 +117,3 @@ def _common_dtype(params: Mapping[str, Tensor]) -> DType:
     if not dt.is_float:
         raise GraphError(f"parameters must be floating point, got {dt.name}")
     return dt
-
-
-def hyperparam_feeds(opt: Optimizer, dtype: Any, **overrides: float) -> dict[str, np.ndarray]:
-    """The hyperparameter feeds (defaults, with ``overrides``) as scalars of ``dtype``."""
-    vals = {**opt.hyperparams, **overrides}
-    return {k: np.asarray(v, DType.of(dtype).np) for k, v in vals.items()}

@@ -23,6 +23,8 @@ class SGD(Optimizer):
     defaults: ClassVar[dict[str, float]] = {"lr": 0.01}
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0):
+        # without momentum there is no buffer to carry and no momentum input: the instance
+        # narrows the class's hyperparameters and slots before the base class reads them
         self.use_momentum = momentum != 0.0
         if self.use_momentum:
             self.defaults = {"lr": 0.01, "momentum": 0.9}
@@ -70,11 +72,14 @@ class Adadelta(Optimizer):
     def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6):
         super().__init__(lr=lr, rho=rho, eps=eps)
 
+    def shared(self, hp, step):
+        return {"1-rho": 1.0 - hp["rho"]}
+
     def update(self, p, g, state, hp, step):
         rho, eps = hp["rho"], hp["eps"]
-        sq = rho * state["square_avg"] + (1.0 - rho) * g * g
+        sq = rho * state["square_avg"] + hp["1-rho"] * (g * g)
         delta = sqrt(state["acc_delta"] + eps) / sqrt(sq + eps) * g
-        acc = rho * state["acc_delta"] + (1.0 - rho) * delta * delta
+        acc = rho * state["acc_delta"] + hp["1-rho"] * (delta * delta)
         return p - hp["lr"] * delta, {"square_avg": sq, "acc_delta": acc}
 
 
@@ -92,13 +97,17 @@ class Adam(Optimizer):
                  eps: float = 1e-8):
         super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
 
-    def update(self, p, g, state, hp, step: Tensor):
+    def shared(self, hp, step: Tensor):
         b1, b2 = hp["beta1"], hp["beta2"]
-        m = b1 * state["exp_avg"] + (1.0 - b1) * g
-        v = b2 * state["exp_avg_sq"] + (1.0 - b2) * g * g
-        step_size = hp["lr"] / (1.0 - b1 ** step)
-        denom = sqrt(v) / sqrt(1.0 - b2 ** step) + hp["eps"]
-        return p - step_size * m / denom, {"exp_avg": m, "exp_avg_sq": v}
+        return {"1-beta1": 1.0 - b1, "1-beta2": 1.0 - b2,
+                "step_size": hp["lr"] / (1.0 - b1 ** step),
+                "1/sqrt(bc2)": 1.0 / sqrt(1.0 - b2 ** step)}
+
+    def update(self, p, g, state, hp, step: Tensor):
+        m = hp["beta1"] * state["exp_avg"] + hp["1-beta1"] * g
+        v = hp["beta2"] * state["exp_avg_sq"] + hp["1-beta2"] * (g * g)
+        denom = sqrt(v) * hp["1/sqrt(bc2)"] + hp["eps"]
+        return p - hp["step_size"] * (m / denom), {"exp_avg": m, "exp_avg_sq": v}
 
 
 def Momentum(lr: float = 0.01, momentum: float = 0.9) -> SGD:  # noqa: N802 - a named preset

@@ -1,0 +1,82 @@
+"""Pass-pipeline cost on generated graphs of 1k, 10k and 100k nodes: each pass's time per node
+(target <= 10 us at 100k) and its 100k / 10k time ratio (linear scaling: <= 12), plus the node
+counts before and after the default pipeline for the MLP training step (target: >= 30% fewer).
+
+    python benchmarks/bench_passes.py [--sizes 1000,10000,100000] [--json]
+
+The generated graph repeats a block that gives every pass work: a dense layer (MatMul + Add),
+x*1 and x+0, a double transpose, an elementwise chain, a repeated subexpression, and a small
+constant subgraph.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import graphdl as gd  # noqa: E402
+import passes  # noqa: E402
+from benchmarks.mlp_step import mlp_train_step  # noqa: E402
+
+def generated_graph(n_nodes: int, width: int = 8) -> gd.Graph:
+    """About ``n_nodes`` nodes of repeated blocks over [N, width] activations."""
+    b = gd.GraphBuilder(f"gen{n_nodes}")
+    h = b.input("x", ["N", width])
+    w = b.input("w", [width, width])
+    c = b.input("c", [width])
+    k = b.const(np.arange(width, dtype=np.float32))
+    while len(b._nodes) < n_nodes:
+        a = gd.relu(h @ w + c)
+        a = gd.transpose(gd.transpose(a)) * 1.0 + 0.0
+        s = gd.tanh(a) * gd.tanh(a)
+        h = gd.sigmoid(s - a) * (gd.exp(k * 0.5) + 1.0) + gd.neg(gd.neg(a))
+    return b.build({"y": gd.reduce_sum(h)})
+
+
+def pass_costs(sizes: list[int]) -> dict:
+    out: dict = {}
+    per_size: dict[int, dict[str, float]] = {}
+    for n in sizes:
+        g = generated_graph(n)
+        trace: list = []
+        passes.optimize(g, trace)
+        times: dict[str, float] = {}
+        for t in trace:  # a pass listed twice: its runs summed
+            times[t.name] = times.get(t.name, 0.0) + t.seconds
+        per_size[len(g.nodes)] = times
+        out[f"nodes_{n}"] = len(g.nodes)
+        out[f"after_{n}"] = trace[-1].after
+        for name, sec in times.items():
+            out[f"{name}_us_per_node_{n}"] = sec / len(g.nodes) * 1e6
+    if len(sizes) >= 2:
+        small, big = sorted(per_size)[-2:]
+        for name in per_size[big]:
+            out[f"{name}_scaling_{big}_vs_{small}"] = per_size[big][name] / per_size[small][name]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    g = mlp_train_step()
+    trace: list = []
+    opt = passes.optimize(g, trace)
+    res = {"mlp_step_nodes_before": len(g.nodes), "mlp_step_nodes_after": len(opt.nodes),
+           "mlp_step_reduction": 1 - len(opt.nodes) / len(g.nodes)}
+    res.update(pass_costs([int(s) for s in args.sizes.split(",")]))
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return
+    for k, v in res.items():
+        print(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Dropout as a composite: ``x * mask / (1 - rate)`` with a keep-mask of 0s and 1s.
+
+Inverted scaling keeps each unit's expected value, so the inference graph simply leaves dropout
+out (graphdl.nn.Dropout in inference mode is the identity). The mask is an ordinary tensor: a
+graph input fed each step (what cross-engine tests compare, since ONNX's random ops differ
+between engines), or a mask drawn in the graph by ``random_keep_mask`` (ONNX
+RandomUniformLike). ``passes.training_step`` lists fed masks and their rates in the
+training-step manifest so a trainer can draw them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..builder import Tensor
+from ..errors import GraphError, ShapeError
+from ..registry import OpDef, no_grad, register
+from ..types import TensorType
+from .common import broadcast_infer, need_float
+
+
+def _check_rate(rate: float) -> None:
+    if not 0.0 <= rate < 1.0:
+        raise GraphError(f"dropout rate must be in [0, 1), got {rate}")
+
+
+def _dropout_infer(types: list, attrs: dict) -> list[TensorType]:
+    _check_rate(attrs["rate"])
+    need_float(types[0], "dropout input")
+    (out,) = broadcast_infer(types, attrs)
+    if out.shape != types[0].shape and types[0].shape is not None:
+        raise ShapeError(f"dropout mask {types[1]} must broadcast to the input {types[0]}")
+    return [out]
+
+
+def _dropout_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
+    x, mask = ins
+    scale = b.const(np.asarray(1.0 / (1.0 - attrs["rate"]), x.dtype.np))
+    return [x * (mask * scale)]
+
+
+register(OpDef("dropout", _dropout_infer, (2, 2), decompose=_dropout_decompose,
+               attrs={"rate": 0.5}, traits={"composite"},
+               doc="x * mask / (1 - rate); mask holds 1 for kept units, 0 for dropped ones."))
+
+
+# -- an in-graph random mask -------------------------------------------------------------------
+
+_STREAMS: dict[int, np.random.Generator] = {}
+
+
+def _uniform_kernel(x: np.ndarray, *, seed: int | None) -> np.ndarray:
+    """Uniform [0, 1) numbers shaped like x. A seeded op draws from one stream per seed that
+    advances call by call, as onnxruntime's seeded kernel does (the two streams differ)."""
+    if seed is None:
+        rng = np.random.default_rng()
+    else:
+        rng = _STREAMS.setdefault(int(seed), np.random.default_rng(int(seed)))
+    return rng.random(x.shape).astype(x.dtype)
+
+
+def _uniform_lower(ctx, node) -> None:
+    """ONNX RandomUniformLike. Stock onnxruntime 1.32 implements it (like every random op)
+    only up to its opset-21 version: export with ``opset=21`` to run it there."""
+    seed = node.attrs["seed"]
+    ctx.emit("RandomUniformLike", node.inputs, node.outputs, low=0.0, high=1.0,
+             seed=None if seed is None else float(seed))
+
+
+def _uniform_infer(types: list, attrs: dict) -> list[TensorType]:
+    need_float(types[0], "random_uniform_like input")
+    return [TensorType(types[0].dtype, types[0].shape)]
+
+
+register(OpDef("random_uniform_like", _uniform_infer, (1, 1), kernel=_uniform_kernel,
+               lower=_uniform_lower, vjp=no_grad, attrs={"seed": None},
+               traits={"random", "nondiff"},
+               doc="Uniform [0, 1) numbers shaped like the input (ONNX RandomUniformLike)."))
+
+
+def random_keep_mask(x: Tensor, rate: float, seed: int | None = None) -> Tensor:
+    """A keep-mask drawn in the graph, each entry 1 with probability ``1 - rate``. Engines draw
+    different numbers, so runs compare across engines only with fed masks; onnxruntime runs the
+    exported op at opset 21 or lower (see ``_uniform_lower``)."""
+    from .elementwise import cast
+
+    _check_rate(rate)
+    u = x.b.apply1("random_uniform_like", [x], seed=seed)
+    return cast(x.b.apply1("greater_or_equal", [u, x.b.lift(rate, like=u)]), x.dtype)
+
+
+def dropout(x: Tensor, mask: Tensor, rate: float) -> Tensor:
+    """Inverted dropout of ``x`` with the keep-mask ``mask`` (1 = keep) drawn at ``rate``."""
+    return x.b.apply1("dropout", [x, mask], rate=float(rate))
+
+
+def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], rate: float,
+              dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """A keep-mask to feed: each entry 1 with probability ``1 - rate``, else 0."""
+    _check_rate(rate)
+    return (rng.random(shape) >= rate).astype(dtype)

@@ -1,0 +1,119 @@
+"""Batch normalisation (the chapter's section 3.6), channels on axis 1: (N, C) or (N, C, H, W).
+
+- ``batch_norm`` (inference) normalises with given population statistics; it lowers to ONNX
+  ``BatchNormalization`` and takes its kernel and gradient from its decomposition.
+- ``batch_norm_train`` normalises with the batch's own mean and (biased) variance and also
+  outputs the running statistics updated with ``momentum`` as PyTorch does:
+  ``new = (1 - momentum) * old + momentum * batch``, the variance unbiased (n / (n - 1)) unless
+  ``unbiased=False`` (ONNX BatchNormalization's training mode uses the biased one). It is a
+  composite, so it exports as plain ops and backprop differentiates through the batch
+  statistics.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..builder import Tensor
+from ..errors import ShapeError
+from ..registry import OpDef, register
+from ..types import TensorType, dims_equal, shape_str
+from .common import need_float, same_dtype
+from .elementwise import maximum, sqrt
+from .reduce import _count, reduce_mean
+from .shape import squeeze, unsqueeze
+
+_ATTRS = {"eps": 1e-5}
+
+
+def _check(types: list, n_vectors: int) -> TensorType:
+    x = types[0]
+    same_dtype(types, "batch_norm inputs")
+    need_float(x, "batch_norm input")
+    if x.shape is None:
+        return x
+    if len(x.shape) < 2:
+        raise ShapeError(f"batch_norm needs (N, C, ...) input, got {shape_str(x.shape)}")
+    c = x.shape[1]
+    for t in types[1:1 + n_vectors]:
+        if t.shape is not None and (len(t.shape) != 1 or dims_equal(t.shape[0], c) is False):
+            raise ShapeError(f"batch_norm: per-channel inputs must be [{c}] for input "
+                             f"{shape_str(x.shape)}, got {shape_str(t.shape)}")
+    return x
+
+
+def _infer(types: list, attrs: dict) -> list[TensorType]:
+    x = _check(types, 4)
+    return [TensorType(x.dtype, x.shape)]
+
+
+def _train_infer(types: list, attrs: dict) -> list[TensorType]:
+    x = _check(types, 4)
+    if not 0.0 <= attrs["momentum"] <= 1.0:
+        raise ShapeError(f"batch_norm_train momentum must be in [0, 1], got {attrs['momentum']}")
+    return [TensorType(x.dtype, x.shape), types[3], types[4]]
+
+
+def _stat_axes(x: Tensor) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, x.type.rank))
+
+
+def _per_channel(v: Tensor, x: Tensor) -> Tensor:
+    """A [C] vector shaped to broadcast against x: [C] for (N, C), [C, 1, 1] for NCHW."""
+    extra = tuple(range(1, x.type.rank - 1))
+    return unsqueeze(v, extra) if extra else v
+
+
+def _normalise(x: Tensor, mean: Tensor, var: Tensor, gamma: Tensor, beta: Tensor,
+               eps: float) -> Tensor:
+    inv = 1.0 / sqrt(var + eps)
+    return (x - mean) * inv * _per_channel(gamma, x) + _per_channel(beta, x)
+
+
+def _decompose(b, ins: list, attrs: dict) -> list[Tensor]:
+    x, gamma, beta, mean, var = ins
+    return [_normalise(x, _per_channel(mean, x), _per_channel(var, x), gamma, beta,
+                       attrs["eps"])]
+
+
+def _train_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
+    x, gamma, beta, run_mean, run_var = ins
+    axes, m = _stat_axes(x), attrs["momentum"]
+    mean = reduce_mean(x, axes, keepdims=True)
+    centred = x - mean
+    var = reduce_mean(centred * centred, axes, keepdims=True)
+    y = centred * (1.0 / sqrt(var + attrs["eps"])) * _per_channel(gamma, x) \
+        + _per_channel(beta, x)
+    batch_var = squeeze(var, axes)
+    if attrs["unbiased"]:
+        n = _count(x, axes)
+        batch_var = batch_var * (n / maximum(n - 1.0, 1.0))  # a batch of 1 gives 0, not NaN
+    new_mean = run_mean * (1.0 - m) + squeeze(mean, axes) * m
+    new_var = run_var * (1.0 - m) + batch_var * m
+    return [y, new_mean, new_var]
+
+
+def _lower(ctx: Any, node: Any) -> None:
+    ctx.emit("BatchNormalization", node.inputs, node.outputs, epsilon=node.attrs["eps"])
+
+
+register(OpDef("batch_norm", _infer, (5, 5), lower=_lower, decompose=_decompose,
+               attrs=dict(_ATTRS), traits={"composite"},
+               doc="Inference batch norm with population statistics (ONNX BatchNormalization)."))
+register(OpDef("batch_norm_train", _train_infer, (5, 5), decompose=_train_decompose,
+               attrs={**_ATTRS, "momentum": 0.1, "unbiased": True}, traits={"composite"},
+               doc="Training batch norm: batch statistics, and updated running statistics."))
+
+
+def batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, var: Tensor,
+               eps: float = 1e-5) -> Tensor:
+    """``gamma * (x - mean) / sqrt(var + eps) + beta`` per channel (axis 1)."""
+    return x.b.apply1("batch_norm", [x, gamma, beta, mean, var], eps=float(eps))
+
+
+def batch_norm_train(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Tensor,
+                     running_var: Tensor, momentum: float = 0.1,
+                     eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch-statistics normalisation; returns (y, new running mean, new running variance)."""
+    y, m, v = x.b.apply("batch_norm_train", [x, gamma, beta, running_mean, running_var],
+                        eps=float(eps), momentum=float(momentum))
+    return y, m, v

@@ -1,0 +1,318 @@
+"""Pooling (the chapter's section 3.3): max and average pooling over windows, as ONNX MaxPool and
+AveragePool define them (kernel, strides, pads or auto_pad, dilations, ceil_mode,
+count_include_pad), and global average / max pooling.
+
+``max_pool`` has two outputs, as ONNX MaxPool: the maxima and the flat index into x of each
+window's first maximum (ties go to the first, as in PyTorch and ONNX Runtime). Its gradient
+routes the output gradient to those indices (``max_pool_grad``). Average pooling is linear: its
+gradient is a ``conv_transpose`` of the output gradient divided by each window's count.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..builder import Tensor
+from ..errors import DTypeError, ShapeError
+from ..registry import REQUIRED, Call, OpDef, register
+from ..types import DType, TensorType, dims_equal, shape_str
+from .common import need_float
+from .conv import conv_transpose
+from .window import (as_pads, as_tuple, fit_transpose, out_dims, resolve_pads, spatial,
+                     static_sizes, windows)
+
+_POOL_ATTRS = {"kernel_shape": REQUIRED, "strides": None, "pads": None, "dilations": None,
+               "ceil_mode": 0, "auto_pad": "NOTSET"}
+
+
+def _pool_infer(op: str, types: list, attrs: dict) -> tuple[Any, ...]:
+    x = types[0]
+    if op != "max_pool":
+        need_float(x, f"{op} input")
+    kernel = tuple(attrs["kernel_shape"])
+    if x.shape is None or len(x.shape) != len(kernel) + 2:
+        raise ShapeError(f"{op}: input must be [N, C, spatial...] with {len(kernel)} spatial "
+                         f"axes for kernel {list(kernel)}, got {shape_str(x.shape)}")
+    pads = resolve_pads(op, x.shape[2:], kernel, attrs)
+    if pads is not None and any(p >= k for p, k in zip(pads, kernel * 2)):
+        raise ShapeError(f"{op}: pads {list(pads)} must be smaller than the kernel "
+                         f"{list(kernel)}")
+    outs = out_dims(op, x.shape[2:], kernel, attrs, bool(attrs["ceil_mode"]))
+    return tuple(x.shape[:2]) + outs
+
+
+def _geometry(x: np.ndarray, attrs: dict, outs: Sequence[int] | None = None):
+    """(kernel, strides, dilations, pads, extra end padding for ceil_mode, output sizes)."""
+    kernel = tuple(attrs["kernel_shape"])
+    r = len(kernel)
+    strides, dil, _ = spatial(attrs, r)
+    pads = resolve_pads("pool", x.shape[2:], kernel, attrs)
+    if outs is None:
+        outs = out_dims("pool", x.shape[2:], kernel, attrs, bool(attrs["ceil_mode"]))
+    extra = tuple(max(0, s * (o - 1) + d * (k - 1) + 1 - (n + pads[i] + pads[r + i]))
+                  for i, (n, k, s, d, o) in enumerate(zip(x.shape[2:], kernel, strides, dil,
+                                                          outs)))
+    return kernel, strides, dil, pads, extra, outs
+
+
+def _lower_attrs(node: Any) -> dict:
+    a = dict(node.attrs)
+    r = len(a["kernel_shape"])
+    strides, dil, pads = spatial(a, r)
+    auto = a.pop("auto_pad")
+    a.update(strides=strides, pads=pads if auto == "NOTSET" else None,
+             auto_pad=None if auto == "NOTSET" else auto)
+    a["dilations"] = dil if any(d != 1 for d in dil) else None  # AveragePool: opset >= 19
+    return a
+
+
+# -- max pooling -------------------------------------------------------------------------------
+
+
+def _max_pool_infer(types: list, attrs: dict) -> list[TensorType]:
+    shape = _pool_infer("max_pool", types, attrs)
+    return [TensorType(types[0].dtype, shape), TensorType(DType.int64, shape)]
+
+
+def _first_max(win: np.ndarray, kernel: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The max of each window [N, C, out..., k...] and the flat offset of its first maximum:
+    one pass per kernel offset over the whole output (a strict > keeps the first of ties)."""
+    offsets = list(np.ndindex(*kernel))
+    y = np.array(win[(Ellipsis,) + offsets[0]])
+    arg = np.zeros(y.shape, np.min_scalar_type(len(offsets)))
+    for j, off in enumerate(offsets[1:], 1):
+        v = win[(Ellipsis,) + off]
+        arg = np.where(v > y, arg.dtype.type(j), arg)
+        np.maximum(y, v, out=y)
+    return y, arg
+
+
+def _max_pool_kernel(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The maxima and their flat indices into x: over N, C, then the spatial axes in row-major
+    order, or column-major with storage_order=1."""
+    kernel, strides, dil, pads, extra, outs = _geometry(x, attrs)
+    r, sizes = len(kernel), x.shape[2:]
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    y, arg = _first_max(windows(x, kernel, strides, dil, pads, low, extra), kernel)
+    order = list(range(r))[::-1] if attrs["storage_order"] else list(range(r))
+    step = {i: int(np.prod([sizes[j] for j in order[order.index(i) + 1:]])) for i in order}
+    n, c = x.shape[:2]
+    base = np.arange(n * c, dtype=np.int64).reshape((n, c) + (1,) * r) * int(np.prod(sizes))
+    for i in range(r):  # each window's first element (possibly in the padding)
+        start = np.arange(outs[i], dtype=np.int64) * strides[i] - pads[i]
+        base = base + (start * step[i]).reshape((-1,) + (1,) * (r - 1 - i))
+    table = np.array(list(np.ndindex(*kernel)), np.int64).reshape(-1, r)
+    offset = table @ np.array([dil[i] * step[i] for i in range(r)], np.int64)
+    return y, base + offset[arg]
+
+
+def _max_pool_lower(ctx: Any, node: Any) -> None:
+    ctx.emit("MaxPool", node.inputs, node.outputs, **_lower_attrs(node))
+
+
+def _max_pool_vjp(b, c: Call, gys):
+    """Routes g to the (row-major) indices of each window's first maximum."""
+    x, idx = c.inputs[0], c.outputs[1]
+    if gys[0] is None:
+        return [None]
+    if c.attrs["storage_order"]:
+        idx = b.apply("max_pool", [x], **dict(c.attrs, storage_order=0))[1]
+    return [max_pool_grad(gys[0], idx, x)]
+
+
+register(OpDef("max_pool", _max_pool_infer, (1, 1), kernel=_max_pool_kernel,
+               lower=_max_pool_lower, vjp=_max_pool_vjp,
+               attrs={**_POOL_ATTRS, "storage_order": 0},
+               doc="ONNX MaxPool with its Indices output (first maximum of each window)."))
+
+
+def _max_pool_grad_infer(types: list, attrs: dict) -> list[TensorType]:
+    gy, idx, x = types
+    if idx.dtype != DType.int64:
+        raise DTypeError(f"max_pool_grad: indices must be int64, got {idx.dtype.name}")
+    if gy.dtype != x.dtype:
+        raise DTypeError(f"max_pool_grad: gradient {gy.dtype.name} and input {x.dtype.name} "
+                         "differ")
+    if gy.shape is not None and idx.shape is not None and (
+            len(gy.shape) != len(idx.shape)
+            or any(dims_equal(a, b) is False for a, b in zip(gy.shape, idx.shape))):
+        raise ShapeError(f"max_pool_grad: gradient {shape_str(gy.shape)} and indices "
+                         f"{shape_str(idx.shape)} differ")
+    return [TensorType(x.dtype, x.shape)]
+
+
+def _max_pool_grad_kernel(gy: np.ndarray, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """gy summed into a zero tensor like x at the flat indices (windows may overlap)."""
+    out = np.bincount(idx.ravel(), weights=gy.ravel(), minlength=x.size)
+    return out.reshape(x.shape).astype(x.dtype, copy=False)
+
+
+def _max_pool_grad_lower(ctx: Any, node: Any) -> None:
+    """-> ScatterElements(add) of the flat gradient into zeros of x's size, reshaped."""
+    gy, idx, x = node.inputs
+    shp = ctx.emit("Shape", [x], 1)[0]
+    zero = np.zeros(1, x.type.dtype.np)
+    zeros = ctx.emit("ConstantOfShape", [shp], 1, value=zero)[0]
+    flat = ctx.const(np.array([-1], np.int64))
+    zeros = ctx.emit("Reshape", [zeros, flat], 1)[0]
+    idx_f = ctx.emit("Reshape", [idx, flat], 1)[0]
+    gy_f = ctx.emit("Reshape", [gy, flat], 1)[0]
+    out = ctx.emit("ScatterElements", [zeros, idx_f, gy_f], 1, axis=0, reduction="add")[0]
+    ctx.emit("Reshape", [out, shp], node.outputs)
+
+
+def _max_pool_grad_vjp(b, c: Call, gys):
+    """Linear in gy: its adjoint gathers g at the indices."""
+    from .scatter import gather
+    from .shape import reshape
+
+    return [gather(reshape(gys[0], [-1]), c.inputs[1], 0), None, None]
+
+
+register(OpDef("max_pool_grad", _max_pool_grad_infer, (3, 3), kernel=_max_pool_grad_kernel,
+               lower=_max_pool_grad_lower, vjp=_max_pool_grad_vjp,
+               doc="gy [N, C, out...] added at the flat indices into zeros shaped like x."))
+
+
+def _pool_args(x: Tensor, kernel: int | Sequence[int], strides: Any, pads: Any,
+               dilations: Any, ceil_mode: bool, auto_pad: str) -> dict:
+    r = len(kernel) if not isinstance(kernel, int) else max((x.type.rank or 4) - 2, 1)
+    k = as_tuple(kernel, r, "kernel_shape")
+    p = as_pads(pads, r)
+    return {"kernel_shape": k, "strides": as_tuple(k if strides is None else strides, r,
+                                                 "strides"),
+            "pads": p, "dilations": as_tuple(dilations, r, "dilations"),
+            "ceil_mode": int(ceil_mode), "auto_pad": auto_pad}
+
+
+def max_pool(x: Tensor, kernel: int | Sequence[int], strides: int | Sequence[int] | None = None,
+             pads: int | Sequence[int] = 0, dilations: int | Sequence[int] = 1,
+             ceil_mode: bool = False, auto_pad: str = "NOTSET") -> Tensor:
+    """Max over each window (strides default to the kernel, as in PyTorch)."""
+    return max_pool_with_indices(x, kernel, strides, pads, dilations, ceil_mode, auto_pad)[0]
+
+
+def max_pool_with_indices(x: Tensor, kernel: int | Sequence[int],
+                          strides: int | Sequence[int] | None = None,
+                          pads: int | Sequence[int] = 0, dilations: int | Sequence[int] = 1,
+                          ceil_mode: bool = False, auto_pad: str = "NOTSET"
+                          ) -> tuple[Tensor, Tensor]:
+    """(maxima, flat int64 indices into x of each window's first maximum)."""
+    y, idx = x.b.apply("max_pool", [x], **_pool_args(x, kernel, strides, pads, dilations,
+                                                      ceil_mode, auto_pad))
+    return y, idx
+
+
+def max_pool_grad(gy: Tensor, indices: Tensor, x: Tensor) -> Tensor:
+    """Zeros shaped like x with gy added at ``indices`` (max pooling's input gradient)."""
+    return gy.b.apply1("max_pool_grad", [gy, indices, x])
+
+
+# -- average pooling ---------------------------------------------------------------------------
+
+
+def _avg_pool_infer(types: list, attrs: dict) -> list[TensorType]:
+    return [TensorType(types[0].dtype, _pool_infer("avg_pool", types, attrs))]
+
+
+def window_counts(sizes: Sequence[int], attrs: dict, outs: Sequence[int]) -> np.ndarray:
+    """How many elements each window averages: those of x, plus the pads (not the ceil_mode
+    overhang) with count_include_pad."""
+    kernel = tuple(attrs["kernel_shape"])
+    ones = np.ones((1, 1) + tuple(sizes))
+    _, strides, dil, pads, extra, _ = _geometry(ones, attrs, outs)
+    r = len(kernel)
+    if attrs["count_include_pad"]:
+        widths = [(0, 0), (0, 0)] + [(pads[i], pads[r + i]) for i in range(r)]
+        ones = np.pad(ones, widths, constant_values=1.0)
+        pads = (0,) * (2 * r)
+    win = windows(ones, kernel, strides, dil, pads, 0.0, extra)
+    return win.sum(axis=tuple(range(-r, 0)))[0, 0]
+
+
+def _avg_pool_kernel(x: np.ndarray, **attrs: Any) -> np.ndarray:
+    kernel, strides, dil, pads, extra, outs = _geometry(x, attrs)
+    r = len(kernel)
+    win = windows(x, kernel, strides, dil, pads, 0.0, extra)
+    total = win.sum(axis=tuple(range(-r, 0)))
+    return (total / window_counts(x.shape[2:], attrs, outs).astype(x.dtype)).astype(x.dtype)
+
+
+def _avg_pool_lower(ctx: Any, node: Any) -> None:
+    ctx.emit("AveragePool", node.inputs, node.outputs, **_lower_attrs(node))
+
+
+def _avg_pool_vjp(b, c: Call, gys):
+    """dx = S^T (g / counts), S the window sum: a conv_transpose with a kernel of ones over
+    the channels folded into the batch."""
+    from .shape import reshape, shape_of
+
+    x, g = c.inputs[0], gys[0]
+    sizes = static_sizes(x, "avg_pool")
+    kernel = tuple(c.attrs["kernel_shape"])
+    r = len(kernel)
+    strides, dil, _ = spatial(c.attrs, r)
+    pads = resolve_pads("avg_pool", sizes, kernel, c.attrs)
+    outs = tuple(g.shape[2:])
+    counts = window_counts(sizes, c.attrs, outs).astype(x.dtype.np)
+    pads, extra = fit_transpose(sizes, outs, kernel, strides, dil, pads)
+    g1 = reshape(g, [-1, 1, *outs]) / b.const(counts)
+    ones = b.const(np.ones((1, 1) + kernel, x.dtype.np))
+    gx = conv_transpose(g1, ones, None, strides, pads, dil, 1, extra)
+    return [reshape(gx, shape_of(x))]
+
+
+register(OpDef("avg_pool", _avg_pool_infer, (1, 1), kernel=_avg_pool_kernel,
+               lower=_avg_pool_lower, vjp=_avg_pool_vjp,
+               attrs={**_POOL_ATTRS, "count_include_pad": 0},
+               doc="ONNX AveragePool: the mean over each window."))
+
+
+def avg_pool(x: Tensor, kernel: int | Sequence[int], strides: int | Sequence[int] | None = None,
+             pads: int | Sequence[int] = 0, dilations: int | Sequence[int] = 1,
+             ceil_mode: bool = False, count_include_pad: bool = False,
+             auto_pad: str = "NOTSET") -> Tensor:
+    """Mean over each window (strides default to the kernel); pads count in the mean only
+    with ``count_include_pad``, as in ONNX."""
+    attrs = _pool_args(x, kernel, strides, pads, dilations, ceil_mode, auto_pad)
+    return x.b.apply1("avg_pool", [x], count_include_pad=int(count_include_pad), **attrs)
+
+
+# -- global pooling ----------------------------------------------------------------------------
+
+
+def _global_infer(types: list, attrs: dict) -> list[TensorType]:
+    x = types[0]
+    need_float(x, "global pooling input")
+    if x.shape is None or len(x.shape) < 3:
+        raise ShapeError(f"global pooling: input must be [N, C, spatial...], got "
+                         f"{shape_str(x.shape)}")
+    return [TensorType(x.dtype, tuple(x.shape[:2]) + (1,) * (len(x.shape) - 2))]
+
+
+def _global_decompose(reduce: str):
+    def decompose(b, ins: list, attrs: dict) -> list[Tensor]:
+        from .reduce import reduce_max, reduce_mean
+
+        fn = reduce_mean if reduce == "mean" else reduce_max
+        x = ins[0]
+        return [fn(x, tuple(range(2, x.type.rank)), keepdims=True)]
+    decompose.__doc__ = f"-> reduce_{reduce} over the spatial axes, keepdims"
+    return decompose
+
+
+register(OpDef("global_avg_pool", _global_infer, (1, 1), decompose=_global_decompose("mean"),
+               traits={"composite"}, doc="ONNX GlobalAveragePool: the mean over each map."))
+register(OpDef("global_max_pool", _global_infer, (1, 1), decompose=_global_decompose("max"),
+               traits={"composite"}, doc="ONNX GlobalMaxPool: the max over each map."))
+
+
+def global_avg_pool(x: Tensor) -> Tensor:
+    """[N, C, S...] -> [N, C, 1...]: the mean of each channel's map."""
+    return x.b.apply1("global_avg_pool", [x])
+
+
+def global_max_pool(x: Tensor) -> Tensor:
+    """[N, C, S...] -> [N, C, 1...]: the max of each channel's map."""
+    return x.b.apply1("global_max_pool", [x])

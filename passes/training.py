@@ -1,0 +1,82 @@
+"""The training-step pass: (forward graph with a loss, optimiser) -> one training-step graph.
+
+Differentiates the loss w.r.t. the parameters, then appends the optimiser's update subgraph
+(graphdl.train_step describes the result). Nodes that carry state or randomness are found in the
+forward graph itself:
+
+- ``batch_norm_train`` nodes whose running mean/variance are initializers: those become
+  carried inputs, not trained, and the node's updated statistics become ``NAME.next`` outputs;
+- ``dropout`` nodes whose mask is a graph input: the manifest lists that input as a mask with
+  the node's rate, for a trainer to draw each step (or a test to feed).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from graphdl.builder import GraphBuilder
+from graphdl.errors import GraphError
+from graphdl.ir import Graph, Value
+from graphdl.optim import Optimizer
+from graphdl.train import params_as_inputs
+from graphdl.train_step import NEXT, TrainStep, assemble
+
+from .autodiff import grad
+from .dce import eliminate_dead_nodes
+
+#: op -> ((state input slot, its next-value output slot), ...)
+CARRIES = {"batch_norm_train": ((3, 1), (4, 2))}
+#: op -> (mask input slot, name of the rate attribute)
+MASKS = {"dropout": (1, "rate")}
+
+
+def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
+                  params: Sequence[str] | None = None, metrics: Sequence[str] = ()) -> TrainStep:
+    """The training step of ``forward``'s scalar output ``loss``, updating ``params`` (default:
+    every float initializer that is not carried state) with ``optimizer``; ``metrics`` names
+    other forward values to output each step."""
+    carried = _carried(forward)
+    names = [v.name for v in forward.initializers if v.type.dtype.is_float
+             and v.name not in carried] if params is None else list(params)
+    both = set(names) & set(carried)
+    if both:
+        raise GraphError(f"{sorted(both)} are running statistics, not trainable parameters")
+    fwd = _with_outputs(forward, loss, metrics, carried)
+    g, values = params_as_inputs(fwd, names + list(carried))
+    gg = grad(g, loss, names)
+    step = assemble(gg, optimizer, {n: values[n] for n in names},
+                    {n: values[n] for n in carried}, loss, metrics, _masks(forward))
+    return TrainStep(eliminate_dead_nodes(step.graph), step.manifest, step.initial)
+
+
+def _carried(g: Graph) -> dict[str, Value]:
+    """Initializer name -> the forward value that replaces it next step."""
+    out: dict[str, Value] = {}
+    for n in g.nodes:
+        for slot_in, slot_out in CARRIES.get(n.op, ()):
+            v = n.inputs[slot_in]
+            if v is not None and v in g.initializers:
+                if v.name in out:
+                    raise GraphError(f"{n.where()}: running statistic %{v.name} is updated by "
+                                     "two nodes; use one BatchNorm layer per call site")
+                out[v.name] = n.outputs[slot_out]
+    return out
+
+
+def _masks(g: Graph) -> dict[str, float]:
+    inputs = set(g.inputs)
+    out = {}
+    for n in g.nodes:
+        if n.op in MASKS:
+            slot, attr = MASKS[n.op]
+            if n.inputs[slot] in inputs:
+                out[n.inputs[slot].name] = float(n.attrs[attr])
+    return out
+
+
+def _with_outputs(g: Graph, loss: str, metrics: Sequence[str],
+                  carried: dict[str, Value]) -> Graph:
+    b = GraphBuilder.from_graph(g)
+    outs = {loss: b.tensor(g.value(loss))}
+    outs.update({m: b.tensor(g.value(m)) for m in metrics})
+    outs.update({name + NEXT: b.tensor(v) for name, v in carried.items()})
+    return b.build(outs)

@@ -1,0 +1,134 @@
+"""Gradients of imported ONNX models: ``passes.grad`` w.r.t. initializers and graph inputs,
+checked against central finite differences along random directions in float64.
+
+One model routes its values through shape plumbing (Shape, Gather, Concat, Reshape, Expand) and
+the ops the importer adds (Split, Pad, Tile, LRN, PRelu, Softmax before opset 13); the other is
+the light ResNet-50 from the onnx wheel with random float64 weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import graphdl as gd
+import passes
+from tests.test_onnx_backend_models import light_input, light_model, randomise
+
+F64 = TensorProto.DOUBLE
+RNG = np.random.default_rng(7)
+
+
+def _i64(name: str, values) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, np.int64), name)
+
+
+def _f64(name: str, shape) -> onnx.TensorProto:
+    return numpy_helper.from_array(RNG.standard_normal(shape), name)
+
+
+def plumbing_model(opset: int) -> onnx.ModelProto:
+    """x [N, 4, 6] -> MatMul/Add -> Reshape to [N, 20] via Shape/Gather/Concat -> times an
+    Expand-ed row -> Split -> Pad/Tile -> Concat -> LRN -> PRelu -> Softmax -> weighted sum."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h0"]),
+        helper.make_node("Add", ["h0", "b"], ["h"]),
+        helper.make_node("Shape", ["h"], ["hs"]),
+        helper.make_node("Gather", ["hs", "zero"], ["n"], axis=0),
+        helper.make_node("Concat", ["n", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["h", "target"], ["r"]),
+        helper.make_node("Shape", ["r"], ["rs"]),
+        helper.make_node("Expand", ["c", "rs"], ["ce"]),
+        helper.make_node("Mul", ["r", "ce"], ["m"]),
+        helper.make_node("Split", ["m", "sizes"], ["s1", "s2"], axis=1),
+        helper.make_node("Pad", ["s1", "pads"], ["p1"], mode="reflect"),
+        helper.make_node("Tile", ["s2", "reps"], ["t2"]),
+        helper.make_node("Concat", ["p1", "t2"], ["cat"], axis=1),
+        helper.make_node("Unsqueeze", ["cat", "axes23"], ["cat4"]),
+        helper.make_node("LRN", ["cat4"], ["l4"], size=3, alpha=0.5, beta=0.75, bias=1.5),
+        helper.make_node("Squeeze", ["l4", "axes23"], ["l"]),
+        helper.make_node("PRelu", ["l", "slope"], ["pr"]),
+        helper.make_node("Softmax", ["pr"], ["sm"], axis=1),
+        helper.make_node("Mul", ["sm", "weights"], ["ws"]),
+        helper.make_node("ReduceSum", ["ws"], ["loss"], keepdims=0),
+    ]
+    inits = [_f64("W", (6, 5)), _f64("b", (5,)), _f64("c", (1, 20)), _f64("slope", (26,)),
+             _f64("weights", (26,)), _i64("zero", [0]), _i64("minus1", [-1]),
+             _i64("sizes", [12, 8]), _i64("pads", [0, 1, 0, 1]), _i64("reps", [1, 2]),
+             _i64("axes23", [2, 3])]
+    graph = helper.make_graph(nodes, "plumbing",
+                              [helper.make_tensor_value_info("x", F64, ["N", 4, 6])],
+                              [helper.make_tensor_value_info("loss", F64, [])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def _with_params(g: gd.Graph, params: dict[str, np.ndarray]) -> gd.Graph:
+    inits = {v: params.get(v.name, a) for v, a in g.initializers.items()}
+    return dataclasses.replace(g, initializers=inits)
+
+
+def check_against_finite_differences(g: gd.Graph, loss: str, feeds: dict, wrt: list[str],
+                                     eps: float, rtol: float) -> None:
+    """<grad, d> == (L(p + eps d) - L(p - eps d)) / 2 eps for a random direction d over all of
+    ``wrt`` (initializers and inputs) at once."""
+    gg = passes.grad(g, loss, wrt)
+    grads = gd.run(gg, feeds)
+    base = {**g.params, **feeds}
+    direction = {k: RNG.standard_normal(np.shape(base[k])) for k in wrt}
+    analytic = sum(float(np.sum(grads[f"{k}_grad"] * direction[k])) for k in wrt)
+
+    def loss_at(step: float) -> float:
+        moved = {k: base[k] + step * direction[k] for k in wrt}
+        run_feeds = {k: moved.get(k, v) for k, v in feeds.items()}
+        return float(gd.run(_with_params(g, moved), run_feeds)[loss])
+
+    numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+    assert abs(analytic) > 1e-6, "a zero gradient would make this check vacuous"
+    np.testing.assert_allclose(analytic, numeric, rtol=rtol)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18])
+def test_gradient_through_shape_plumbing_matches_finite_differences(opset):
+    g = gd.from_onnx(plumbing_model(opset))
+    feeds = {"x": RNG.standard_normal((3, 4, 6))}
+    check_against_finite_differences(g, "loss", feeds, ["W", "b", "c", "slope", "x"],
+                                     eps=1e-5, rtol=1e-6)
+
+
+def test_gradient_graph_of_an_imported_model_runs_in_onnxruntime():
+    pytest.importorskip("onnxruntime")
+    g = gd.from_onnx(plumbing_model(13))
+    gg = passes.grad(g, "loss", ["W", "c", "x"])
+    feeds = {"x": RNG.standard_normal((2, 4, 6))}
+    want = gd.run(gg, feeds)
+    got = gd.run(gg, feeds, backend="ort")
+    for k in ("loss", "W_grad", "c_grad", "x_grad"):
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def _summed(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with a scalar output: its output weighted by fixed random values, summed (the
+    plain sum of a softmax is constantly 1)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    out = m.graph.output[0]
+    shape = [d.dim_value for d in out.type.tensor_type.shape.dim]
+    m.graph.initializer.append(numpy_helper.from_array(RNG.uniform(0, 1000, shape), "mix"))
+    m.graph.node.extend([helper.make_node("Mul", [out.name, "mix"], ["mixed"]),
+                         helper.make_node("ReduceSum", ["mixed"], ["loss"], keepdims=0)])
+    m.graph.output.append(helper.make_tensor_value_info("loss", F64, []))
+    return m
+
+
+def test_resnet50_gradient_wrt_initializers_matches_finite_differences():
+    model = _summed(randomise(light_model("resnet50"), seed=1, dtype=np.float64))
+    g = gd.from_onnx(model)
+    feeds = light_input(model, np.float64)
+    wrt = [v.name for v, a in g.initializers.items() if a.dtype == np.float64 and v.name != "mix"]
+    assert len(wrt) > 250
+    check_against_finite_differences(g, "loss", feeds, wrt, eps=1e-6, rtol=1e-5)

@@ -1,0 +1,180 @@
+"""The ONNX backend model suites shipped in the ``onnx`` wheel, through ``from_onnx`` and
+graphdl's interpreter, at the models' own opsets (no version converter):
+
+- ``pytorch-converted``, ``pytorch-operator`` and ``simple`` under onnx/backend/test/data: each a
+  model.onnx with test_data_set_*/{input,output}_*.pb; SKIPPED says why each skipped model is.
+- the light model-zoo architectures under onnx/backend/test/data/light (AlexNet, DenseNet-121,
+  Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512), fed the input onnx's
+  backend runner makes (``arange(n) / n``) and compared with the stored output at onnx's
+  tolerances. Their weights are all equal, so each also runs with random weights against
+  onnxruntime (rtol 1e-4), comparing the logits before the final Softmax as well; for the three
+  biggest this check is marked ``heavy`` (left out by default, ``pytest -m heavy`` runs it).
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import graphdl as gd
+
+DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+SUITES = ("pytorch-converted", "pytorch-operator", "simple")
+#: model -> why it is skipped
+SKIPPED: dict[str, str] = {
+    "simple/test_gradient_of_add": "the Gradient op of the ai.onnx.preview.training domain "
+                                   "(graphdl differentiates with passes.grad instead)",
+    "simple/test_gradient_of_add_and_mul": "the Gradient op (see above)",
+    **{f"simple/test_sequence_model{i}": "graphdl has no sequence values" for i in range(1, 9)},
+    **{f"simple/test_strnorm_model_{n}": "graphdl has no string tensors"
+       for n in ("monday_casesensintive_lower", "monday_casesensintive_nochangecase",
+                 "monday_casesensintive_upper", "monday_empty_output",
+                 "monday_insensintive_upper_twodim", "nostopwords_nochangecase")},
+}
+#: light model -> (rtol, atol) as in onnx.backend.test.case.model
+LIGHT = {"bvlc_alexnet": (1e-3, 1e-7), "densenet121": (2e-3, 1e-7),
+         "inception_v1": (1e-3, 1e-7), "inception_v2": (1e-3, 1e-7),
+         "resnet50": (1e-3, 1e-7), "shufflenet": (1e-3, 1e-7), "squeezenet": (1e-3, 1e-7),
+         "vgg19": (1e-3, 1e-7), "zfnet512": (1e-3, 1e-7)}
+
+
+def _models() -> list[str]:
+    return sorted(f"{s}/{os.path.basename(d)}" for s in SUITES
+                  for d in glob.glob(os.path.join(DATA, s, "test_*")))
+
+
+def _load_tensors(pattern: str) -> list[np.ndarray]:
+    return [numpy_helper.to_array(onnx.load_tensor(f)) for f in sorted(glob.glob(pattern))]
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    inits = {t.name for t in model.graph.initializer}
+    return [v for v in model.graph.input if v.name not in inits]
+
+
+def test_suites_are_complete():
+    models = _models()
+    assert len(models) == 140
+    assert set(SKIPPED) <= set(models), "a skip names a model that no longer exists"
+
+
+@pytest.mark.parametrize("name", _models())
+def test_backend_model(name: str):
+    if name in SKIPPED:
+        pytest.skip(SKIPPED[name])
+    folder = os.path.join(DATA, name)
+    model = onnx.load(os.path.join(folder, "model.onnx"))
+    graph = gd.from_onnx(model)
+    sets = sorted(glob.glob(os.path.join(folder, "test_data_set_*")))
+    assert sets
+    for data in sets:
+        inputs = _load_tensors(os.path.join(data, "input_*.pb"))
+        want = _load_tensors(os.path.join(data, "output_*.pb"))
+        feeds = dict(zip([v.name for v in _graph_inputs(model)], inputs))
+        got = gd.run(graph, feeds)
+        for out, w in zip(model.graph.output, want):
+            assert got[out.name].shape == w.shape, f"{name}: {out.name}"
+            np.testing.assert_allclose(got[out.name], w, rtol=1e-3, atol=1e-5,
+                                       err_msg=f"{name}: {out.name}")
+
+
+# -- the light model zoo -------------------------------------------------------------------------
+
+
+def light_model(name: str) -> onnx.ModelProto:
+    return onnx.load(os.path.join(DATA, "light", f"light_{name}.onnx"))
+
+
+def light_input(model: onnx.ModelProto, dtype=np.float32) -> dict[str, np.ndarray]:
+    """The input onnx's backend runner feeds a light model: arange(n) / n in its shape."""
+    (x,) = _graph_inputs(model)
+    shape = tuple(d.dim_value or 1 for d in x.type.tensor_type.shape.dim)
+    n = int(np.prod(shape))
+    return {x.name: (np.arange(n).reshape(shape) / n).astype(dtype)}
+
+
+def randomise(model: onnx.ModelProto, seed: int = 0, dtype=np.float32) -> onnx.ModelProto:
+    """The model with each ConstantOfShape weight made a random initializer: He-scaled uniform
+    values for weights of rank >= 2, the constant times U(0.5, 1.5) for vectors (biases, batch
+    norm scales and variances stay positive). ``dtype`` float64 retypes the whole model."""
+    rng = np.random.default_rng(seed)
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    shapes = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    kept, inits = [], []
+    for node in m.graph.node:
+        if node.op_type != "ConstantOfShape":
+            kept.append(node)
+            continue
+        shape = tuple(int(d) for d in shapes[node.input[0]])
+        value = float(numpy_helper.to_array(node.attribute[0].t).reshape(-1)[0])
+        if len(shape) >= 2:
+            bound = np.float32(np.sqrt(6.0 / np.prod(shape[1:])))
+            arr = (rng.random(shape, np.float32) * 2 - 1) * bound
+        else:
+            arr = value * rng.uniform(0.5, 1.5, shape)
+        inits.append(numpy_helper.from_array(arr.astype(dtype), node.output[0]))
+    del m.graph.node[:]
+    m.graph.node.extend(kept)
+    used = {i for n in kept for i in n.input}
+    dropped = {t.name for t in m.graph.initializer if t.name not in used}
+    shapes_left = [t for t in m.graph.initializer if t.name in used]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(shapes_left + inits)
+    inputs = [v for v in m.graph.input if v.name not in dropped]
+    del m.graph.input[:]
+    m.graph.input.extend(inputs)
+    if dtype == np.float64:
+        for v in list(m.graph.input) + list(m.graph.output):
+            v.type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+        del m.graph.value_info[:]
+    return m
+
+
+def with_logits(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with the input of its last Softmax (DenseNet-121 has none: the input of its
+    last node) as a second output."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    soft = [n for n in m.graph.node if n.op_type == "Softmax"] or list(m.graph.node)
+    m.graph.output.append(onnx.helper.make_empty_tensor_value_info(soft[-1].input[0]))
+    return m
+
+
+@pytest.mark.parametrize("name", sorted(LIGHT))
+def test_light_model_matches_stored_output(name: str):
+    model = light_model(name)
+    want = numpy_helper.to_array(onnx.load_tensor(
+        os.path.join(DATA, "light", f"light_{name}_output_0.pb")))
+    got = gd.run(gd.from_onnx(model), light_input(model))[model.graph.output[0].name]
+    rtol, atol = LIGHT[name]
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+#: the light models with 60M+ weights: making and loading them takes seconds, so their random
+#: weight checks are marked heavy (``pytest -m heavy`` runs them)
+HEAVY = ("bvlc_alexnet", "vgg19", "zfnet512")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy) if n in HEAVY
+                                  else n for n in sorted(LIGHT)])
+def test_light_model_with_random_weights_matches_onnxruntime(name: str):
+    ort = pytest.importorskip("onnxruntime")
+    model = with_logits(randomise(light_model(name)))
+    feeds = light_input(model)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    got = gd.run(gd.from_onnx(model), feeds)
+    logits = model.graph.output[1].name
+    spread = np.ptp(want[logits]) / np.abs(want[logits]).max()
+    assert spread > 0.1, "the random weights should spread the logits"
+    for k, w in want.items():
+        scale = np.abs(w).max()
+        np.testing.assert_allclose(got[k], w, rtol=1e-4, atol=1e-4 * scale, err_msg=k)

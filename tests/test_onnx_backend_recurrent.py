@@ -1,0 +1,77 @@
+"""The ONNX backend node test cases for RNN, LSTM and GRU that ship in the ``onnx`` wheel
+(``onnx.backend.test.case.node``: each a one-node model, its inputs and the outputs of onnx's
+own NumPy reference), imported with graphdl.from_onnx and run in graphdl's interpreter.
+
+Inputs the cases feed at run time but graphdl must know when it unrolls (``sequence_lens``) are
+made initializers first. No case is skipped: SKIPPED lists none; a case added to a later onnx
+wheel that graphdl cannot import shows up as a failure, not silently.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import graphdl as gd
+
+OPS = ("RNN", "LSTM", "GRU")
+#: case name -> why it is skipped (none at present)
+SKIPPED: dict[str, str] = {}
+#: inputs a case feeds at run time that graphdl needs at import time
+STATIC_INPUTS = ("sequence_lens",)
+
+
+def _cases() -> list:
+    """The cases of the three ops. ``collect_testcases`` fills one global list on its first
+    call only, so the case modules are imported here directly (their export functions run at
+    import and append to that list)."""
+    import importlib
+
+    import onnx.backend.test.case.node as node_cases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for module in ("rnn", "lstm", "gru"):
+            importlib.import_module(f"onnx.backend.test.case.node.{module}")
+    return [c for c in node_cases._NodeTestCases if c.model.graph.node[0].op_type in OPS]
+
+
+CASES = _cases()
+
+
+def _freeze(model: onnx.ModelProto, feeds: dict) -> onnx.ModelProto:
+    """The model with the STATIC_INPUTS it is fed turned into initializers."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    node = m.graph.node[0]
+    names = [n for n in STATIC_INPUTS if n in node.input and n in feeds]
+    for name in names:
+        m.graph.initializer.append(numpy_helper.from_array(feeds.pop(name), name))
+    kept = [i for i in m.graph.input if i.name not in names]
+    del m.graph.input[:]
+    m.graph.input.extend(kept)
+    return m
+
+
+def test_cases_were_found():
+    names = {c.name for c in CASES}
+    for op in ("gru", "lstm", "rnn"):
+        assert any(op in n for n in names), f"no backend case for {op}"
+    assert len(CASES) >= 12
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_backend_case(case):
+    if case.name in SKIPPED:
+        pytest.skip(SKIPPED[case.name])
+    inputs, outputs = case.data_sets[0]
+    graph_inputs = [i.name for i in case.model.graph.input]
+    feeds = dict(zip(graph_inputs, inputs))
+    model = _freeze(case.model, feeds)
+    got = gd.run(gd.from_onnx(model), feeds)
+    for out, want in zip(case.model.graph.output, outputs):
+        np.testing.assert_allclose(got[out.name], want, rtol=case.rtol, atol=max(case.atol, 1e-6),
+                                   err_msg=f"{case.name}: {out.name}")
