@@ -20,19 +20,24 @@ def init_params(sizes=SIZES, seed: int = 0) -> dict[str, np.ndarray]:
     return params
 
 
+def mlp_forward(sizes=SIZES) -> gd.Graph:
+    """x [N, in], y [N] labels and the parameters W{i}, b{i} as inputs -> the mean softmax
+    cross-entropy ``loss`` of the ReLU MLP."""
+    b = gd.GraphBuilder("mlp_step")
+    x, y = b.input("x", ["N", sizes[0]]), b.input("y", ["N"], "int64")
+    h = x
+    for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:])):
+        h = h @ b.input(f"W{i}", [m, n]) + b.input(f"b{i}", [n])
+        if i < len(sizes) - 2:
+            h = gd.relu(h)
+    return b.build({"loss": gd.softmax_cross_entropy(h, y)})
+
+
 def mlp_train_step(sizes=SIZES, lr: float = 0.1) -> gd.Graph:
     """Inputs x [N, in], y [N] labels and every parameter; outputs loss and ``NAME.new`` for
     each parameter (after one SGD step)."""
-    b = gd.GraphBuilder("mlp_step")
-    x, y = b.input("x", ["N", sizes[0]]), b.input("y", ["N"], "int64")
-    h, names = x, []
-    for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:])):
-        w, c = b.input(f"W{i}", [m, n]), b.input(f"b{i}", [n])
-        names += [w.name, c.name]
-        h = h @ w + c
-        if i < len(sizes) - 2:
-            h = gd.relu(h)
-    fwd = b.build({"loss": gd.softmax_cross_entropy(h, y)})
+    fwd = mlp_forward(sizes)
+    names = [v.name for v in fwd.inputs[2:]]
     g = passes.grad(fwd, "loss", names)
     gb = gd.GraphBuilder.from_graph(g)
     outs = {"loss": gb.tensor(g.value("loss"))}

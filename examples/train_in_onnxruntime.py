@@ -27,7 +27,7 @@ import passes
 from graphdl import optim
 from graphdl.nn import MLP
 from graphdl.train import params_as_inputs
-from graphdl.train_step import atomic_write
+from graphdl.fileio import write_atomic
 
 SIZES, SEED = (64, 128, 64, 10), 0
 
@@ -42,7 +42,7 @@ def export(out: str) -> None:
     step.save(out)
     b = gd.GraphBuilder("digits_infer")
     infer, _ = params_as_inputs(b.build({"logits": net(b.input("x", ["N", 64]))}))
-    atomic_write(os.path.join(out, "infer.onnx"), gd.to_onnx(infer).SerializeToString())
+    write_atomic(os.path.join(out, "infer.onnx"), gd.to_onnx(infer).SerializeToString())
 
 
 def session(path: str) -> ort.InferenceSession:

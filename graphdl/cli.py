@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import traceback
 import zipfile
 from typing import IO, Any, Callable, Sequence
@@ -20,6 +19,7 @@ from typing import IO, Any, Callable, Sequence
 import numpy as np
 
 from .errors import GraphError
+from .fileio import write_atomic
 from .ir import Graph
 
 _PY_SPEC = re.compile(r"^(?P<path>.+\.py)(?::(?P<name>[A-Za-z_][A-Za-z0-9_]*))?$")
@@ -96,25 +96,6 @@ def _raised_in_graphdl(e: BaseException) -> bool:
 
 
 # -- writing files -----------------------------------------------------------------------------
-
-
-def write_atomic(path: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Writes ``path`` through a temporary file in the same directory, then renames it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"{path}: directory {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _write_bytes(path: str, data: bytes) -> None:

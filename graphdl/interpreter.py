@@ -51,6 +51,9 @@ class Plan:
         for s, step in last_use.items():
             if s not in keep:
                 frees[step].append(s)
+        for step, n in enumerate(g.nodes):  # outputs nothing reads die where they are made
+            frees[step] += [slot[v] for v in n.outputs if slot[v] not in last_use
+                            and slot[v] not in keep]
         buffers = _Buffers(g, slot, last_use, keep) if inplace else None
         self.steps = []
         for step, n in enumerate(g.nodes):
@@ -151,6 +154,11 @@ class _CodeGen:
         if n.op == "gemm" and n.attrs["alpha"] == 1.0 and n.attrs["beta"] == 1.0:
             self._gemm(n, args, targets)
             return
+        if _is_matrix_op(n):  # 2-D matmul / transpose: the NumPy call itself, no wrapper
+            self.ns["_matmul"] = np.matmul
+            call = f"{args[0]}.T" if n.op == "transpose" else f"_matmul({args[0]}, {args[1]})"
+            self._emit(n, f"{targets} = {call}")
+            return
         kernel = get_op(n.op).kernel
         self.ns[f"k{step}"] = partial(kernel, **n.attrs) if n.attrs else kernel
         self._emit(n, f"{targets} = k{step}({', '.join(args)})")
@@ -217,6 +225,14 @@ class _CodeGen:
             temps.append(name)
         self._emit(n, f"{target} = {names[-1]}")
         self._emit(n, "del " + ", ".join(temps))
+
+
+def _is_matrix_op(n: Node) -> bool:
+    """A matmul of two 2-D operands, or a transpose of a 2-D one that swaps its axes."""
+    ranks = [v.type.rank for v in n.inputs if v is not None]
+    if n.op == "matmul":
+        return ranks == [2, 2]
+    return n.op == "transpose" and ranks == [2] and n.attrs["perm"] in (None, (1, 0), [1, 0])
 
 
 def _same(a: TensorType, b: TensorType) -> bool:

@@ -59,6 +59,9 @@ class Graph:
     outputs: tuple[Value, ...]
     initializers: Mapping[Value, np.ndarray] = field(default_factory=dict)
     name: str = "graph"
+    #: free-form facts about where the graph came from (an imported model's producer, version,
+    #: doc string, metadata_props); not kept by passes that rebuild the graph
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
     def producers(self) -> dict[Value, Node]:

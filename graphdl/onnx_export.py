@@ -26,8 +26,10 @@ MIN_OPSET = 16  # ScatterElements gained reduction="add" (gather's gradient) in 
 class LowerCtx:
     """Collects the ONNX nodes that lowering rules emit."""
 
-    def __init__(self, opset: int, names: set[str]):
+    def __init__(self, opset: int, names: set[str], functions: bool = False):
         self.opset = opset
+        self.functions = functions  # lower fused bodies as model-local ONNX functions
+        self.function_protos: dict[str, onnx.FunctionProto] = {}
         self.nodes: list[onnx.NodeProto] = []
         self._names = names
         self._counter = 0
@@ -129,15 +131,17 @@ def ir_version_for(opset: int) -> int:
     return best
 
 
-def to_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
-    """A standard ONNX model of ``graph`` (parameters as initializers, dynamic dims kept)."""
+def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> onnx.ModelProto:
+    """A standard ONNX model of ``graph`` (parameters as initializers, dynamic dims kept).
+    ``functions``: fused nodes become calls of model-local ONNX functions (one per distinct
+    body) instead of their body inlined as standard ops."""
     opset = DEFAULT_OPSET if opset is None else int(opset)
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise OnnxError(f"cannot export at opset {opset}: graphdl exports opsets "
                         f"{MIN_OPSET} to {newest}")
     g, _ = expand_composites(graph, lambda op: op.lower is None)
-    ctx = LowerCtx(opset, {v.name for v in g.all_values()})
+    ctx = LowerCtx(opset, {v.name for v in g.all_values()}, functions)
     for n in g.nodes:
         get_op(n.op).lower(ctx, n)
     inits = [numpy_helper.from_array(np.asarray(a), v.name) for v, a in g.initializers.items()]
@@ -146,7 +150,10 @@ def to_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
     vinfo = [value_info(v, types) for n in g.nodes for v in n.outputs if v not in out_set]
     onnx_graph = helper.make_graph(ctx.nodes, graph.name, [value_info(v) for v in g.inputs],
                                    [value_info(v) for v in outputs], inits, value_info=vinfo)
+    domains = sorted({f.domain for f in ctx.function_protos.values()})
     model = helper.make_model(onnx_graph, producer_name="graphdl",
-                              opset_imports=[helper.make_opsetid("", opset)])
+                              opset_imports=[helper.make_opsetid("", opset)]
+                              + [helper.make_opsetid(d, 1) for d in domains])
+    model.functions.extend(ctx.function_protos.values())
     model.ir_version = ir_version_for(opset)
     return model

@@ -7,6 +7,7 @@ become parameters, ``dim_param`` dims become symbols, and every error names the 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -32,7 +33,20 @@ ImportFn = Callable[["NodeCtx"], "Tensor | Sequence[Tensor | None]"]
 def from_onnx(model: onnx.ModelProto | str | Path) -> Graph:
     """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file."""
     proto, src = _load(model)
-    return _Importer(proto, _default_opset(proto, src), src).run()
+    opset = _default_opset(proto, src)
+    graph = _Importer(proto, opset, src).run()
+    return dataclasses.replace(graph, metadata=model_metadata(proto, opset))
+
+
+def model_metadata(proto: onnx.ModelProto, opset: int) -> dict[str, str]:
+    """A model's own facts (producer, versions, doc string) and its metadata_props."""
+    facts = {"producer_name": proto.producer_name, "producer_version": proto.producer_version,
+             "domain": proto.domain, "model_version": str(proto.model_version),
+             "doc_string": proto.doc_string, "ir_version": str(proto.ir_version),
+             "opset": str(opset)}
+    meta = {k: v for k, v in facts.items() if v not in ("", "0")}
+    meta.update({p.key: p.value for p in proto.metadata_props})
+    return meta
 
 
 def _load(model: onnx.ModelProto | str | Path) -> tuple[onnx.ModelProto, str]:
@@ -44,12 +58,41 @@ def _load(model: onnx.ModelProto | str | Path) -> tuple[onnx.ModelProto, str]:
     with open(path, "rb"):  # a missing or unreadable file raises OSError naming it
         pass
     try:
-        proto = onnx.load(path)
+        proto = onnx.load(path, load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, onnx.checker.ValidationError) as e:
         raise OnnxError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
     if not proto.HasField("graph"):
         raise OnnxError(f"{path}: not an ONNX model (it holds no graph)")
+    _load_external_data(proto, path)
     return proto, path
+
+
+def _load_external_data(proto: onnx.ModelProto, path: str) -> None:
+    """Reads tensors stored beside the model, only from plain files inside its directory: a
+    location that is absolute, climbs with '..', or is (or passes through) a symlink is
+    refused."""
+    from onnx.external_data_helper import (ExternalDataInfo, _get_all_tensors,
+                                           load_external_data_for_tensor, uses_external_data)
+
+    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    for tensor in _get_all_tensors(proto):
+        if not uses_external_data(tensor):
+            continue
+        location = ExternalDataInfo(tensor).location
+        parts = location.replace("\\", "/").split("/")
+        full = os.path.join(base, location)
+        if os.path.isabs(location) or ".." in parts or os.path.realpath(full) != full \
+                or not os.path.isfile(full):
+            raise OnnxError(f"{path}: tensor {tensor.name!r} has external data at "
+                            f"{location!r}; graphdl reads external data only from plain files "
+                            "inside the model's directory (no absolute paths, '..' or symlinks)")
+        try:
+            load_external_data_for_tensor(tensor, base)
+        except (OSError, ValueError) as e:
+            raise OnnxError(f"{path}: tensor {tensor.name!r}: cannot read external data "
+                            f"{location!r} ({e})") from None
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
 
 
 def _default_opset(proto: onnx.ModelProto, src: str) -> int:
@@ -93,6 +136,9 @@ class _Importer:
     # -- leaves --------------------------------------------------------------------------------
     def _initializers(self) -> None:
         for t in self.g.initializer:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                raise OnnxError(f"{self.src}: initializer {t.name!r} keeps its data in an "
+                                "external file; pass the model's path so graphdl can read it")
             try:
                 arr = numpy_helper.to_array(t)
                 is_float = DType.of(arr.dtype).is_float

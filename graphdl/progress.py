@@ -109,7 +109,7 @@ def plot_history(history: History, path: str, title: str = "training") -> None:
         raise GraphError("plot_history needs matplotlib: pip install 'graphdl[viz]'") from None
     import io
 
-    from .cli import write_atomic
+    from .fileio import write_atomic
 
     fmt = path.rsplit(".", 1)[-1].lower()
     if fmt not in ("png", "svg"):

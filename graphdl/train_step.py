@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from .builder import GraphBuilder
 from .errors import GraphError
+from .fileio import write_atomic
 from .ir import Graph
 from .optim.base import Optimizer, build_updates, init_state
 
@@ -93,9 +93,9 @@ class TrainStep:
         os.makedirs(folder, exist_ok=True)
         paths = {k: os.path.join(folder, f"{name}{ext}") for k, ext in
                  (("onnx", ".onnx"), ("manifest", ".json"), ("initial", ".init.npz"))}
-        atomic_write(paths["onnx"], self.to_onnx().SerializeToString())
-        atomic_write(paths["manifest"], json.dumps(self.manifest, indent=1).encode())
-        atomic_write(paths["initial"], _npz_bytes(self.initial))
+        write_atomic(paths["onnx"], self.to_onnx().SerializeToString())
+        write_atomic(paths["manifest"], json.dumps(self.manifest, indent=1).encode())
+        write_atomic(paths["initial"], _npz_bytes(self.initial))
         return paths
 
 
@@ -108,28 +108,6 @@ class TrainStep:
         with np.load(base + ".init.npz") as z:
             initial = {k: z[k] for k in z.files}
         return cls(from_onnx(base + ".onnx"), load_manifest(base + ".json"), initial)
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Writes ``data`` to a temp file in the same folder, fsyncs it and renames it over
-    ``path``: a reader (or a crash) sees the old file or the new one, never a torn one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

@@ -18,10 +18,11 @@ from typing import Callable, Mapping
 import numpy as np
 
 from .errors import GraphError
+from .fileio import write_atomic
 from .progress import Progress
 from .step_runner import make_runner
 from .train import minibatches
-from .train_step import TrainStep, atomic_write
+from .train_step import TrainStep
 
 EvalFn = Callable[[dict[str, np.ndarray]], Mapping[str, float]]
 
@@ -98,7 +99,7 @@ class Trainer:
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write(path, buf.getvalue())
+        write_atomic(path, buf.getvalue())
 
     def load(self, path: str) -> None:
         """Restores state, epoch, random generator, history and hyperparameters from ``path``."""

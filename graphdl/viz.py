@@ -273,7 +273,7 @@ def picture_format(path: str) -> str:
 def render(graph: Graph, path: str, engine: str = "auto") -> str:
     """Writes the picture of ``graph`` to ``path`` (.dot, .svg or .png) atomically; returns
     what drew it ("dot text", "graphviz" or "matplotlib")."""
-    from .cli import write_atomic
+    from .fileio import write_atomic
 
     fmt = picture_format(path)
     data = render_bytes(graph, fmt, engine)

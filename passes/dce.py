@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from graphdl.ir import Graph
-from graphdl.registry import get_op
 
 from .manager import Pass, PassResult
 

@@ -100,6 +100,8 @@ def _channel_vector(rw: Rewriter, c: Value, channels: Any, rank: int) -> Value |
     lead = len(shape) - (rank - 1)
     if lead < 0 or any(d != 1 for d in shape[:lead]) or any(d != 1 for d in shape[lead + 1:]):
         return None
+    if dims_equal(shape[lead], channels) is not True:
+        return None
     p = rw.prod.get(c)
     if p is None or p.op not in ("reshape", "unsqueeze"):
         return None
@@ -137,13 +139,15 @@ class LossGradFusion(Pass):
 
     def run(self, g: Graph) -> PassResult:
         prod = g.producers
+        order = {n: i for i, n in enumerate(g.nodes)}
         losses = {(n.inputs[0], n.inputs[1]): n for n in g.nodes
                   if n.op == "softmax_cross_entropy"}
         pairs: dict[Node, Node] = {}
-        for n in g.nodes:
+        for n in g.nodes:  # the loss comes first: its node then defines both values in time
             key = _softmax_minus_onehot(prod, n) if n.op == "sub" else None
-            if key in losses and losses[key] not in pairs:
-                pairs[losses[key]] = n
+            loss = losses.get(key) if key is not None else None
+            if loss is not None and loss not in pairs and order[loss] < order[n]:
+                pairs[loss] = n
         if not pairs:
             return PassResult(g, False)
         grads = set(pairs.values())

@@ -98,41 +98,41 @@ def light_input(model: onnx.ModelProto, dtype=np.float32) -> dict[str, np.ndarra
 
 
 def randomise(model: onnx.ModelProto, seed: int = 0, dtype=np.float32) -> onnx.ModelProto:
-    """The model with each ConstantOfShape weight made a random initializer: He-scaled uniform
-    values for weights of rank >= 2, the constant times U(0.5, 1.5) for vectors (biases, batch
-    norm scales and variances stay positive). ``dtype`` float64 retypes the whole model."""
+    """The model with random weights: each ConstantOfShape weight and float initializer
+    becomes a random initializer, He-scaled uniform for weights of rank >= 2, the constant
+    times U(0.5, 1.5) for vectors (batch norm scales and variances stay positive).
+    ``dtype`` float64 retypes the whole model."""
     rng = np.random.default_rng(seed)
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    shapes = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-    kept, inits = [], []
-    for node in m.graph.node:
-        if node.op_type != "ConstantOfShape":
-            kept.append(node)
-            continue
-        shape = tuple(int(d) for d in shapes[node.input[0]])
-        value = float(numpy_helper.to_array(node.attribute[0].t).reshape(-1)[0])
-        if len(shape) >= 2:
-            bound = np.float32(np.sqrt(6.0 / np.prod(shape[1:])))
-            arr = (rng.random(shape, np.float32) * 2 - 1) * bound
-        else:
-            arr = value * rng.uniform(0.5, 1.5, shape)
-        inits.append(numpy_helper.from_array(arr.astype(dtype), node.output[0]))
-    del m.graph.node[:]
-    m.graph.node.extend(kept)
+    given = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    consts = {n.output[0]: np.full(tuple(int(d) for d in given[n.input[0]]),
+                                   numpy_helper.to_array(n.attribute[0].t).reshape(-1)[0])
+              for n in m.graph.node if n.op_type == "ConstantOfShape"}
+    kept = [n for n in m.graph.node if n.op_type != "ConstantOfShape"]
     used = {i for n in kept for i in n.input}
-    dropped = {t.name for t in m.graph.initializer if t.name not in used}
-    shapes_left = [t for t in m.graph.initializer if t.name in used]
-    del m.graph.initializer[:]
-    m.graph.initializer.extend(shapes_left + inits)
-    inputs = [v for v in m.graph.input if v.name not in dropped]
+    weights = {**{k: a for k, a in given.items() if a.dtype.kind == "f"}, **consts}
+    inits = [numpy_helper.from_array(_random_like(a, rng).astype(dtype), k)
+             for k, a in weights.items() if k in used]
+    inits += [numpy_helper.from_array(a, k) for k, a in given.items()
+              if k in used and k not in weights]
+    del m.graph.node[:], m.graph.initializer[:], m.graph.value_info[:]
+    m.graph.node.extend(kept)
+    m.graph.initializer.extend(inits)
+    inputs = [v for v in m.graph.input if v.name not in given or v.name in used]
     del m.graph.input[:]
     m.graph.input.extend(inputs)
-    if dtype == np.float64:
-        for v in list(m.graph.input) + list(m.graph.output):
-            v.type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
-        del m.graph.value_info[:]
+    for v in list(m.graph.input) + list(m.graph.output):
+        if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+            v.type.tensor_type.elem_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     return m
+
+
+def _random_like(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if a.ndim >= 2:
+        bound = np.float32(np.sqrt(6.0 / np.prod(a.shape[1:])))
+        return (rng.random(a.shape, np.float32) * 2 - 1) * bound
+    return a * rng.uniform(0.5, 1.5, a.shape)
 
 
 def with_logits(model: onnx.ModelProto) -> onnx.ModelProto:

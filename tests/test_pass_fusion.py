@@ -170,3 +170,48 @@ def test_relu_mask_reads_the_relu_output_so_the_relu_runs_in_place():
     got = plan(feeds)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_fused_nodes_export_inline_or_as_model_local_functions():
+    import onnx
+
+    from graphdl.onnx_export import to_onnx
+
+    g = _chain()
+    out = PassManager([ElementwiseFusion(), DeadCodeElimination()]).run(g).graph
+    inline, funcs = to_onnx(out), to_onnx(out, functions=True)
+    for m in (inline, funcs):
+        onnx.checker.check_model(m, full_check=True)
+    assert not inline.functions and {n.domain for n in inline.graph.node} == {""}
+    assert len(funcs.functions) == 1 and len(funcs.graph.node) < len(inline.graph.node)
+    assert [f.node[-1].op_type for f in funcs.functions] == ["Sub"]
+    feeds = _feeds({"x": (6, 4), "y": (4,)}, seed=3)
+    want = gd.run(g, feeds)
+    import onnxruntime as ort
+
+    for m in (inline, funcs):
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+        np.testing.assert_allclose(got["o"], want["o"], rtol=1e-6, atol=1e-6)
+
+
+def test_softmax_cross_entropy_and_its_gradient_become_one_node():
+    torch = pytest.importorskip("torch")
+    from passes import LossGradFusion
+
+    b = gd.GraphBuilder("sce")
+    z, y = b.input("z", ["N", 5]), b.input("y", ["N"], "int64")
+    gg = passes.grad(b.build({"loss": gd.softmax_cross_entropy(z * 2.0, y)}), "loss", ["z"])
+    out = PassManager([LossGradFusion(), DeadCodeElimination()]).run(gg).graph
+    ops = [n.op for n in out.nodes]
+    assert "softmax_cross_entropy_and_grad" in ops and "softmax" not in ops
+    assert "softmax_cross_entropy" not in ops and "equal" not in ops
+    zv = np.random.default_rng(4).standard_normal((6, 5)).astype(np.float32)
+    yv = np.array([0, 4, 2, 2, 1, 3])
+    zt = torch.tensor(zv, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(zt * 2.0, torch.tensor(yv))
+    loss.backward()
+    for engine in ("numpy", "ort"):
+        got = gd.run(out, {"z": zv, "y": yv}, backend=engine)
+        np.testing.assert_allclose(got["loss"], loss.item(), rtol=1e-5, err_msg=engine)
+        np.testing.assert_allclose(got["z_grad"], zt.grad.numpy(), rtol=1e-5, atol=1e-6)

@@ -119,7 +119,7 @@ def test_killed_mid_save_deterministically_keeps_the_old_checkpoint(tmp_path):
                             text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
     assert proc.stdout.readline().strip() == "saving"
     deadline = time.time() + 60
-    while not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir()):
+    while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):  # fileio's temp file
         assert time.time() < deadline, "the second save never started writing"
         time.sleep(0.01)
     time.sleep(0.2)

@@ -7,7 +7,7 @@ from ..errors import DTypeError, ShapeError
 from ..types import DType, Shape, TensorType, broadcast_shapes, dims_equal, shape_str
 
 if TYPE_CHECKING:
-    from ..builder import GraphBuilder, Tensor
+    from ..builder import Tensor
 
 
 def same_dtype(types: Sequence[TensorType | None], what: str = "inputs") -> DType:

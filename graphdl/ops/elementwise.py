@@ -11,7 +11,7 @@ from ..builder import Tensor
 from ..errors import DTypeError
 from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..types import DType, TensorType, dim_div, dim_mul
-from .common import broadcast_infer, need_float, same_dtype, unary_infer, unbroadcast
+from .common import broadcast_infer, same_dtype, unary_infer, unbroadcast
 
 # -- leaves ------------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ node's input count names input ``i``, and ``n_inputs + k`` names the result of i
 - shape rule: each instruction's op rule applied in turn;
 - kernel: the chain evaluated with in-place NumPy ufuncs (``out=``), writing each result into a
   buffer whose value dies there, so a chain of k ops allocates about one array, not k;
-- ONNX: the body inlined as standard ops (the ``decompose`` rule);
+- ONNX: the body inlined as standard ops, each instruction by its own op's lowering, or, with
+  ``to_onnx(graph, functions=True)``, a call of a model-local ONNX function holding the body;
 - VJP: none of its own: the backprop pass differentiates the decomposition, i.e. the VJP is
   the backprop of the body.
 
@@ -16,6 +17,7 @@ The pass that builds these nodes is ``passes/fusion.py``.
 """
 from __future__ import annotations
 
+import hashlib
 from functools import partial
 from typing import Any, Callable, Sequence
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..builder import Tensor
 from ..errors import GraphError
+from ..ir import Node, Value
 from ..registry import REQUIRED, OpDef, get_op, register
 from ..types import DType, TensorType
 from .elementwise import _np_dtype, where_kernel
@@ -167,7 +170,56 @@ def _decompose(b, ins: list, attrs: dict) -> list[Tensor]:
     return [vals[-1]]
 
 
-register(OpDef("fused_elementwise", _infer, (1, 64), kernel=_kernel, decompose=_decompose,
+FUNCTION_DOMAIN = "graphdl.fused"
+
+
+def _emit_body(ctx: Any, body: Sequence[Instr], ins: list[Value], out: Value | str) -> None:
+    """Each instruction through its op's own lowering; the last one writes ``out``."""
+    vals: list[Value] = list(ins)
+    for k, (op, args, at) in enumerate(body):
+        if op == "constant":
+            arr = literal((op, args, at))
+            vals.append(Value(ctx.const(arr), TensorType(DType.of(arr.dtype), ())))
+            continue
+        opdef = get_op(op)
+        attrs = opdef.check_attrs(dict(at))
+        (t,) = opdef.infer([vals[a].type for a in args], attrs)
+        last = k == len(body) - 1
+        res = out if last and isinstance(out, Value) else Value(
+            out if last else ctx.fresh(f"fused_{op}"), t)
+        opdef.lower(ctx, Node(op, tuple(vals[a] for a in args), (res,), attrs, res.name))
+        vals.append(res)
+
+
+def _lower(ctx: Any, node: Node) -> None:
+    """The body inlined as standard ops, or (``to_onnx(..., functions=True)``) one call of a
+    model-local function holding it."""
+    body = node.attrs["body"]
+    if not ctx.functions:
+        _emit_body(ctx, body, list(node.inputs), node.outputs[0])
+        return
+    name = f"fused_{hashlib.sha1(repr(body).encode()).hexdigest()[:12]}"
+    if name not in ctx.function_protos:
+        sub = type(ctx)(ctx.opset, set())
+        formals = [Value(f"x{i}", v.type) for i, v in enumerate(node.inputs)]
+        _emit_body(sub, body, formals, "y")
+        ctx.function_protos[name] = onnx_helper().make_function(
+            FUNCTION_DOMAIN, name, [v.name for v in formals], ["y"], sub.nodes,
+            [onnx_helper().make_opsetid("", ctx.opset)])
+    call = onnx_helper().make_node(name, [v.name for v in node.inputs],
+                                   [node.outputs[0].name], name=ctx.fresh(name),
+                                   domain=FUNCTION_DOMAIN)
+    ctx.nodes.append(call)
+
+
+def onnx_helper() -> Any:
+    from onnx import helper
+
+    return helper
+
+
+register(OpDef("fused_elementwise", _infer, (1, 64), kernel=_kernel, lower=_lower,
+               decompose=_decompose,
                attrs={"body": REQUIRED}, traits={"composite"},
                doc="A chain of elementwise ops evaluated in place as one node."))
 
