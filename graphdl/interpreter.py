@@ -160,7 +160,14 @@ class _CodeGen:
             self._emit(n, f"{targets} = {call}")
             return
         kernel = get_op(n.op).kernel
-        self.ns[f"k{step}"] = partial(kernel, **n.attrs) if n.attrs else kernel
+        if n.op in _REDUCE_UFUNCS and n.outputs[0].type.rank and \
+                (n.op == "reduce_sum" or _never_empty(n.inputs[0].type)):  # no wrapper
+            axes = n.attrs["axes"]
+            kernel = partial(_REDUCE_UFUNCS[n.op], axis=None if axes is None else tuple(axes),
+                             keepdims=bool(n.attrs["keepdims"]))
+            self.ns[f"k{step}"] = kernel
+        else:
+            self.ns[f"k{step}"] = partial(kernel, **n.attrs) if n.attrs else kernel
         self._emit(n, f"{targets} = k{step}({', '.join(args)})")
 
     def _zero_const(self, v: Value, x: TensorType) -> bool:
@@ -225,6 +232,15 @@ class _CodeGen:
             temps.append(name)
         self._emit(n, f"{target} = {names[-1]}")
         self._emit(n, "del " + ", ".join(temps))
+
+
+_REDUCE_UFUNCS = {"reduce_sum": np.add.reduce, "reduce_max": np.maximum.reduce}
+
+
+def _never_empty(t: TensorType) -> bool:
+    """Whether t has no dim that is 0 or unknown (np.maximum.reduce has no value for an empty
+    set; reduce_max's own kernel gives ONNX's -inf there). A symbolic dim counts as nonzero."""
+    return t.shape is not None and all(d is not None and d != 0 for d in t.shape)
 
 
 def _is_matrix_op(n: Node) -> bool:

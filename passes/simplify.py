@@ -33,7 +33,8 @@ def identity_rule(rw: Rewriter, n: Node) -> bool:
 
 @on("add", "sub", "mul", "div")
 def neutral_rule(rw: Rewriter, n: Node) -> bool:
-    """x + 0, 0 + x, x - 0 -> x;  x * 1, 1 * x, x / 1 -> x"""
+    """x + 0, 0 + x, x - 0 -> x;  x * 1, 1 * x, x / 1 -> x  (x + 0 would turn -0.0 into
+    +0.0; like other compilers, the rewrite does not keep that sign)"""
     if n.op not in ("add", "sub", "mul", "div"):
         return False
     x, y = n.inputs

@@ -151,3 +151,31 @@ def test_backend_node_case(case):
         assert got[out.name].shape == want.shape, f"{case.name}: {out.name}"
         np.testing.assert_allclose(got[out.name], want, rtol=case.rtol,
                                    atol=max(case.atol, 1e-6), err_msg=f"{case.name}: {out.name}")
+
+
+def _lrn_by_the_spec(x: np.ndarray, size: int, alpha: float, beta: float,
+                     bias: float) -> np.ndarray:
+    """ONNX LRN as its definition words it, one channel at a time."""
+    out = np.empty_like(x)
+    for c in range(x.shape[1]):
+        lo = max(0, c - (size - 1) // 2)
+        hi = min(x.shape[1] - 1, c + -(-(size - 1) // 2))
+        square_sum = np.sum(x[:, lo:hi + 1] ** 2, axis=1)
+        out[:, c] = x[:, c] / (bias + alpha / size * square_sum) ** beta
+    return out
+
+
+@pytest.mark.parametrize("size", [2, 4])
+def test_lrn_even_size_matches_the_definition(size):
+    """The backend cases use odd sizes only, onnxruntime refuses even ones, and
+    onnx.reference's LRN loops over the batch axis instead of the channels (onnx 1.23), so
+    even sizes are checked against the definition written out by hand."""
+    node = onnx.helper.make_node("LRN", ["x"], ["y"], size=size, alpha=0.3, beta=0.6, bias=1.2)
+    x_info = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 5, 3, 2])
+    y_info = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 5, 3, 2])
+    model = onnx.helper.make_model(onnx.helper.make_graph([node], "lrn", [x_info], [y_info]),
+                                   opset_imports=[onnx.helper.make_opsetid("", 13)])
+    x = np.random.default_rng(size).standard_normal((2, 5, 3, 2))
+    want = _lrn_by_the_spec(x, size, 0.3, 0.6, 1.2)
+    got = gd.run(gd.from_onnx(model), {"x": x.astype(np.float32)})["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -1,5 +1,6 @@
-"""Importers of the core ops: elementwise, Constant, activations, LRN, linalg, reductions and
-Dropout at inference. Where an ONNX op changed between opsets (explicit ``broadcast``/``axis``
+"""Importers of the core ops: elementwise, Constant, activations (PRelu, Selu, Softplus and
+Shrink as graphdl primitives), linalg, reductions, LRN, InstanceNormalization, and Dropout at
+inference. Where an ONNX op changed between opsets (explicit ``broadcast``/``axis``
 before opset 7, axes as an attribute or an input, Softmax's 2-D coercion before opset 13), the
 function reads both forms natively.
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-
 import onnx
 from onnx import numpy_helper
 

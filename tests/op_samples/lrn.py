@@ -1,5 +1,5 @@
-"""Sample rows: lrn (lrn.py). onnxruntime has LRN for float32 and odd sizes on 4-D inputs only; the even
-size is checked against onnx.reference in tests/test_onnx_backend_nodes.py."""
+"""Sample rows: lrn (lrn.py). onnxruntime has LRN for float32 and odd sizes on 4-D inputs only;
+the even size is checked against the definition in tests/test_onnx_backend_nodes.py."""
 from . import Sample, randn
 
 SAMPLES = [
