@@ -10,8 +10,6 @@ flatten - dense 10, softmax cross-entropy over the labels, prediction = argmax.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -19,7 +17,7 @@ from sklearn.model_selection import train_test_split
 import graphdl as gd
 import passes
 from graphdl.nn import Conv2d, Dense, Flatten, MaxPool2d, Sequential
-from graphdl.train import MinibatchSGD, minibatches, params_as_inputs
+from graphdl.train import MinibatchSGD, classifier_graphs, fit_classifier, params_as_inputs
 
 SEED = 0
 EPOCHS, BATCH, LR, MOMENTUM = 12, 32, 0.05, 0.9
@@ -42,12 +40,7 @@ def load_data(seed: int = SEED) -> tuple[np.ndarray, ...]:
 
 def build(model: Sequential) -> tuple[gd.Graph, gd.Graph]:
     """The training graph (x, y -> loss) and the inference graph (x -> logits)."""
-    b = gd.GraphBuilder("cnn_digits_train")
-    x, y = b.input("x", ["N", 1, 8, 8]), b.input("y", ["N"], "int64")
-    train = b.build({"loss": gd.softmax_cross_entropy(model(x), y)})
-    b = gd.GraphBuilder("cnn_digits")
-    infer = b.build({"logits": model(b.input("x", ["N", 1, 8, 8]))})
-    return train, infer
+    return classifier_graphs(model, ["N", 1, 8, 8], "cnn_digits")
 
 
 def model() -> gd.Graph:
@@ -60,33 +53,14 @@ def loss_model() -> gd.Graph:
     return build(net())[0]
 
 
-def accuracy(infer: gd.Graph, params: dict, x: np.ndarray, y: np.ndarray, engine: str) -> float:
-    logits = gd.run(infer, {"x": x, **params}, backend=engine)["logits"]
-    return float(np.mean(np.argmax(logits, axis=1) == y))
-
-
 def train(engine: str, epochs: int = EPOCHS, seed: int = SEED, verbose: bool = True) -> dict:
     """Trains in ``engine`` ("numpy" or "ort"); returns accuracy, per-step losses and timing."""
-    x_tr, x_te, y_tr, y_te = load_data(seed)
     train_g, infer_g = build(net(seed))
     train_g, params = params_as_inputs(train_g)
     infer_g, _ = params_as_inputs(infer_g)
     sgd = MinibatchSGD(passes.grad(train_g, "loss", list(params)), params, LR,
                        backend=engine, momentum=MOMENTUM)
-    rng = np.random.default_rng(seed)
-    losses: list[float] = []
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        epoch_losses = [sgd.step({"x": x_tr[i], "y": y_tr[i]})
-                        for i in minibatches(len(x_tr), BATCH, rng)]
-        losses.extend(epoch_losses)
-        if verbose:
-            acc = accuracy(infer_g, sgd.params, x_te, y_te, engine)
-            print(f"[{engine}] epoch {epoch:2d}/{epochs} loss={np.mean(epoch_losses):.4f} "
-                  f"test_accuracy={acc:.4f}", flush=True)
-    return {"engine": engine, "test_accuracy": accuracy(infer_g, sgd.params, x_te, y_te, engine),
-            "first_step_loss": losses[0], "losses": losses,
-            "seconds": time.perf_counter() - start}
+    return fit_classifier(sgd, infer_g, load_data(seed), epochs, BATCH, seed, verbose=verbose)
 
 
 def main() -> None:

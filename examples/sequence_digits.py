@@ -12,8 +12,6 @@ time, unrolled) in ONNX Runtime, from the same initial weights and the same batc
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -21,7 +19,7 @@ from sklearn.model_selection import train_test_split
 import graphdl as gd
 import passes
 from graphdl.nn import GRU, LSTM, Dense, Sequential
-from graphdl.train import MinibatchSGD, minibatches, params_as_inputs
+from graphdl.train import MinibatchSGD, classifier_graphs, fit_classifier, params_as_inputs
 
 SEED = 0
 STEPS, PIXELS, HIDDEN, CLASSES = 8, 8, 64, 10
@@ -44,12 +42,7 @@ def load_data(seed: int = SEED) -> tuple[np.ndarray, ...]:
 
 def build(model: Sequential) -> tuple[gd.Graph, gd.Graph]:
     """The training graph (x, y -> loss) and the inference graph (x -> logits)."""
-    b = gd.GraphBuilder("sequence_digits_train")
-    x, y = b.input("x", ["N", STEPS, PIXELS]), b.input("y", ["N"], "int64")
-    train = b.build({"loss": gd.softmax_cross_entropy(model(x), y)})
-    b = gd.GraphBuilder("sequence_digits")
-    infer = b.build({"logits": model(b.input("x", ["N", STEPS, PIXELS]))})
-    return train, infer
+    return classifier_graphs(model, ["N", STEPS, PIXELS], "sequence_digits")
 
 
 def model() -> gd.Graph:
@@ -62,35 +55,17 @@ def loss_model() -> gd.Graph:
     return build(net("lstm"))[0]
 
 
-def accuracy(infer: gd.Graph, params: dict, x: np.ndarray, y: np.ndarray, engine: str) -> float:
-    logits = gd.run(infer, {"x": x, **params}, backend=engine)["logits"]
-    return float(np.mean(np.argmax(logits, axis=1) == y))
-
-
 def train(kind: str, engine: str, epochs: int = EPOCHS, seed: int = SEED,
           verbose: bool = True) -> dict:
     """Trains ``kind`` in ``engine`` ("numpy" or "ort"); returns accuracy, losses, timing."""
-    x_tr, x_te, y_tr, y_te = load_data(seed)
     train_g, infer_g = build(net(kind, seed))
     train_g, params = params_as_inputs(train_g)
     infer_g, _ = params_as_inputs(infer_g)
     sgd = MinibatchSGD(passes.grad(train_g, "loss", list(params)), params, LR,
                        backend=engine, momentum=MOMENTUM)
-    rng = np.random.default_rng(seed)
-    losses: list[float] = []
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        epoch_losses = [sgd.step({"x": x_tr[i], "y": y_tr[i]})
-                        for i in minibatches(len(x_tr), BATCH, rng)]
-        losses.extend(epoch_losses)
-        if verbose:
-            acc = accuracy(infer_g, sgd.params, x_te, y_te, engine)
-            print(f"[{kind} {engine}] epoch {epoch:2d}/{epochs} loss={np.mean(epoch_losses):.4f} "
-                  f"test_accuracy={acc:.4f}", flush=True)
-    return {"model": kind, "engine": engine,
-            "test_accuracy": accuracy(infer_g, sgd.params, x_te, y_te, engine),
-            "first_step_loss": losses[0], "losses": losses,
-            "seconds": time.perf_counter() - start}
+    result = fit_classifier(sgd, infer_g, load_data(seed), epochs, BATCH, seed,
+                            label=f"{kind} {engine}", verbose=verbose)
+    return {"model": kind, **result}
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Common-subexpression elimination and constant folding: golden IR after the pass, and the
 same numbers as before it."""
 import numpy as np
+import pytest
 
 import graphdl as gd
 from passes import CommonSubexpressionElimination, ConstantFolding, DeadCodeElimination
@@ -70,3 +71,17 @@ def test_constant_folding_size_limit():
     assert [n.op for n in large.nodes] == ["constant", "mul", "constant"]
     np.testing.assert_array_equal(gd.run(large, {"x": np.zeros((1, 3), np.float32)})["p"],
                                   np.full(40, 80.0, np.float32))
+
+
+def test_constant_folding_leaves_a_failing_node_for_run_time():
+    """A kernel that fails on its constants is not folded: the engine reports it, naming the
+    node, when the graph runs."""
+    b = gd.GraphBuilder("bad")
+    x = b.input("x", [])
+    logits = b.const(np.zeros((1, 3), np.float32))
+    bad = gd.softmax_cross_entropy(logits, b.const(np.array([5], np.int64)))  # label >= 3
+    g = b.build({"y": x + bad})
+    out = _run([ConstantFolding()], g)
+    assert "softmax_cross_entropy" in [n.op for n in out.nodes]
+    with pytest.raises(gd.GraphError, match=r"labels must lie in \[0, 3\), got values 5"):
+        gd.run(out, {"x": np.zeros((), np.float32)})
