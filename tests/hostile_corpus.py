@@ -350,6 +350,8 @@ def mutations(n: int, seed: int = 0) -> list[bytes]:
 
 
 def _mutate(rng: random.Random, data: bytearray) -> None:
+    if not data:
+        data.extend(rng.randbytes(rng.randint(1, 8)))
     i = rng.randrange(len(data))
     kind = rng.randrange(6)
     if kind == 0:
