@@ -2,12 +2,14 @@
 digits, once in graphdl's NumPy interpreter and once by running the exported gradient graph in
 ONNX Runtime, from the same initial weights and the same batches.
 
-    python examples/mlp_digits.py
+    python examples/mlp_digits.py [--plot curves.png]
 
 The chapter's section 3.2 network: h(k+1) = relu(W(k) h(k) + b(k)), softmax output, cross-entropy
 over the labels, prediction = argmax. ``graphdl inspect examples/mlp_digits.py`` shows the model.
 """
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -16,6 +18,7 @@ from sklearn.model_selection import train_test_split
 import graphdl as gd
 import passes
 from graphdl.nn import MLP
+from graphdl.progress import plot_history
 from graphdl.train import MinibatchSGD, classifier_graphs, fit_classifier, params_as_inputs
 
 SIZES = (64, 256, 128, 10)
@@ -57,8 +60,15 @@ def train(engine: str, epochs: int = 20, batch_size: int = 32, lr: float = 0.1,
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Train the digits MLP in both engines.")
+    parser.add_argument("--plot", metavar="OUT.png", help="draw loss and accuracy per epoch")
+    args = parser.parse_args()
     results = [train(engine) for engine in ("numpy", "ort")]
     first, second = (abs(results[0]["losses"][k] - results[1]["losses"][k]) for k in (0, 1))
+    if args.plot:
+        plot_history({f"{r['engine']}_{k}": [h[k] for h in r["history"]]
+                      for r in results for k in ("loss", "test_accuracy")}, args.plot,
+                     title="MLP on digits")
     for r in results:
         print(f"engine={r['engine']} test_accuracy={r['test_accuracy']:.4f} "
               f"first_step_loss={r['first_step_loss']:.8f} final_loss={r['losses'][-1]:.4f} "

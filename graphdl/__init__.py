@@ -22,11 +22,13 @@ def to_onnx(graph: Graph, opset: int | None = None):
     return _to_onnx(graph, opset)
 
 
-def from_onnx(model) -> Graph:
-    """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file."""
+def from_onnx(model, max_bytes: int | None = None) -> Graph:
+    """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file; no tensor may
+    exceed ``max_bytes`` (default: graphdl.limits.DEFAULT_MAX_BYTES, 4 GiB)."""
+    from .limits import DEFAULT_MAX_BYTES
     from .onnx_import import from_onnx as _from_onnx
 
-    return _from_onnx(model)
+    return _from_onnx(model, DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)
 
 
 def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu") -> dict:

@@ -19,6 +19,9 @@ from onnx import numpy_helper
 
 from .builder import GraphBuilder, Tensor
 from .errors import GraphError, OnnxError
+from .external_data import read_external
+from .limits import DEFAULT_MAX_BYTES, check_graph
+from .onnx_checks import check_model
 from .ir import Graph, Value
 from .types import DType, Dim, parse_dim
 
@@ -30,11 +33,18 @@ DEFERRED: Any = object()
 ImportFn = Callable[["NodeCtx"], "Tensor | Sequence[Tensor | None]"]
 
 
-def from_onnx(model: onnx.ModelProto | str | Path) -> Graph:
-    """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file."""
-    proto, src = _load(model)
-    opset = _default_opset(proto, src)
-    graph = _Importer(proto, opset, src).run()
+def from_onnx(model: onnx.ModelProto | str | Path,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> Graph:
+    """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file. The model is
+    checked first (:mod:`graphdl.onnx_checks`); no tensor, stored or computed with static
+    shape, may exceed ``max_bytes``."""
+    proto, src = _load(model, max_bytes)
+    opset = check_model(proto, src, max_bytes)
+    try:
+        graph = _Importer(proto, opset, src).run()
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError) as e:
+        raise OnnxError(f"{src}: cannot import ({type(e).__name__}: {e})") from None
+    check_graph(graph, max_bytes)
     return dataclasses.replace(graph, metadata=model_metadata(proto, opset))
 
 
@@ -49,7 +59,7 @@ def model_metadata(proto: onnx.ModelProto, opset: int) -> dict[str, str]:
     return meta
 
 
-def _load(model: onnx.ModelProto | str | Path) -> tuple[onnx.ModelProto, str]:
+def _load(model: onnx.ModelProto | str | Path, max_bytes: int) -> tuple[onnx.ModelProto, str]:
     if isinstance(model, onnx.ModelProto):
         return model, f"model {model.graph.name!r}"
     if not isinstance(model, (str, os.PathLike)):
@@ -63,43 +73,18 @@ def _load(model: onnx.ModelProto | str | Path) -> tuple[onnx.ModelProto, str]:
         raise OnnxError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
     if not proto.HasField("graph"):
         raise OnnxError(f"{path}: not an ONNX model (it holds no graph)")
-    _load_external_data(proto, path)
+    _load_external_data(proto, path, max_bytes)
     return proto, path
 
 
-def _load_external_data(proto: onnx.ModelProto, path: str) -> None:
-    """Reads tensors stored beside the model, only from plain files inside its directory: a
-    location that is absolute, climbs with '..', or is (or passes through) a symlink is
-    refused."""
-    from onnx.external_data_helper import (ExternalDataInfo, _get_all_tensors,
-                                           load_external_data_for_tensor, uses_external_data)
+def _load_external_data(proto: onnx.ModelProto, path: str, max_bytes: int) -> None:
+    """Reads tensors stored beside the model under the rules of :mod:`graphdl.external_data`."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
-    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    base = os.path.dirname(os.path.abspath(path))
     for tensor in _get_all_tensors(proto):
-        if not uses_external_data(tensor):
-            continue
-        location = ExternalDataInfo(tensor).location
-        parts = location.replace("\\", "/").split("/")
-        full = os.path.join(base, location)
-        if os.path.isabs(location) or ".." in parts or os.path.realpath(full) != full \
-                or not os.path.isfile(full):
-            raise OnnxError(f"{path}: tensor {tensor.name!r} has external data at "
-                            f"{location!r}; graphdl reads external data only from plain files "
-                            "inside the model's directory (no absolute paths, '..' or symlinks)")
-        try:
-            load_external_data_for_tensor(tensor, base)
-        except (OSError, ValueError) as e:
-            raise OnnxError(f"{path}: tensor {tensor.name!r}: cannot read external data "
-                            f"{location!r} ({e})") from None
-        tensor.data_location = onnx.TensorProto.DEFAULT
-        del tensor.external_data[:]
-
-
-def _default_opset(proto: onnx.ModelProto, src: str) -> int:
-    for imp in proto.opset_import:
-        if imp.domain in DEFAULT_DOMAINS:
-            return int(imp.version)
-    raise OnnxError(f"{src}: the model imports no version of the default ONNX domain")
+        if uses_external_data(tensor):
+            read_external(tensor, base, f"{path}: tensor {tensor.name!r}", max_bytes)
 
 
 class _Importer:

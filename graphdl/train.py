@@ -117,20 +117,28 @@ def fit_classifier(sgd: MinibatchSGD, infer: Graph, data: Sequence[np.ndarray], 
                    batch_size: int, seed: int = 0, label: str = "",
                    verbose: bool = True) -> dict[str, Any]:
     """Trains with ``sgd`` on ``data`` = (x_train, x_test, y_train, y_test) for ``epochs``,
-    printing the loss and test accuracy per epoch; returns the accuracy, every step's loss
-    and the training time. The batches depend on ``seed`` only, so two engines see the same."""
+    with a progress bar on a terminal and the loss and test accuracy per epoch; returns the
+    accuracy, every step's loss, the per-epoch ``history`` and the training time. The batches depend on ``seed`` only, so two engines see the same."""
+    from .progress import Progress
+
     x_tr, x_te, y_tr, y_te = data
     rng = np.random.default_rng(seed)
     losses: list[float] = []
+    history: list[dict[str, float]] = []
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        epoch_losses = [sgd.step({"x": x_tr[i], "y": y_tr[i]})
-                        for i in minibatches(len(x_tr), batch_size, rng)]
+        tag = f"[{label or sgd.backend}] epoch {epoch:2d}/{epochs}"
+        bar = Progress(list(minibatches(len(x_tr), batch_size, rng)), desc=tag)
+        epoch_losses = []
+        for i in bar:  # the bar draws only on a terminal
+            epoch_losses.append(sgd.step({"x": x_tr[i], "y": y_tr[i]}))
+            bar.set(loss=epoch_losses[-1])
         losses.extend(epoch_losses)
+        history.append({"loss": float(np.mean(epoch_losses)),
+                        "test_accuracy": accuracy(infer, sgd.params, x_te, y_te, sgd.backend)})
         if verbose:
-            acc = accuracy(infer, sgd.params, x_te, y_te, sgd.backend)
-            print(f"[{label or sgd.backend}] epoch {epoch:2d}/{epochs} "
-                  f"loss={np.mean(epoch_losses):.4f} test_accuracy={acc:.4f}", flush=True)
+            print(f"{tag} loss={history[-1]['loss']:.4f} "
+                  f"test_accuracy={history[-1]['test_accuracy']:.4f}", flush=True)
     return {"engine": sgd.backend, "losses": losses, "first_step_loss": losses[0],
-            "test_accuracy": accuracy(infer, sgd.params, x_te, y_te, sgd.backend),
+            "test_accuracy": history[-1]["test_accuracy"], "history": history,
             "seconds": time.perf_counter() - start}

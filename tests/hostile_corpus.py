@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -231,6 +232,15 @@ def _setup_fifo(d: Path) -> None:
     os.mkfifo(d / "w.bin")
 
 
+def _setup_device(d: Path) -> None:
+    """A character device (/dev/zero's numbers) where the data should be; a FIFO where this
+    user may not create devices."""
+    try:
+        os.mknod(d / "w.bin", 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+    except PermissionError:
+        os.mkfifo(d / "w.bin")
+
+
 def _truncated(folder: Path) -> Path:
     data = mlp_model().SerializeToString()
     return _raw_file(data[: len(data) // 2])(folder)
@@ -325,7 +335,8 @@ CORPUS: dict[str, Callable[[Path], Path]] = {
     "ext_parent_symlink": _ext("sub/w.bin", _setup_parent_symlink),
     "ext_hardlink": _ext("w.bin", _setup_hardlink),
     "ext_fifo": _ext("w.bin", _setup_fifo),
-    "ext_device": _ext("../../../../../../dev/zero"),
+    "ext_device": _ext("w.bin", _setup_device),
+    "ext_dev_zero_traversal": _ext("../../../../../../dev/zero"),
     "ext_missing": _ext("nope.bin"),
     "ext_offset_beyond": _ext("w.bin", _data(), offset=1000),
     "ext_length_beyond": _ext("w.bin", _data(), length=10 ** 6),
@@ -366,3 +377,84 @@ def _mutate(rng: random.Random, data: bytearray) -> None:
         del data[i:]
     else:
         data[i:i] = data[i:i + rng.randint(1, 32)]
+
+
+# -- the worker: runs many cases in one process, each under an alarm, under a memory cap --------
+
+
+def _feeds_for(path: str, folder: Path) -> list[str]:
+    """``--feed`` arguments of small random arrays for the model's inputs (symbols = 2)."""
+    import graphdl as gd
+
+    g = gd.from_onnx(path)
+    args = []
+    for k, v in enumerate(g.inputs):
+        shape = [d if isinstance(d, int) else 2 for d in (v.type.shape or ())]
+        arr = np.random.default_rng(k).standard_normal(shape).astype(v.type.dtype.np)
+        np.save(folder / f"feed{k}.npy", arr)
+        args += ["--feed", f"{v.name}={folder / f'feed{k}.npy'}"]
+    return args
+
+
+def _cli(argv: list[str]) -> dict:
+    import contextlib
+    import io
+
+    from graphdl.cli import main as cli_main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = cli_main(argv)
+    return {"rc": rc, "stderr": err.getvalue().splitlines()}
+
+
+def _api(path: str) -> str:
+    """'ok', or the name of the GraphError subclass from_onnx raised ('!' + name otherwise)."""
+    import graphdl as gd
+
+    try:
+        gd.from_onnx(path)
+    except gd.GraphError as e:
+        return type(e).__name__
+    except Exception as e:  # noqa: BLE001 - the point: anything else is a finding
+        return f"!{type(e).__name__}: {e}"
+    return "ok"
+
+
+def run_case(path: str) -> dict:
+    """Imports through the API and the CLI; a model that imports is also run (numpy engine)."""
+    res = {"api": _api(path), **_cli(["inspect", path])}
+    if res["rc"] == 0:
+        folder = Path(path).parent
+        run = _cli(["run", path, *_feeds_for(path, folder), "-o", str(folder / "out.npz")])
+        res.update({"run_rc": run["rc"], "run_stderr": run["stderr"]})
+    return res
+
+
+def _worker(case_timeout: int, mem_bytes: int) -> None:
+    """Reads one path per stdin line, prints one JSON result per line."""
+    import json
+    import resource
+    import signal
+    import sys
+
+    resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+
+    def hang(*_):
+        raise TimeoutError(f"case ran over {case_timeout} s")
+    signal.signal(signal.SIGALRM, hang)
+    for line in sys.stdin:
+        path = line.strip()
+        signal.alarm(case_timeout)
+        try:
+            res = run_case(path)
+        except BaseException as e:  # noqa: BLE001 - reported, not hidden
+            res = {"rc": "crash", "stderr": [f"{type(e).__name__}: {e}"]}
+        signal.alarm(0)
+        print(json.dumps({"path": path, **res}), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker(int(sys.argv[1]), int(sys.argv[2]))

@@ -77,23 +77,11 @@ CASES = {"mlp_adam_l2": _mlp_adam_l2, "cnn_dropout_momentum": _cnn_dropout_momen
          "mlp_batchnorm": _mlp_batchnorm}
 
 
-#: cases whose float64 step needs an onnxruntime kernel that stock onnxruntime lacks, until the
-#: op's float64 fallback lowering lands (Conv: the convolution work); their onnxruntime checks
-#: xfail only while onnxruntime refuses the model, and assert fully once it runs
-ORT_F64_GAPS = {"cnn_dropout_momentum": "Conv"}
-
-
-def _ort_session(name: str, step):
+def _ort_session(step):
     import onnxruntime as ort
 
-    try:
-        return ort.InferenceSession(step.to_onnx().SerializeToString(),
-                                    providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime's NotImplemented is not importable by a stable name
-        if name in ORT_F64_GAPS and "NOT_IMPLEMENTED" in str(e):
-            pytest.xfail(f"no float64 {ORT_F64_GAPS[name]} kernel in onnxruntime and no "
-                         "fallback lowering yet")
-        raise
+    return ort.InferenceSession(step.to_onnx().SerializeToString(),
+                                providers=["CPUExecutionProvider"])
 
 
 def _batch(step, rng, n: int) -> dict[str, np.ndarray]:
@@ -142,10 +130,7 @@ def test_export_is_standard_onnx_with_symbolic_batch(case, tmp_path):
     assert set(np.load(paths["initial"]).files) == set(manifest["next_step"].values())
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="graphdl has no importer of "
-                                            "ScatterElements (max-pool's gradient) yet"))
-    if n == "cnn_dropout_momentum" else n for n in CASES])
+@pytest.mark.parametrize("name", list(CASES))
 def test_saved_step_loads_back_as_the_same_step(name, tmp_path):
     """TrainStep.load imports the written ONNX file: the same step, run in the interpreter."""
     step = passes.training_step(*CASES[name]())
@@ -162,7 +147,7 @@ def test_saved_step_loads_back_as_the_same_step(name, tmp_path):
 @pytest.mark.parametrize("n", [1, 7, 128])
 def test_stock_onnxruntime_runs_the_step_at_any_batch(case, n):
     name, step = case
-    sess = _ort_session(name, step)
+    sess = _ort_session(step)
     feeds = {**_batch(step, np.random.default_rng(n), n), **step.initial,
              **step.hyperparam_feeds()}
     names = [o.name for o in sess.get_outputs()]
@@ -175,7 +160,6 @@ def test_stock_onnxruntime_runs_the_step_at_any_batch(case, n):
 
 def test_fifty_steps_same_loss_curve_in_both_engines(case):
     name, step = case
-    _ort_session(name, step)
     ours, theirs = _curve(step, "numpy"), _curve(step, "ort")
     np.testing.assert_allclose(theirs, ours, rtol=1e-6, err_msg=name)
     assert np.mean(ours[-10:]) < np.mean(ours[:10]), f"{name} did not learn: {ours[::10]}"

@@ -1,7 +1,7 @@
 """Importers of shape plumbing and data movement: Reshape, Expand, Transpose, Flatten, Concat,
-Squeeze, Unsqueeze, Shape, ConstantOfShape, Gather, Slice, Range, GatherElements, Split, Pad and
-Tile. Where an op changed between opsets (a shape, axes, pads or split sizes as an attribute or
-an input), the function reads both forms.
+Squeeze, Unsqueeze, Shape, ConstantOfShape, Gather, Slice, Range, GatherElements,
+ScatterElements, Split, Pad and Tile. Where an op changed between opsets (a shape, axes, pads
+or split sizes as an attribute or an input), the function reads both forms.
 """
 from __future__ import annotations
 
@@ -95,12 +95,37 @@ def _slice(c: NodeCtx) -> Tensor:
 
 @importer("Range")
 def _range(c: NodeCtx) -> Tensor:
-    return _apply(c, "range", [c.x(0), c.x(1), c.x(2)])
+    """Bounds known at import time become constants, so the length is static (and checked
+    against the byte budget before anything runs)."""
+    ins = []
+    for i in range(3):
+        known = c.static(i)
+        scalar = known is not None and np.asarray(known).size == 1
+        ins.append(c.b.const(np.asarray(known).reshape(())) if scalar else c.x(i))
+    return _apply(c, "range", ins)
 
 
 @importer("GatherElements")
 def _gather_elements(c: NodeCtx) -> Tensor:
     return ops.gather_elements(c.x(0), c.x(1), int(c.attr("axis", 0)))
+
+
+@importer("ScatterElements")
+def _scatter_elements(c: NodeCtx) -> Tensor:
+    """reduction 'add' is scatter_add; 'none' (the default) overwrites: scatter_add of the
+    updates into zeros where any index lands, the data elsewhere (with repeated indices ONNX
+    leaves the result undefined; here they add)."""
+    data, idx, upd = c.x(0), c.x(1), c.x(2)
+    axis, reduction = int(c.attr("axis", 0)), c.attr("reduction", "none")
+    if reduction == "add":
+        return ops.scatter_add(data, idx, upd, axis)
+    if reduction != "none":
+        raise c.fail(f"ScatterElements reduction {reduction!r} is not supported; graphdl "
+                     "imports 'none' and 'add'")
+    zeros = ops.zeros_like(data)
+    ones = ops.constant_of_shape(ops.shape_of(upd), 1, upd.dtype)
+    hit = ops.scatter_add(zeros, idx, ones, axis)
+    return ops.where(ops.greater(hit, 0), ops.scatter_add(zeros, idx, upd, axis), data)
 
 
 # -- split, pad, tile --------------------------------------------------------------------------

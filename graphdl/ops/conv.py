@@ -11,6 +11,9 @@ ONNX and can be differentiated again:
 - ``conv_weight_grad(x, gy)``: d<conv(x, w), gy>/dw, conv's weight gradient; ONNX has no such
   op, so it lowers to a ``Conv`` of the transposed input with the transposed output gradient.
 
+onnxruntime has none of ``Conv`` / ``ConvTranspose`` in float64: there the three lower to
+im2col with Slice and MatMul (:mod:`graphdl.ops.im2col_lowering`).
+
 Every spatial axis obeys ``O = floor((N + pads - dilation * (F - 1) - 1) / s) + 1``: the seed's
 ``O = (N - F + 2Q) / s + 1`` for dilation 1 and pads Q on both sides. That rule, ``auto_pad``
 and im2col live in :mod:`graphdl.ops.window`, shared with pooling.
@@ -26,6 +29,9 @@ from ..errors import ShapeError
 from ..registry import REQUIRED, Call, OpDef, register
 from ..types import Dim, TensorType, dims_equal, shape_str
 from .common import need_float, same_dtype
+from .im2col_lowering import (Window, conv_matmul, flipped_weight_matrix, needs_fallback,
+                              static_spatial, weight_grad_matmul, weight_matrix, window,
+                              zero_insert)
 from .reduce import reduce_sum
 from .window import (as_pads, as_tuple, fit_transpose, im2col, offset_slices, out_dims,
                      resolve_pads, spatial, static_sizes)
@@ -99,10 +105,24 @@ def _conv_kernel(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     return y.swapaxes(0, 1)
 
 
+def _bias(node: Any) -> Any:
+    return node.inputs[2] if len(node.inputs) > 2 else None
+
+
 def _conv_lower(ctx: Any, node: Any) -> None:
+    """ONNX Conv, except in float64 (no onnxruntime kernel): im2col with Slice and MatMul."""
     a = node.attrs
     r = node.inputs[0].type.rank - 2
     strides, dil, pads = spatial(a, r)
+    if needs_fallback(node.inputs[0]):
+        x, w = node.inputs[:2]
+        sizes = static_spatial("conv", x)
+        kernel = tuple(w.type.shape[2:])
+        pads = resolve_pads("conv", sizes, kernel, a)
+        win = window(kernel, strides, dil, pads, node.outputs[0].type.shape[2:])
+        conv_matmul(ctx, x.name, sizes, weight_matrix(ctx, w, a["group"]), win, a["group"],
+                    w.type.shape[0], node.outputs[0], _bias(node))
+        return
     auto = a["auto_pad"]
     ctx.emit("Conv", node.inputs, node.outputs, strides=strides, dilations=dil, group=a["group"],
              pads=pads if auto == "NOTSET" else None, auto_pad=None if auto == "NOTSET" else auto,
@@ -216,7 +236,27 @@ def _conv_transpose_kernel(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     return np.moveaxis(y, -1, 1)
 
 
+def _conv_transpose_fallback(ctx: Any, node: Any) -> None:
+    """The conv of x with zeros inserted between its elements (the strides) and the flipped,
+    in/out-swapped weight, padded d*(K-1) - pads before: ConvTranspose without its kernel."""
+    x, w = node.inputs[:2]
+    group = node.attrs["group"]
+    sizes = static_spatial("conv_transpose", x)
+    r, kernel = len(sizes), tuple(w.type.shape[2:])
+    strides, dil, pads = spatial(node.attrs, r)
+    xz, grown = zero_insert(ctx, x.name, sizes, strides)
+    begin = tuple(p - d * (k - 1) for p, d, k in zip(pads, dil, kernel))
+    win = Window(kernel, (1,) * r, dil, begin, tuple(node.outputs[0].type.shape[2:]))
+    w_mat = flipped_weight_matrix(ctx, w, group)
+    conv_matmul(ctx, xz, grown, w_mat, win, group, w.type.shape[1] * group, node.outputs[0],
+                _bias(node))
+
+
 def _conv_transpose_lower(ctx: Any, node: Any) -> None:
+    """ONNX ConvTranspose, except in float64: a conv of the zero-inserted input (im2col)."""
+    if needs_fallback(node.inputs[0]):
+        _conv_transpose_fallback(ctx, node)
+        return
     a = node.attrs
     r = node.inputs[0].type.rank - 2
     strides, dil, pads = spatial(a, r)
@@ -288,9 +328,24 @@ def _weight_grad_kernel(x: np.ndarray, gy: np.ndarray, *, kernel_shape, strides,
         (gy.shape[1], x.shape[1] // group, *kernel_shape))
 
 
+def _weight_grad_fallback(ctx: Any, node: Any) -> None:
+    """dW [G, O/G, C/G*K] = gy [G, O/G, N*out] @ columns(x) [G, N*out, C/G*K] (float64)."""
+    x, gy = node.inputs
+    a, group = node.attrs, node.attrs["group"]
+    sizes = static_spatial("conv_weight_grad", x)
+    outs = static_spatial("conv_weight_grad", gy, "output gradient")
+    kernel = tuple(a["kernel_shape"])
+    win = window(kernel, a["strides"], a["dilations"], a["pads"], outs)
+    weight_grad_matmul(ctx, x, sizes, gy, win, group, node.outputs[0])
+
+
 def _weight_grad_lower(ctx: Any, node: Any) -> None:
     """dW = Conv(x', gy') with batch and channels swapped: x' [C/G, G*N, S...] is the input,
-    gy' [O, N, out...] the kernel, strides and dilations exchanged; cropped to the kernel."""
+    gy' [O, N, out...] the kernel, strides and dilations exchanged; cropped to the kernel.
+    In float64 (no onnxruntime Conv kernel): im2col of x and one MatMul per group."""
+    if needs_fallback(node.inputs[0]):
+        _weight_grad_fallback(ctx, node)
+        return
     x, gy = node.inputs
     a = node.attrs
     r, group = len(a["kernel_shape"]), a["group"]

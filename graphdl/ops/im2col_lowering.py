@@ -16,8 +16,10 @@ import numpy as np
 from ..errors import OnnxError
 from ..types import shape_str
 
-#: the float dtypes onnxruntime's CPU provider has Conv / ConvTranspose / AveragePool / LRN for
-ORT_WINDOW_DTYPES = (np.dtype(np.float32),)
+#: the dtypes whose window ops export through these helpers: onnxruntime's CPU provider has
+#: MatMul for them but no Conv / ConvTranspose / AveragePool / LRN (float16 has neither, so it
+#: keeps the standard op)
+FALLBACK_DTYPES = (np.dtype(np.float64),)
 INT64_MIN = np.iinfo(np.int64).min
 
 
@@ -33,7 +35,7 @@ class Window(NamedTuple):
 
 def needs_fallback(v: Any) -> bool:
     """Whether onnxruntime lacks the window op's kernel for the dtype of value ``v``."""
-    return np.dtype(v.type.dtype.np) not in ORT_WINDOW_DTYPES
+    return np.dtype(v.type.dtype.np) in FALLBACK_DTYPES
 
 
 def static_spatial(op: str, v: Any, what: str = "input") -> tuple[int, ...]:
@@ -104,6 +106,33 @@ def weight_matrix(ctx: Any, w: Any, group: int) -> str:
     return reshape(ctx, w.name, [group, o // group, -1])
 
 
+def flipped_weight_matrix(ctx: Any, w: Any, group: int) -> str:
+    """ConvTranspose's weight [C, O/G, K...] as the matrices [G, O/G, C/G * K] of the conv it
+    equals on the zero-inserted input: in and out channels swapped per group, kernel flipped
+    (reversing the row-major flat kernel index flips every kernel axis)."""
+    c, o_g = w.type.shape[:2]
+    wr = reshape(ctx, w.name, [group, c // group, o_g, -1])
+    flip = ctx.emit("Slice", [wr, _const(ctx, [-1]), _const(ctx, [INT64_MIN]), _const(ctx, [3]),
+                              _const(ctx, [-1])])[0]
+    wt = ctx.emit("Transpose", [flip], perm=(0, 2, 1, 3))[0]
+    return reshape(ctx, wt, [group, o_g, -1])
+
+
+def weight_grad_matmul(ctx: Any, x: Any, sizes: Sequence[int], gy: Any, win: Window,
+                       group: int, out: Any) -> None:
+    """Conv's weight gradient [O, C/G, K...] = per group, gy [G, O/G, N*out] @ the columns of
+    x [G, N*out, C/G*K]; written to ``out``."""
+    p, (c, o) = int(np.prod(win.outs)), (x.type.shape[1], gy.type.shape[1])
+    cols = reshape(ctx, columns(ctx, x.name, sizes, win), [0, group, -1, p])
+    cols = ctx.emit("Transpose", [cols], perm=(1, 0, 3, 2))[0]
+    cols = reshape(ctx, cols, [group, -1, c // group * int(np.prod(win.kernel))])
+    g = reshape(ctx, gy.name, [0, group, o // group, p])
+    g = ctx.emit("Transpose", [g], perm=(1, 2, 0, 3))[0]
+    g = reshape(ctx, g, [group, o // group, -1])
+    dw = ctx.emit("MatMul", [g, cols])[0]
+    reshape(ctx, dw, [o, c // group, *win.kernel], out)
+
+
 def conv_matmul(ctx: Any, x: str, sizes: Sequence[int], w_mat: str, win: Window,
                 group: int, c_out: int, out: Any, bias: Any = None) -> None:
     """y [N, O, out...] = per group, w_mat [G, O/G, C/G*K] @ columns [N, G, C/G*K, out],
@@ -119,3 +148,20 @@ def conv_matmul(ctx: Any, x: str, sizes: Sequence[int], w_mat: str, win: Window,
     b = reshape(ctx, bias if isinstance(bias, str) else bias.name,
                 [-1] + [1] * len(win.outs))
     ctx.emit("Add", [y, b], [out])
+
+
+def zero_insert(ctx: Any, x: str, sizes: Sequence[int], strides: Sequence[int]
+                ) -> tuple[str, tuple[int, ...]]:
+    """x [N, C, S...] with ``stride - 1`` zeros after every element of each spatial axis
+    (Unsqueeze, Pad, Reshape): the input of ConvTranspose as an ordinary conv."""
+    if all(s == 1 for s in strides):
+        return x, tuple(sizes)
+    r = len(sizes)
+    axes = [3 + 2 * i for i in range(r)]
+    x = ctx.emit("Unsqueeze", [x, _const(ctx, axes)])[0]
+    ends = [0] * (2 + 2 * r)
+    for i, s in enumerate(strides):
+        ends[axes[i]] = s - 1
+    x = ctx.emit("Pad", [x, _const(ctx, [0] * (2 + 2 * r) + ends)])[0]
+    grown = tuple(n * s for n, s in zip(sizes, strides))
+    return reshape(ctx, x, [0, 0, *grown]), grown

@@ -11,9 +11,10 @@ import numpy as np
 
 from ..builder import Tensor
 from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, onnx_op, register
+from ..registry import REQUIRED, Call, OpDef, register
 from ..types import TensorType
 from .common import need_float
+from .im2col_lowering import needs_fallback
 
 BIG = np.iinfo(np.int64).max
 
@@ -80,7 +81,41 @@ def _lrn_vjp(b, c: Call, gys):
     return [g * p - x * back * (2.0 * float(a["beta"]) * k)]
 
 
-register(OpDef("lrn", _lrn_infer, (1, 1), kernel=_lrn_kernel, lower=onnx_op("LRN"),
+def _lrn_fallback(ctx: Any, node: Any) -> None:
+    """The definition as standard ops: the channel window sum of x^2 as one Slice per window
+    position of the zero-padded squares, then ``x / (bias + alpha/size * sum) ** beta``."""
+    x, a = node.inputs[0], node.attrs
+    size, rank, dt = int(a["size"]), x.type.rank, x.type.dtype.np
+    before, after = _window(size)
+    sq = ctx.emit("Mul", [x, x])[0]
+    pads = [0] * (2 * rank)
+    pads[1], pads[rank + 1] = before, after
+    if before or after:
+        sq = ctx.emit("Pad", [sq, ctx.const(np.asarray(pads, np.int64))])[0]
+    width, axis = before + after, ctx.const(np.array([1], np.int64))
+    pieces = []
+    for k in range(size):
+        end = np.array([k - width if k < width else BIG], np.int64)
+        pieces += ctx.emit("Slice", [sq, ctx.const(np.array([k], np.int64)), ctx.const(end),
+                                     axis])
+    total = ctx.emit("Sum", pieces)[0]
+    scaled = ctx.emit("Mul", [total, ctx.const(np.asarray(a["alpha"] / size, dt))])[0]
+    base = ctx.emit("Add", [scaled, ctx.const(np.asarray(a["bias"], dt))])[0]
+    denom = ctx.emit("Pow", [base, ctx.const(np.asarray(a["beta"], dt))])[0]
+    ctx.emit("Div", [x, denom], node.outputs)
+
+
+def _lrn_lower(ctx: Any, node: Any) -> None:
+    """ONNX LRN where onnxruntime has a kernel that follows the definition (float32, 4-D input,
+    odd size); elsewhere (float64, other ranks, even sizes) the definition as standard ops."""
+    x = node.inputs[0]
+    if needs_fallback(x) or x.type.rank != 4 or int(node.attrs["size"]) % 2 == 0:
+        _lrn_fallback(ctx, node)
+        return
+    ctx.emit("LRN", node.inputs, node.outputs, **node.attrs)
+
+
+register(OpDef("lrn", _lrn_infer, (1, 1), kernel=_lrn_kernel, lower=_lrn_lower,
                vjp=_lrn_vjp,
                attrs={"size": REQUIRED, "alpha": 1e-4, "beta": 0.75, "bias": 1.0},
                doc="ONNX LRN: x / (bias + alpha/size * windowed channel sum of x^2)^beta."))

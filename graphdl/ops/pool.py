@@ -19,6 +19,7 @@ from ..registry import REQUIRED, Call, OpDef, register
 from ..types import DType, TensorType, dims_equal, shape_str
 from .common import need_float
 from .conv import conv_transpose
+from .im2col_lowering import needs_fallback, static_spatial, window, window_slices
 from .window import (as_pads, as_tuple, fit_transpose, out_dims, resolve_pads, spatial,
                      static_sizes, windows)
 
@@ -239,7 +240,26 @@ def _avg_pool_kernel(x: np.ndarray, **attrs: Any) -> np.ndarray:
     return (total / window_counts(x.shape[2:], attrs, outs).astype(x.dtype)).astype(x.dtype)
 
 
+def _avg_pool_fallback(ctx: Any, node: Any) -> None:
+    """The window sums (one strided Slice per kernel offset, zeros in the padding) divided by
+    the static window counts: AveragePool without its kernel."""
+    x, a = node.inputs[0], node.attrs
+    sizes = static_spatial("avg_pool", x)
+    kernel = tuple(a["kernel_shape"])
+    strides, dil, _ = spatial(a, len(kernel))
+    pads = resolve_pads("avg_pool", sizes, kernel, a)
+    outs = tuple(node.outputs[0].type.shape[2:])
+    pieces = window_slices(ctx, x.name, sizes, window(kernel, strides, dil, pads, outs))
+    total = ctx.emit("Sum", pieces)[0]
+    counts = ctx.const(window_counts(sizes, a, outs).astype(x.type.dtype.np))
+    ctx.emit("Div", [total, counts], node.outputs)
+
+
 def _avg_pool_lower(ctx: Any, node: Any) -> None:
+    """ONNX AveragePool, except in float64 (no onnxruntime kernel): window sums / counts."""
+    if needs_fallback(node.inputs[0]):
+        _avg_pool_fallback(ctx, node)
+        return
     ctx.emit("AveragePool", node.inputs, node.outputs, **_lower_attrs(node))
 
 
