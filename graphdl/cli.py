@@ -3,6 +3,10 @@
 Exit codes: 0 on success, 2 for bad usage or bad input (one line on stderr naming the file,
 node or option at fault, never a traceback), 1 for an internal error (with its traceback, so it
 can be reported). Output files are written atomically: a reader never sees half a file.
+
+The command line is the application on top of both packages, so it is the one module of
+graphdl that imports ``passes`` (lazily, for ``grad``, ``explain``, ``viz --grad`` and
+``inspect --passes``); the library itself never does.
 """
 from __future__ import annotations
 
