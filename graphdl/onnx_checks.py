@@ -168,7 +168,8 @@ def _set_fields(a: AttributeProto) -> set[str]:
 
 def _check_attributes(node: onnx.NodeProto, where: str, opset: int, max_bytes: int) -> None:
     """Each attribute's type tag matches the field it fills and the type the ONNX schema of the
-    op declares, tensors in attributes are valid; attributes the schema requires are present."""
+    op declares, and tensors in attributes are valid. (Missing attributes are left to the
+    importers, which accept some inputs-for-attributes forms of neighbouring opsets.)"""
     schema = _schema(node, where, opset)
     names = set()
     for a in node.attribute:
@@ -195,9 +196,6 @@ def _check_attributes(node: onnx.NodeProto, where: str, opset: int, max_bytes: i
                 f"{where}: attribute {a.name!r} must be "
                 f"{AttributeProto.AttributeType.Name(int(want.type))}, got "
                 f"{AttributeProto.AttributeType.Name(a.type)}")
-    for name, spec in schema.attributes.items():
-        if spec.required and name not in names:
-            raise OnnxAttributeError(f"{where}: required attribute {name!r} is missing")
 
 
 def _schema(node: onnx.NodeProto, where: str, opset: int) -> Any:
