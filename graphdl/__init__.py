@@ -31,12 +31,16 @@ def from_onnx(model, max_bytes: int | None = None) -> Graph:
     return _from_onnx(model, DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)
 
 
-def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu") -> dict:
+def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu",
+        max_bytes: int | None = None) -> dict:
     """Runs ``graph`` in the NumPy interpreter (``backend="numpy"``) or ONNX Runtime (``"ort"``,
-    provider "cpu", "cuda" or "auto"); returns the outputs by name."""
+    provider "cpu", "cuda" or "auto"); returns the outputs by name. Statically shaped values
+    over ``max_bytes`` (default graphdl.limits.DEFAULT_MAX_BYTES, 4 GiB) are refused."""
+    from .limits import DEFAULT_MAX_BYTES
     from .runtime import run as _run
 
-    return _run(graph, feeds, backend, provider)
+    return _run(graph, feeds, backend, provider, DEFAULT_MAX_BYTES if max_bytes is None
+                else max_bytes)
 
 
 __all__ = ["Graph", "GraphBuilder", "Tensor", "Node", "Value", "DType", "Sym", "TensorType",

@@ -81,22 +81,37 @@ def _info(t: TensorProto, what: str) -> tuple[str, int, int | None]:
     return entries.get("location", ""), offset, length
 
 
+def _open_beneath(base: str, location: str, what: str) -> int:
+    """A read-only descriptor of ``location``, opened one component at a time relative to the
+    previous folder's descriptor, never following a link and never blocking (FIFOs)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    parts = location.replace("\\", "/").split("/")
+    fd = os.open(base, flags | getattr(os, "O_DIRECTORY", 0))
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, flags | getattr(os, "O_DIRECTORY", 0), dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        return os.open(parts[-1], flags | getattr(os, "O_NONBLOCK", 0), dir_fd=fd)
+    except OSError as e:
+        raise ExternalDataError(f"{what}: cannot open external data {location!r} inside "
+                                f"{base} without following links ({e.strerror})") from None
+    finally:
+        os.close(fd)
+
+
 def read_external(t: TensorProto, base: str, what: str, max_bytes: int) -> None:
     """Loads ``t``'s external bytes into ``t.raw_data`` after every check; the file is opened
-    without following links and re-checked on the open descriptor (no swap in between)."""
+    without following links and re-checked on the open descriptor."""
     size = check_tensor(t, what, max_bytes)
     location, offset, length = _info(t, what)
     if length is not None and length != size:
         raise ExternalDataError(f"{what}: external data length {length} disagrees with dims "
                                 f"{list(t.dims)} ({size} bytes)")
-    path = safe_location(base, location, what)
-    before = os.lstat(path)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    safe_location(base, location, what)  # clear messages for every rule
+    fd = _open_beneath(base, location, what)  # and no link swapped in since
     try:
         st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
-            raise ExternalDataError(f"{what}: external data file {location!r} changed while "
-                                    "being opened")
         _check_entry(st, location, location, True, what)
         if offset + size > st.st_size:
             raise ExternalDataError(f"{what}: external data {location!r} at offset {offset} "

@@ -54,8 +54,9 @@ def check_bytes(dims: Iterable[int], itemsize: int, what: str,
     dims = list(dims)
     size = element_count(dims, what) * itemsize
     if size > max_bytes:
-        raise ResourceLimitError(f"{what}: shape {dims} needs {fmt_bytes(size)}, more than the "
-                                 f"limit of {fmt_bytes(max_bytes)} (raise max_bytes to allow it)")
+        raise ResourceLimitError(f"{what}: shape {dims} needs {size} bytes ({fmt_bytes(size)}), "
+                                 f"more than the limit of {max_bytes} ({fmt_bytes(max_bytes)}); "
+                                 "pass a larger max_bytes to allow it")
     return size
 
 

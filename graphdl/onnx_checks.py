@@ -1,13 +1,14 @@
 """Structural checks of an ONNX model before graphdl imports it: a model downloaded from anywhere
 is refused with an error naming what is wrong and where, never a crash or a huge allocation.
 
-Checked here, in this order: opsets, names (valid text, unique definitions), the node graph
-(dangling inputs, cycles, order), attribute types against the ONNX schema, declared dims, and
-initializers (element type, dims, byte size against their data and against the byte budget).
+Checked here, in this order: every string is valid text, opsets, unique definitions of values,
+the node graph (outputs, dangling inputs, cycles, order), attribute types against the ONNX
+schema, declared dims, and initializers (element type, dims, byte size against their data and
+against the byte budget).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import networkx as nx
 import onnx
@@ -38,6 +39,7 @@ class OnnxTensorError(OnnxError):
 
 def check_model(proto: onnx.ModelProto, src: str, max_bytes: int) -> int:
     """Checks ``proto`` (see the module docstring) and returns its default-domain opset."""
+    check_text(proto, "model", src)
     opset = check_opsets(proto, src)
     g = proto.graph
     _check_names(g, src)
@@ -76,26 +78,29 @@ def check_opsets(proto: onnx.ModelProto, src: str) -> int:
     return int(found)
 
 
-def _all_names(g: onnx.GraphProto) -> Iterator[tuple[str, Any]]:
-    for vi in [*g.input, *g.output, *g.value_info]:
-        yield f"value {vi.name!r}", vi.name
-    for t in g.initializer:
-        yield f"initializer {t.name!r}", t.name
-    for i, n in enumerate(g.node):
-        where = f"ONNX node #{i}"
-        for field in (n.name, n.op_type, n.domain, *n.input, *n.output):
-            yield where, field
-        for a in n.attribute:
-            yield where, a.name
+def check_text(msg: Any, path: str, src: str) -> None:
+    """Every string field, at any depth, is text without NUL characters: protobuf hands back
+    bytes for invalid UTF-8, and NUL breaks file names and C APIs further on."""
+    for field, value in msg.ListFields():
+        repeated = _is_repeated(field)
+        for k, item in enumerate(value if repeated else [value]):
+            where = f"{path}.{field.name}" + (f"[{k}]" if repeated else "")
+            if field.type == field.TYPE_STRING and (not isinstance(item, str) or "\0" in item):
+                raise OnnxStructureError(f"{src}: {where} is not valid text ({item!r})")
+            if field.type == field.TYPE_MESSAGE:
+                check_text(item, where, src)
+
+
+def _is_repeated(field: Any) -> bool:
+    """protobuf >= 5 has ``is_repeated``; older versions only ``label``."""
+    if hasattr(field, "is_repeated"):
+        return bool(field.is_repeated)
+    return field.label == field.LABEL_REPEATED
 
 
 def _check_names(g: onnx.GraphProto, src: str) -> None:
-    """Every name is text (protobuf hands back bytes for invalid UTF-8) and every value has one
-    definition: a graph input, an initializer (possibly also listed as an input) or a node."""
-    for where, name in _all_names(g):
-        if not isinstance(name, str):
-            raise OnnxStructureError(f"{src}: {where} has a name that is not valid UTF-8 text "
-                                     f"({name!r})")
+    """Every value has one definition: a graph input, an initializer (possibly also listed as
+    an input) or a node."""
     seen: dict[str, str] = {}
     inputs: dict[str, str] = {}
     for vi in g.input:  # an initializer may also be listed as an input (IR < 4)
@@ -133,6 +138,8 @@ def _check_node_graph(g: onnx.GraphProto, src: str) -> None:
                                          "graph input or initializer defines (dangling input)")
             if name in producer:
                 dep.add_edge(producer[name], i)
+    if not g.output:
+        raise OnnxStructureError(f"{src}: the graph has no outputs")
     for o in g.output:
         if o.name not in producer and o.name not in leaves:
             raise OnnxStructureError(f"{src}: graph output {o.name!r} is not defined by any "

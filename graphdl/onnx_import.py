@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,12 +21,11 @@ from onnx import numpy_helper
 from .builder import GraphBuilder, Tensor
 from .errors import GraphError, OnnxError
 from .external_data import read_external
-from .limits import DEFAULT_MAX_BYTES, check_graph
-from .onnx_checks import check_model
 from .ir import Graph, Value
+from .limits import DEFAULT_MAX_BYTES, check_graph
+from .onnx_checks import DEFAULT_DOMAINS, check_model
 from .types import DType, Dim, parse_dim
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
 _REQUIRED: Any = object()
 #: What an importer returns for an output it leaves to be created on first use (Constant).
 DEFERRED: Any = object()
@@ -65,8 +65,8 @@ def _load(model: onnx.ModelProto | str | Path, max_bytes: int) -> tuple[onnx.Mod
     if not isinstance(model, (str, os.PathLike)):
         raise OnnxError(f"from_onnx takes a ModelProto or a path, not {type(model).__name__}")
     path = os.fspath(model)
-    with open(path, "rb"):  # a missing or unreadable file raises OSError naming it
-        pass
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a missing file raises OSError naming it
+        raise OnnxError(f"{path}: not a regular file (a device, FIFO or folder)")
     try:
         proto = onnx.load(path, load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, onnx.checker.ValidationError) as e:

@@ -9,6 +9,7 @@ import numpy as np
 from .errors import GraphError
 from .feeds import check_feeds
 from .interpreter import Plan
+from .limits import DEFAULT_MAX_BYTES, check_graph
 from .ir import Graph
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -16,6 +17,10 @@ PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 class ProviderError(GraphError):
     """An execution provider that this machine's onnxruntime does not have."""
+
+
+class OrtRunError(GraphError):
+    """onnxruntime refused to load or run a graph (e.g. sizes that only the data reveals)."""
 
 
 _plans: "weakref.WeakKeyDictionary[Graph, Plan]" = weakref.WeakKeyDictionary()
@@ -47,25 +52,34 @@ def ort_session(graph: Graph, provider: str = "cpu"):
     cache = _sessions.setdefault(graph, {})
     if provider not in cache:
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # errors arrive as exceptions (one line at the CLI)
         cache[provider] = ort.InferenceSession(to_onnx(graph).SerializeToString(), opts,
                                                providers=ort_providers(provider))
     return cache[provider]
 
 
 def run(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy",
-        provider: str = "cpu") -> dict[str, np.ndarray]:
-    """Runs ``graph`` on ``feeds`` and returns its outputs by name."""
+        provider: str = "cpu", max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, np.ndarray]:
+    """Runs ``graph`` on ``feeds`` and returns its outputs by name. A graph with a statically
+    shaped value over ``max_bytes`` is refused (once, when it is first planned)."""
     if backend == "numpy":
         if provider not in ("cpu", "auto"):
             raise ProviderError(f"the numpy backend runs on the CPU only, not {provider!r}")
         plan = _plans.get(graph)
         if plan is None:
+            check_graph(graph, max_bytes)  # refused before anything is allocated
             plan = _plans[graph] = Plan(graph)
         return plan(feeds)
     if backend == "ort":
         arrays = check_feeds(graph.inputs, feeds)
-        sess = ort_session(graph, provider)
+        if graph not in _sessions:
+            check_graph(graph, max_bytes)
         names = [v.name for v in graph.outputs]
-        return dict(zip(names, sess.run(names, arrays)))
+        try:
+            return dict(zip(names, ort_session(graph, provider).run(names, arrays)))
+        except Exception as e:  # noqa: BLE001 - onnxruntime's own error types, re-raised below
+            if not type(e).__module__.startswith("onnxruntime"):
+                raise
+            raise OrtRunError(f"onnxruntime cannot run graph {graph.name!r}: "
+                              f"{' '.join(str(e).split())}") from None
     raise GraphError(f"unknown backend {backend!r}; expected 'numpy' or 'ort'")

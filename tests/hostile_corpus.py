@@ -179,6 +179,41 @@ def _huge_range() -> onnx.ModelProto:
     return _one("Range", ["a", "b", "d"], ["y"], [], [vi("y", None, I64)], inits)
 
 
+_X4 = [vi("x", [1, 1, 4, 4])]
+
+
+def _on_x4(op: str, inits=(), extra=(), n_out: int = 1, **attrs) -> Callable[[], onnx.ModelProto]:
+    """One ``op`` on a [1,1,4,4] input (plus initializer inputs ``extra``) with bad attrs."""
+    outs = [f"y{k}" for k in range(n_out)]
+    return lambda: _one(op, ["x", *extra], outs, _X4, [vi(outs[0], None)], list(inits), **attrs)
+
+
+def _w3() -> TensorProto:
+    return numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")
+
+
+#: Ops whose attributes or constant inputs no shape rule can satisfy.
+BAD_OPS = {
+    "conv_stride_0": _on_x4("Conv", [_w3()], ["w"], strides=[0, 0]),
+    "conv_pads_2e40": _on_x4("Conv", [_w3()], ["w"], pads=[2 ** 40] * 4),
+    "maxpool_stride_0": _on_x4("MaxPool", kernel_shape=[2, 2], strides=[0, 0]),
+    "transpose_perm_out_of_range": _on_x4("Transpose", perm=[0, 1, 2, 9]),
+    "softmax_axis_99": _on_x4("Softmax", axis=99),
+    "split_negative": _on_x4("Split", [_const_i64("s", [-1, 5])], ["s"], n_out=2, axis=2),
+    "slice_step_0": _on_x4("Slice", [_const_i64(n, v) for n, v in
+                                     (("b", [0]), ("e", [2]), ("a", [2]), ("st", [0]))],
+                           ["b", "e", "a", "st"]),
+    "pad_2e40": _on_x4("Pad", [_const_i64("p", [0, 0, 2 ** 40, 2 ** 40, 0, 0, 0, 0])], ["p"]),
+    "reshape_two_minus_ones": _on_x4("Reshape", [_const_i64("s", [-1, -1])], ["s"]),
+    "tile_negative": _on_x4("Tile", [_const_i64("r", [1, 1, -2, 1])], ["r"]),
+    "gather_axis_99": _on_x4("Gather", [_const_i64("i", [0])], ["i"], axis=99),
+    "lrn_size_0": _on_x4("LRN", size=0),
+    "cast_to_999": _on_x4("Cast", to=999),
+    "range_delta_0": lambda: _one("Range", ["a", "b", "d"], ["y"], [], [vi("y", None, I64)],
+                                  [_const_i64("a", 0), _const_i64("b", 5), _const_i64("d", 0)]),
+}
+
+
 def _write(path: Path, m: onnx.ModelProto) -> Path:
     path.write_bytes(m.SerializeToString())
     return path
@@ -251,9 +286,32 @@ def _wrong_wire_type(folder: Path) -> Path:
     return _raw_file(b"\x08\x08" + b"\x38\x05")(folder)
 
 
+def _bad_utf8_name() -> onnx.ModelProto:
+    """A graph name whose bytes are not UTF-8 (protobuf then hands back bytes, not str)."""
+    data = relu_model().SerializeToString().replace(b"hostile", b"hos\xf4ile")
+    return onnx.ModelProto.FromString(data)
+
+
+def _fifo_model(folder: Path) -> Path:
+    """A FIFO where the model file should be: reading it would block forever."""
+    os.mkfifo(folder / "model.onnx")
+    return folder / "model.onnx"
+
+
+def _folder_model(folder: Path) -> Path:
+    (folder / "model.onnx").mkdir()
+    return folder / "model.onnx"
+
+
 #: name -> a function that writes the model into a fresh folder and returns its path.
 CORPUS: dict[str, Callable[[Path], Path]] = {
     "empty_file": _raw_file(b""),
+    "name_not_utf8": _proto(_bad_utf8_name),
+    "name_with_nul": _proto(lambda: _one("Relu", ["x"], ["y\0z"], [vi("x", [2])],
+                                         [vi("y\0z", [2])])),
+    "no_outputs": _proto(lambda: model([], [], [])),
+    "model_is_fifo": _fifo_model,
+    "model_is_folder": _folder_model,
     "random_bytes": _raw_file(bytes(random.Random(7).randrange(256) for _ in range(300))),
     "text_file": _raw_file(b"this is not an onnx model\n"),
     "truncated_protobuf": _truncated,
@@ -343,6 +401,7 @@ CORPUS: dict[str, Callable[[Path], Path]] = {
     "ext_petabyte": _ext("w.bin", _data(), dims=(2 ** 25, 2 ** 25)),
     "ext_size_mismatch": _ext("w.bin", _data(size=8)),
     "ext_negative_offset": _ext("w.bin", _data(), offset=-8),
+    **{name: _proto(fn) for name, fn in BAD_OPS.items()},
 }
 
 
@@ -422,12 +481,16 @@ def _api(path: str) -> str:
 
 
 def run_case(path: str) -> dict:
-    """Imports through the API and the CLI; a model that imports is also run (numpy engine)."""
+    """Imports through the API and the CLI; a model that imports is also run in both
+    engines."""
     res = {"api": _api(path), **_cli(["inspect", path])}
     if res["rc"] == 0:
         folder = Path(path).parent
-        run = _cli(["run", path, *_feeds_for(path, folder), "-o", str(folder / "out.npz")])
-        res.update({"run_rc": run["rc"], "run_stderr": run["stderr"]})
+        feeds = _feeds_for(path, folder)
+        for backend in ("numpy", "ort"):
+            run = _cli(["run", path, *feeds, "--backend", backend, "-o", str(folder / "o.npz")])
+            res.setdefault("run_rc", []).append(run["rc"])
+            res.setdefault("run_stderr", []).extend(run["stderr"])
     return res
 
 

@@ -129,7 +129,7 @@ def test_petabyte_claim_refused_before_reading(tmp_path):
 def test_byte_limit_is_an_argument(tmp_path):
     path = _write_model(tmp_path / "m", "w.bin")
     (tmp_path / "m" / "w.bin").write_bytes(SECRET.tobytes())
-    with pytest.raises(ResourceLimitError, match="24 B, more than the limit of 16 B"):
+    with pytest.raises(ResourceLimitError, match="needs 24 bytes .* limit of 16 "):
         gd.from_onnx(path, max_bytes=16)
     assert gd.from_onnx(path, max_bytes=24).inputs[0].name == "x"
 
@@ -201,3 +201,22 @@ def test_save_refuses_model_with_unloaded_external_data(tmp_path):
     with pytest.raises(ExternalDataError, match="still references external data"):
         save_model(model, str(tmp_path / "out.onnx"))
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_open_never_follows_a_link_even_if_swapped_in_after_the_checks(tmp_path, outside):
+    """The descriptor is opened component by component with O_NOFOLLOW, so a link swapped in
+    after safe_location's checks is still refused."""
+    from graphdl.external_data import _open_beneath
+
+    (tmp_path / "m").mkdir()
+    os.symlink(tmp_path, tmp_path / "m" / "sub")
+    os.symlink(outside, tmp_path / "m" / "w.bin")
+    for location in ("sub/secret.bin", "w.bin"):
+        with pytest.raises(ExternalDataError, match="without following links"):
+            _open_beneath(str(tmp_path / "m"), location, "t")
+    (tmp_path / "m" / "ok.bin").write_bytes(b"abc")
+    fd = _open_beneath(str(tmp_path / "m"), "ok.bin", "t")
+    try:
+        assert os.read(fd, 3) == b"abc"
+    finally:
+        os.close(fd)

@@ -122,7 +122,7 @@ def _assert_close(got: dict, want: dict, what: str) -> None:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=f"{what} {k}")
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(st.data())
 def test_interpreter_onnxruntime_and_reference_evaluator_agree(data):
     gen = _Gen(data, smooth=False)
@@ -143,7 +143,7 @@ def _loss_graph(gen: _Gen) -> tuple[gd.Graph, list[str]]:
     return g, [v.name for v in g.inputs] + [v.name for v in g.initializers]
 
 
-@settings(max_examples=50, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(st.data())
 def test_gradients_agree_with_central_differences(data):
     gen = _Gen(data, smooth=True)
