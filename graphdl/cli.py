@@ -199,6 +199,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     feeds = parse_feeds(args.feed)
     g = load_model(args.model)
     backend = args.backend or ("numpy" if args.provider == "cpu" else "ort")
+    if args.check_numerics:
+        from .numerics import check_numerics
+
+        check_numerics(g, feeds, backend, args.provider)
     outs = run(g, feeds, backend=backend, provider=args.provider)
     if args.output:
         write_atomic(args.output, lambda f: write_npz(f, outs))
@@ -333,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="numpy (graphdl's interpreter; the default on the CPU) or ort")
     s.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
     s.add_argument("-o", "--output", help="write every output into this .npz, by name")
+    s.add_argument("--check-numerics", action="store_true",
+                   help="fail (exit 2) naming the first node that produces NaN or Inf")
     s.set_defaults(func=cmd_run)
     s = sub.add_parser("grad", help="write the gradient graph of a scalar loss as ONNX")
     s.add_argument("model", help=model_help)

@@ -18,6 +18,7 @@ import numpy as np
 from .errors import GraphError
 from .feeds import check_feeds
 from .ir import Graph, Node, Value
+from .limits import DEFAULT_MAX_BYTES, check_bytes
 from .ops.elementwise import select_or_zero
 from .ops.fused import UFUNCS, literal
 from .registry import get_op
@@ -31,15 +32,34 @@ FRESH = frozenset(UFUNCS) | {"matmul", "gemm", "fused_elementwise", "softmax", "
                              "elu", "softmax_cross_entropy_and_grad"}
 
 
+def _size_guarded(n: Node, max_bytes: int) -> Callable:
+    """The node's kernel; for an op whose output size comes from run-time values (its
+    ``out_shape`` rule) and is not static, wrapped to refuse an output over ``max_bytes``
+    before allocating it."""
+    op = get_op(n.op)
+    shape = n.outputs[0].type.shape
+    if op.out_shape is None or (shape is not None and all(isinstance(d, int) for d in shape)):
+        return op.kernel
+    itemsize = n.outputs[0].type.dtype.np.itemsize
+    what = n.where()
+
+    def guarded(*args: Any, **attrs: Any) -> Any:
+        check_bytes(op.out_shape(*args, **attrs), itemsize, what, max_bytes)
+        return op.kernel(*args, **attrs)
+
+    return guarded
+
+
 class Plan:
     """A compiled graph: ``plan(feeds) -> {output name: array}``.
 
     ``steps`` lists, per node, ``(kernel, attrs, input slots, output slots, freed slots, node)``
     for inspection; ``source`` is the generated function that runs them."""
 
-    def __init__(self, graph: Graph, inplace: bool = True):
+    def __init__(self, graph: Graph, inplace: bool = True,
+                 max_bytes: int = DEFAULT_MAX_BYTES):
         g, _ = expand_composites(graph, lambda op: op.kernel is None)
-        self.graph = g
+        self.graph, self.max_bytes = g, max_bytes
         slot = {v: i for i, v in enumerate(g.all_values())}
         self.n_slots = len(slot)
         self.input_slots = [(v.name, slot[v]) for v in g.inputs]
@@ -159,7 +179,7 @@ class _CodeGen:
             call = f"{args[0]}.T" if n.op == "transpose" else f"_matmul({args[0]}, {args[1]})"
             self._emit(n, f"{targets} = {call}")
             return
-        kernel = get_op(n.op).kernel
+        kernel = _size_guarded(n, self.plan.max_bytes)
         if n.op in _REDUCE_UFUNCS and n.outputs[0].type.rank and \
                 (n.op == "reduce_sum" or _never_empty(n.inputs[0].type)):  # no wrapper
             axes = n.attrs["axes"]

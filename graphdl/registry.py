@@ -61,6 +61,10 @@ class OpDef:
     attrs: dict[str, Any] = field(default_factory=dict)
     traits: frozenset[str] = frozenset()
     doc: str = ""
+    #: For ops whose output size comes from run-time input *values* (constant_of_shape, expand,
+    #: range, tile, pad): the output shape from the kernel's arguments, so an engine can refuse
+    #: an allocation over its byte budget before making it.
+    out_shape: Callable[..., tuple[int, ...]] | None = None
 
     def check_attrs(self, given: dict[str, Any]) -> dict[str, Any]:
         """The op's attrs with defaults filled in; GraphError on unknown or missing ones."""

@@ -61,14 +61,15 @@ def ort_session(graph: Graph, provider: str = "cpu"):
 def run(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy",
         provider: str = "cpu", max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, np.ndarray]:
     """Runs ``graph`` on ``feeds`` and returns its outputs by name. A graph with a statically
-    shaped value over ``max_bytes`` is refused (once, when it is first planned)."""
+    shaped value over ``max_bytes`` is refused when it is first planned; in the interpreter, an
+    output whose size comes from run-time values is refused before it is allocated."""
     if backend == "numpy":
         if provider not in ("cpu", "auto"):
             raise ProviderError(f"the numpy backend runs on the CPU only, not {provider!r}")
         plan = _plans.get(graph)
-        if plan is None:
+        if plan is None or plan.max_bytes != max_bytes:
             check_graph(graph, max_bytes)  # refused before anything is allocated
-            plan = _plans[graph] = Plan(graph)
+            plan = _plans[graph] = Plan(graph, max_bytes=max_bytes)
         return plan(feeds)
     if backend == "ort":
         arrays = check_feeds(graph.inputs, feeds)

@@ -74,3 +74,36 @@ def test_initializer_bytes_checked_before_decoding():
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(ResourceLimitError, match="initializer 'w'.*4.0 TiB"):
         gd.from_onnx(model)
+
+
+def _runtime_sized(op: str):
+    """A graph whose output size comes from a fed value (not known when it is built)."""
+    b = gd.GraphBuilder(op)
+    k = b.input("k", [1], "int64")
+    if op == "constant_of_shape":
+        out = gd.constant_of_shape(gd.concat([k, k], 0), 1.0)
+    elif op == "expand":
+        x = b.input("x", [1, 1])
+        out = gd.expand(x, gd.concat([k, k], 0))
+    elif op == "tile":
+        x = b.input("x", [2, 2])
+        out = gd.tile(x, gd.concat([k, k], 0))
+    else:
+        x = b.input("x", [2, 2])
+        out = gd.pad(x, gd.concat([k, k, k, k], 0))
+    return b.build({"y": out})
+
+
+@pytest.mark.parametrize("op", ["constant_of_shape", "expand", "tile", "pad"])
+def test_run_time_sizes_are_refused_before_allocating(op):
+    g = _runtime_sized(op)
+    feeds = {"k": np.array([1 << 20], np.int64)}  # 2**40 elements: terabytes
+    feeds.update({v.name: np.ones((1, 1) if op == "expand" else (2, 2), np.float32)
+                  for v in g.inputs if v.name == "x"})
+    with pytest.raises(ResourceLimitError, match=rf"op {op}.*more than the limit"):
+        gd.run(g, feeds)
+    small = dict(feeds, k=np.array([3], np.int64))
+    out = gd.run(g, small, max_bytes=1 << 20)["y"]  # a small size still runs, exactly
+    assert out.size == {"constant_of_shape": 9, "expand": 9, "tile": 36, "pad": 64}[op]
+    with pytest.raises(ResourceLimitError):  # and the budget is the caller's to set
+        gd.run(g, small, max_bytes=8)

@@ -53,3 +53,21 @@ def test_non_finite_feed_is_named():
     x = np.array([[1.0, np.inf, 3.0]], np.float32)
     found = find_nonfinite(_graph(), {"x": x})
     assert (found.node, found.inf) == ("feed 'x'", 1)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cli_check_numerics_names_the_node_and_exits_2(engine, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "nan.onnx"
+    path.write_bytes(gd.to_onnx(_graph()).SerializeToString())
+    np.save(tmp_path / "x.npy", np.array([[1.0, -2.0, 3.0]], np.float32))
+    cmd = [sys.executable, "-m", "graphdl", "run", str(path), "--feed",
+           f"x={tmp_path / 'x.npy'}", "--backend", engine]
+    bad = subprocess.run(cmd + ["--check-numerics"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "NaN" in bad.stderr
+    assert "log" in bad.stderr.lower()
+    plain = subprocess.run(cmd, capture_output=True, text=True)  # without the flag: runs
+    assert plain.returncode == 0 and "nan" in plain.stdout.lower()

@@ -52,6 +52,11 @@ def _pad_kernel(x: np.ndarray, pads: np.ndarray, *, value: float) -> np.ndarray:
     return np.pad(x[crop], widths, mode="constant", constant_values=np.asarray(value, x.dtype))
 
 
+def _pad_out_shape(x: np.ndarray, pads: np.ndarray, **_: Any) -> tuple[int, ...]:
+    r = x.ndim
+    return tuple(max(0, d + int(b) + int(e)) for d, b, e in zip(x.shape, pads[:r], pads[r:]))
+
+
 def _pad_lower(ctx: Any, node: Any) -> None:
     x, p = node.inputs
     value = ctx.const(np.asarray(node.attrs["value"], x.type.dtype.np))
@@ -68,7 +73,7 @@ def _pad_vjp(b, c: Call, gys):
 
 
 register(OpDef("pad", _pad_infer, (2, 2), kernel=_pad_kernel, lower=_pad_lower, vjp=_pad_vjp,
-               attrs={"value": 0.0}, traits={"shape"},
+               attrs={"value": 0.0}, traits={"shape"}, out_shape=_pad_out_shape,
                doc="ONNX Pad (constant): widths [begins..., ends...]; negative widths crop."))
 
 

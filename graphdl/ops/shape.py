@@ -108,7 +108,7 @@ register(OpDef("constant_of_shape", _cos_infer, (1, 1),
                kernel=lambda s, *, value: np.full(tuple(s), np.asarray(value).reshape(()),
                                                   np.asarray(value).dtype),
                lower=_cos_lower, vjp=no_grad, attrs={"value": np.zeros((), np.float32)},
-               traits={"nondiff"}))
+               traits={"nondiff"}, out_shape=lambda s, **_: tuple(int(d) for d in s)))
 
 
 def constant_of_shape(shape_vec: Tensor, value: Any = 0.0, dtype: Any = "float32") -> Tensor:
@@ -359,11 +359,16 @@ def _expand_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(x.dtype, broadcast_shapes(x.shape, tuple(s.known)))]
 
 
+def _expand_out_shape(x: np.ndarray, s: np.ndarray) -> tuple[int, ...]:
+    """Expand's output shape (bidirectional broadcasting), computed without allocating."""
+    return np.broadcast_shapes(x.shape, tuple(int(d) for d in s))
+
+
 register(OpDef("expand", _expand_infer, (2, 2),
                kernel=lambda x, s: x * np.ones(tuple(s), x.dtype),
                lower=onnx_op("Expand"),
                vjp=lambda b, c, g: [unbroadcast(g[0], c.inputs[0].shape), None],
-               traits={"shape"}))
+               traits={"shape"}, out_shape=_expand_out_shape))
 
 
 def expand(x: Tensor, shape_: Tensor | Sequence[int]) -> Tensor:

@@ -362,20 +362,25 @@ def _range_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(types[0].dtype, (n,), known)]
 
 
-def _range_kernel(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np.ndarray:
+def _range_len(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> tuple[int]:
+    """ONNX's element count of Range, as a shape."""
     if delta == 0:
         raise ValueError("range's delta is 0")
     if start.dtype.kind == "i":
         s, lim, d = int(start), int(limit), int(delta)
-        n = max(0, -((s - lim) // d))
-    else:
-        n = max(0, int(np.ceil((limit - start) / delta)))  # ONNX's count
+        return (max(0, -((s - lim) // d)),)
+    return (max(0, int(np.ceil((limit - start) / delta))),)
+
+
+def _range_kernel(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    (n,) = _range_len(start, limit, delta)
     return (start + delta * np.arange(n, dtype=start.dtype)).astype(start.dtype)
 
 
 register(OpDef("range", _range_infer, (3, 3), kernel=_range_kernel,
                lower=lambda ctx, n: ctx.emit("Range", n.inputs, n.outputs), vjp=no_grad,
-               traits={"nondiff"}, doc="ONNX Range: start, start + delta, ... before limit."))
+               traits={"nondiff"}, out_shape=_range_len,
+               doc="ONNX Range: start, start + delta, ... before limit."))
 
 
 def arange(start: Tensor | int, limit: Tensor | int, delta: Tensor | int = 1) -> Tensor:

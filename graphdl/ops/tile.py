@@ -38,11 +38,19 @@ def _tiled(d: Dim, k: Any) -> Dim:
     return dim_mul(d, k) if isinstance(k, int) else None
 
 
-def _tile_kernel(x: np.ndarray, repeats: np.ndarray) -> np.ndarray:
+def _tile_reps(x: np.ndarray, repeats: np.ndarray) -> list[int]:
     reps = [int(k) for k in np.asarray(repeats).reshape(-1)]
     if len(reps) != x.ndim or any(k < 0 for k in reps):
         raise ValueError(f"tile: repeats {reps} do not fit an input of shape {list(x.shape)}")
-    return np.tile(x, reps)
+    return reps
+
+
+def _tile_kernel(x: np.ndarray, repeats: np.ndarray) -> np.ndarray:
+    return np.tile(x, _tile_reps(x, repeats))
+
+
+def _tile_out_shape(x: np.ndarray, repeats: np.ndarray) -> tuple[int, ...]:
+    return tuple(d * k for d, k in zip(x.shape, _tile_reps(x, repeats)))
 
 
 def _tile_vjp(b, c: Call, gys):
@@ -72,7 +80,7 @@ def _tile_vjp(b, c: Call, gys):
 
 
 register(OpDef("tile", _tile_infer, (2, 2), kernel=_tile_kernel, lower=onnx_op("Tile"),
-               vjp=_tile_vjp, traits={"shape"},
+               vjp=_tile_vjp, traits={"shape"}, out_shape=_tile_out_shape,
                doc="ONNX Tile: x repeated repeats[i] times along axis i."))
 
 
