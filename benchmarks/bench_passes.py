@@ -2,6 +2,11 @@
 (target <= 10 us at 100k) and its 100k / 10k time ratio (linear scaling: <= 12), plus the node
 counts before and after the default pipeline for the MLP training step (target: >= 30% fewer).
 
+A plain linear walk over the same graphs (producers and uses maps, one scan) is timed alongside
+as the floor: on a machine whose caches hold the 10k-node graph but not the 100k-node one, even
+that walk grows by more than 10x. ``{pass}_scaling_vs_walk`` is a pass's ratio divided by the
+walk's: about 1 (<= 1.2) means the pass grows no faster than linear code on this machine.
+
     python benchmarks/bench_passes.py [--sizes 1000,10000,100000] [--json]
 
 The generated graph repeats a block that gives every pass work: a dense layer (MatMul + Add),
@@ -14,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -22,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import graphdl as gd  # noqa: E402
 import passes  # noqa: E402
 from benchmarks.mlp_step import mlp_forward, mlp_train_step  # noqa: E402
+
 
 def generated_graph(n_nodes: int, width: int = 8) -> gd.Graph:
     """About ``n_nodes`` nodes of repeated blocks over [N, width] activations."""
@@ -38,19 +45,39 @@ def generated_graph(n_nodes: int, width: int = 8) -> gd.Graph:
     return b.build({"y": gd.reduce_sum(h)})
 
 
+def linear_walk(g: gd.Graph) -> int:
+    """Linear reference work: producers and uses maps and one scan reading them."""
+    prod = {v: n for n in g.nodes for v in n.outputs}
+    uses: dict = {}
+    for n in g.nodes:
+        for v in n.inputs:
+            if v is not None:
+                uses.setdefault(v, []).append(n)
+    return sum(1 for n in g.nodes if n.inputs and prod.get(n.inputs[0]) is not None)
+
+
+def _walk_seconds(g: gd.Graph) -> float:
+    t0 = time.perf_counter()
+    linear_walk(g)
+    return time.perf_counter() - t0
+
+
 def pass_costs(sizes: list[int], repeats: int = 3) -> dict:
     out: dict = {}
     per_size: dict[int, dict[str, float]] = {}
     for n in sizes:
         g = generated_graph(n)
         times: dict[str, float] = {}
+        walk = float("inf")
         for rep in range(repeats):  # the fastest of ``repeats`` runs: the least disturbed
+            walk = min(walk, _walk_seconds(g))  # interleaved: the same machine state
             trace: list = []
             passes.optimize(g, trace)
             run: dict[str, float] = {}
             for t in trace:  # a pass listed twice: its runs summed
                 run[t.name] = run.get(t.name, 0.0) + t.seconds
             times = run if not times else {k: min(v, run[k]) for k, v in times.items()}
+        times["linear_walk"] = walk
         per_size[len(g.nodes)] = times
         out[f"nodes_{n}"] = len(g.nodes)
         out[f"after_{n}"] = trace[-1].after
@@ -60,6 +87,10 @@ def pass_costs(sizes: list[int], repeats: int = 3) -> dict:
         small, big = sorted(per_size)[-2:]
         for name in per_size[big]:
             out[f"{name}_scaling_{big}_vs_{small}"] = per_size[big][name] / per_size[small][name]
+        walk = out[f"linear_walk_scaling_{big}_vs_{small}"]
+        for name in per_size[big]:
+            if name != "linear_walk":
+                out[f"{name}_scaling_vs_walk"] = out[f"{name}_scaling_{big}_vs_{small}"] / walk
     return out
 
 

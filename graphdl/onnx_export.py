@@ -34,6 +34,9 @@ class LowerCtx:
         self._names = names
         self._counter = 0
         self._consts: dict[Any, str] = {}
+        #: Names of node outputs that no node and no graph output reads: a lowering may leave
+        #: such an optional ONNX output off (MaxPool's Indices make onnxruntime ~4x slower).
+        self.unread: set[str] = set()
 
     def fresh(self, prefix: str) -> str:
         while True:
@@ -131,6 +134,11 @@ def ir_version_for(opset: int) -> int:
     return best
 
 
+def _unread(g: Graph) -> set[str]:
+    read = {v for n in g.nodes for v in n.inputs if v is not None} | set(g.outputs)
+    return {v.name for n in g.nodes for v in n.outputs if v not in read}
+
+
 def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> onnx.ModelProto:
     """A standard ONNX model of ``graph`` (parameters as initializers, dynamic dims kept).
     ``functions``: fused nodes become calls of model-local ONNX functions (one per distinct
@@ -142,12 +150,15 @@ def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> 
                         f"{MIN_OPSET} to {newest}")
     g, _ = expand_composites(graph, lambda op: op.lower is None)
     ctx = LowerCtx(opset, {v.name for v in g.all_values()}, functions)
+    ctx.unread = _unread(g)
     for n in g.nodes:
         get_op(n.op).lower(ctx, n)
     inits = [numpy_helper.from_array(np.asarray(a), v.name) for v, a in g.initializers.items()]
     outputs = list(g.outputs)
     out_set, types = set(outputs), {}
-    vinfo = [value_info(v, types) for n in g.nodes for v in n.outputs if v not in out_set]
+    emitted = {name for node in ctx.nodes for name in node.output}
+    vinfo = [value_info(v, types) for n in g.nodes for v in n.outputs
+             if v not in out_set and v.name in emitted]
     onnx_graph = helper.make_graph(ctx.nodes, graph.name, [value_info(v) for v in g.inputs],
                                    [value_info(v) for v in outputs], inits, value_info=vinfo)
     domains = sorted({f.domain for f in ctx.function_protos.values()})

@@ -138,10 +138,12 @@ class LossGradFusion(Pass):
     a one-hot matrix and a subtraction."""
 
     def run(self, g: Graph) -> PassResult:
-        prod = g.producers
-        order = {n: i for i, n in enumerate(g.nodes)}
         losses = {(n.inputs[0], n.inputs[1]): n for n in g.nodes
                   if n.op == "softmax_cross_entropy"}
+        if not losses:  # most graphs: one scan, no maps built
+            return PassResult(g, False)
+        prod = g.producers
+        order = {n: i for i, n in enumerate(g.nodes)}
         pairs: dict[Node, Node] = {}
         for n in g.nodes:  # the loss comes first: its node then defines both values in time
             key = _softmax_minus_onehot(prod, n) if n.op == "sub" else None

@@ -75,6 +75,14 @@ def unbroadcast(g: "Tensor", shape: Shape | None) -> "Tensor":
     return g
 
 
+def int_vector(t: TensorType, what: str) -> None:
+    """Checks that ``t`` is a 1-D int64 vector (a shape, pads, repeats computed in the graph)."""
+    if t.dtype != DType.int64:
+        raise DTypeError(f"{what} must be int64, got {t.dtype.name}")
+    if t.shape is not None and len(t.shape) != 1:
+        raise ShapeError(f"{what} must be a 1-D vector, got {shape_str(t.shape)}")
+
+
 def int_tuple(x: Any, what: str) -> tuple[int, ...]:
     try:
         return tuple(int(a) for a in x)

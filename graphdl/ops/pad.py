@@ -10,9 +10,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..builder import Tensor
-from ..errors import DTypeError, ShapeError
+from ..errors import ShapeError
 from ..registry import Call, OpDef, register
-from ..types import DType, Dim, TensorType, dims_equal, shape_str
+from ..types import Dim, TensorType, dims_equal
+from .common import int_vector
 
 
 def _padded(d: Dim, begin: Any, end: Any) -> Dim:
@@ -27,10 +28,7 @@ def _padded(d: Dim, begin: Any, end: Any) -> Dim:
 
 def _pad_infer(types: list, attrs: dict) -> list[TensorType]:
     x, p = types
-    if p.dtype != DType.int64:
-        raise DTypeError(f"pads must be int64, got {p.dtype.name}")
-    if p.shape is not None and len(p.shape) != 1:
-        raise ShapeError(f"pads must be a 1-D vector, got {shape_str(p.shape)}")
+    int_vector(p, "pads")
     if x.shape is None:
         return [TensorType(x.dtype, None)]
     r = len(x.shape)

@@ -109,7 +109,11 @@ def _max_pool_kernel(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.ndarra
 
 
 def _max_pool_lower(ctx: Any, node: Any) -> None:
-    ctx.emit("MaxPool", node.inputs, node.outputs, **_lower_attrs(node))
+    """MaxPool; its optional Indices output only when read (onnxruntime's MaxPool without
+    Indices runs a much faster kernel)."""
+    unread = node.outputs[1].name in getattr(ctx, "unread", ())
+    outs = node.outputs[:1] if unread else node.outputs
+    ctx.emit("MaxPool", node.inputs, outs, **_lower_attrs(node))
 
 
 def _max_pool_vjp(b, c: Call, gys):

@@ -13,11 +13,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..builder import Tensor
-from ..errors import DTypeError, ShapeError
+from ..errors import ShapeError
 from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
                      dims_equal, shape_str)
-from .common import int_tuple, norm_axis, unbroadcast
+from .common import int_tuple, int_vector, norm_axis, unbroadcast
 from .scatter import gather  # noqa: F401  (re-exported)
 from .slice import concat  # noqa: F401  (re-exported)
 
@@ -29,13 +29,6 @@ def shape_of(x: Tensor) -> Tensor:
     if x.shape is not None and all(isinstance(d, int) for d in x.shape):
         return x.b.const(np.asarray(x.shape, np.int64))
     return x.b.apply1("shape", [x])
-
-
-def _vector(x: TensorType, what: str) -> None:
-    if x.dtype != I64:
-        raise DTypeError(f"{what} must be int64, got {x.dtype.name}")
-    if x.shape is not None and len(x.shape) != 1:
-        raise ShapeError(f"{what} must be a 1-D vector, got {shape_str(x.shape)}")
 
 
 # -- shape / constant_of_shape -----------------------------------------------------------------
@@ -86,7 +79,7 @@ def dim_size(x: Tensor, axis: int) -> Tensor:
 
 
 def _cos_infer(types: list, attrs: dict) -> list[TensorType]:
-    _vector(types[0], "constant_of_shape's shape")
+    int_vector(types[0], "constant_of_shape's shape")
     value = np.asarray(attrs["value"])
     known = types[0].known
     if known is None:
@@ -153,7 +146,7 @@ def reshape_dims(src: Shape | None, target: Sequence[Dim], allowzero: int) -> Sh
 
 def _reshape_infer(types: list, attrs: dict) -> list[TensorType]:
     x, s = types
-    _vector(s, "reshape's shape")
+    int_vector(s, "reshape's shape")
     if s.known is None:
         n = s.shape[0] if s.shape else None
         return [TensorType(x.dtype, None if not isinstance(n, int) else (None,) * n)]
@@ -350,7 +343,7 @@ def unsqueeze(x: Tensor, axes: Sequence[int]) -> Tensor:
 
 def _expand_infer(types: list, attrs: dict) -> list[TensorType]:
     x, s = types
-    _vector(s, "expand's shape")
+    int_vector(s, "expand's shape")
     if s.known is None:
         n = s.shape[0] if s.shape else None
         if x.shape is None or not isinstance(n, int):

@@ -10,17 +10,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..builder import Tensor
-from ..errors import DTypeError, ShapeError
+from ..errors import ShapeError
 from ..registry import Call, OpDef, onnx_op, register
-from ..types import DType, Dim, TensorType, dim_mul, dims_equal, shape_str
+from ..types import Dim, TensorType, dim_mul, dims_equal, shape_str
+from .common import int_vector
 
 
 def _tile_infer(types: list, attrs: dict) -> list[TensorType]:
     x, r = types
-    if r.dtype != DType.int64:
-        raise DTypeError(f"tile's repeats must be int64, got {r.dtype.name}")
-    if r.shape is not None and len(r.shape) != 1:
-        raise ShapeError(f"tile's repeats must be a 1-D vector, got {shape_str(r.shape)}")
+    int_vector(r, "tile's repeats")
     if x.shape is None:
         return [TensorType(x.dtype, None)]
     rank = len(x.shape)
