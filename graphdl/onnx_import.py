@@ -23,7 +23,7 @@ from .errors import GraphError, OnnxError
 from .external_data import read_external
 from .ir import Graph, Value
 from .limits import DEFAULT_MAX_BYTES, check_graph
-from .onnx_checks import DEFAULT_DOMAINS, check_model
+from .onnx_checks import check_model, node_where
 from .types import DType, Dim, parse_dim
 
 _REQUIRED: Any = object()
@@ -163,11 +163,7 @@ class _Importer:
 
     # -- nodes ---------------------------------------------------------------------------------
     def _node(self, i: int, node: onnx.NodeProto, table: dict[str, ImportFn]) -> None:
-        where = f"ONNX node {node.name!r}" if node.name else f"ONNX node #{i}"
-        where += f" (op {node.op_type})"
-        if node.domain not in DEFAULT_DOMAINS:
-            raise OnnxError(f"{where}: domain {node.domain!r} is not supported; graphdl imports "
-                            "only the default ONNX domain")
+        where = node_where(i, node)  # check_model has refused other domains already
         fn = table.get(node.op_type)
         if fn is None:
             raise OnnxError(f"{where} is not supported at opset {self.opset}; graphdl imports: "
