@@ -156,6 +156,13 @@ def torch_step(params: dict[str, np.ndarray]):
     return step
 
 
+def digits_batch() -> tuple[np.ndarray, np.ndarray]:
+    """The first ``BATCH`` digits as [N, 1, 8, 8] images in [0, 1] and their labels."""
+    xs, ys = load_digits(return_X_y=True)
+    x = (xs[:BATCH] / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
+    return x, ys[:BATCH].astype(np.int64)
+
+
 def _check(name: str, got: dict, want: dict) -> None:
     for k, v in want.items():
         err = np.max(np.abs(got[k] - v)) / (np.max(np.abs(v)) + 1e-12)
@@ -168,9 +175,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
-    xs, ys = load_digits(return_X_y=True)
-    x = (xs[:BATCH] / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
-    y = ys[:BATCH].astype(np.int64)
+    x, y = digits_batch()
     gg, params = graphdl_step()
     feeds = {"x": x, "y": y, **params}
     runners = {"graphdl": lambda: gd.run(gg, feeds), "numpy": lambda: numpy_step(x, y, params)}

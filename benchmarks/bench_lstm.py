@@ -92,24 +92,56 @@ def numpy_step(p: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[s
     return {"loss": np.asarray(loss, x.dtype), **{f"{k}_grad": v for k, v in grads.items()}}
 
 
-def torch_step():
-    """A closure running torch's forward + backward of the same model, or None."""
+# torch's gate blocks are (i, f, g, o); ONNX's (i, o, f, c): torch block j is ONNX block
+# _TO_TORCH[j], and ONNX block k is torch block _TO_ONNX[k].
+_TO_TORCH, _TO_ONNX = [0, 2, 3, 1], [0, 3, 1, 2]
+
+
+def _blocks(a: np.ndarray, order: list[int]) -> np.ndarray:
+    """``a``'s 4 gate blocks along axis 0, reordered."""
+    return np.concatenate([a[k * H:(k + 1) * H] for k in order])
+
+
+def torch_step(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray):
+    """A closure running torch's forward + backward of the same model with the same weights
+    (``torch.nn.LSTM`` and ``Linear``) and returning (loss, gradients in torch's layout), or
+    None without torch; :func:`torch_grads_as_graphdl` maps its result to graphdl's names."""
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(1)
-    torch.manual_seed(0)
     lstm, head = torch.nn.LSTM(I, H, batch_first=True), torch.nn.Linear(H, C)
-    x = torch.randn(N, T, I)
-    y = torch.randint(0, C, (N,))
+    bias = params["lstm1.B"][0]
+    pairs = ((lstm.weight_ih_l0, params["lstm1.W"][0]), (lstm.weight_hh_l0, params["lstm1.R"][0]),
+             (lstm.bias_ih_l0, bias[:4 * H]), (lstm.bias_hh_l0, bias[4 * H:]))
+    for t, a in pairs:
+        t.data = torch.from_numpy(_blocks(a, _TO_TORCH).copy())
+    head.weight.data = torch.from_numpy(params["dense1.W"].T.copy())
+    head.bias.data = torch.from_numpy(params["dense1.b"].copy())
+    weights = [*lstm.parameters(), *head.parameters()]
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
-    def step() -> None:
-        lstm.zero_grad()
-        head.zero_grad()
-        out, _ = lstm(x)
-        torch.nn.functional.cross_entropy(head(out[:, -1]), y).backward()
+    def step():
+        out, _ = lstm(xt)
+        loss = torch.nn.functional.cross_entropy(head(out[:, -1]), yt)
+        return loss, torch.autograd.grad(loss, weights)
     return step
+
+
+def torch_grads_as_graphdl(result) -> dict[str, np.ndarray]:
+    """:func:`torch_step`'s (loss, gradients) by graphdl's names and layouts."""
+    loss, (w_ih, w_hh, b_ih, b_hh, head_w, head_b) = result
+    b = np.concatenate([_blocks(b_ih.numpy(), _TO_ONNX), _blocks(b_hh.numpy(), _TO_ONNX)])
+    return {"loss": loss.detach().numpy(), "lstm1.W_grad": _blocks(w_ih.numpy(), _TO_ONNX)[None],
+            "lstm1.R_grad": _blocks(w_hh.numpy(), _TO_ONNX)[None], "lstm1.B_grad": b[None],
+            "dense1.W_grad": head_w.numpy().T, "dense1.b_grad": head_b.numpy()}
+
+
+def batch(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"x": rng.standard_normal((N, T, I)).astype(np.float32),
+            "y": rng.integers(0, C, N).astype(np.int64)}
 
 
 def check_same_gradients(plan: Plan, params: dict, feeds: dict) -> float:
@@ -126,17 +158,20 @@ def main() -> None:
     args = ap.parse_args()
     plan, params = graphdl_step(optimize=False)
     optimized, _ = graphdl_step(optimize=True)
-    rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((N, T, I)).astype(np.float32),
-             "y": rng.integers(0, C, N).astype(np.int64)}
+    feeds = batch()
     for name, p in (("grad graph", plan), ("optimized", optimized)):
         print(f"max relative difference graphdl ({name}) vs NumPy BPTT: "
               f"{check_same_gradients(p, params, feeds):.1e}")
     runs = {"graphdl": lambda: plan({**feeds, **params}, check=False),
             "graphdl_optimized": lambda: optimized({**feeds, **params}, check=False),
             "numpy": lambda: numpy_step(params, feeds["x"], feeds["y"])}
-    torch_fn = torch_step()
+    torch_fn = torch_step(params, feeds["x"], feeds["y"])
     if torch_fn is not None:
+        ref = numpy_step(params, feeds["x"], feeds["y"])
+        ours = torch_grads_as_graphdl(torch_fn())
+        diff = max(float(np.max(np.abs(ours[k] - v)) / max(np.max(np.abs(v)), 1e-12))
+                   for k, v in ref.items())
+        print(f"max relative difference torch (same weights) vs NumPy BPTT: {diff:.1e}")
         runs["torch"] = torch_fn
     times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):

@@ -82,3 +82,31 @@ def batch(n: int = 64, sizes=SIZES, seed: int = 1) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {"x": rng.standard_normal((n, sizes[0])).astype(np.float32),
             "y": rng.integers(0, sizes[-1], n).astype(np.int64)}
+
+
+def torch_mlp_step(params: dict[str, np.ndarray], lr: float = 0.1):
+    """The same step in PyTorch eager (autograd, then ``W - lr * W.grad``) on its own copies of
+    the parameters: a closure ``step(x, y)`` returning the outputs by graphdl's names; None
+    without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    n_layers = len(p) // 2
+
+    def step(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        h = torch.from_numpy(x)
+        for i in range(n_layers):
+            h = h @ p[f"W{i}"] + p[f"b{i}"]
+            if i < n_layers - 1:
+                h = torch.relu(h)
+        loss = torch.nn.functional.cross_entropy(h, torch.from_numpy(y))
+        grads = torch.autograd.grad(loss, list(p.values()))
+        out = {"loss": loss.detach().numpy()}
+        with torch.no_grad():
+            for (name, w), dw in zip(p.items(), grads):
+                out[f"{name}.new"] = (w - lr * dw).numpy()
+        return out
+    return step

@@ -224,7 +224,9 @@ class GraphBuilder:
                              f"required), got {[None if v is None else v.name for v in vals]}")
         try:
             full = opdef.check_attrs(attrs)
-            types = opdef.infer([None if v is None else v.type for v in vals], full)
+            in_types = [None if v is None else v.type for v in vals]
+            opdef.check_dtypes(in_types)
+            types = opdef.infer(in_types, full)
         except GraphError as e:
             shapes = ", ".join("_" if v is None else str(v.type) for v in vals)
             msg = str(e).removeprefix(f"{op}: ")  # the op is named once, with the location

@@ -25,6 +25,8 @@ def check_feeds(inputs: Sequence[Value], feeds: Mapping[str, Any]) -> dict[str, 
     for v in inputs:
         arr = np.asarray(feeds[v.name])
         want = v.type
+        if want.dtype.is_string and arr.dtype.kind in "US":
+            arr = arr.astype(object)  # numpy's fixed-width str arrays hold the same strings
         if arr.dtype != want.dtype.np:
             raise FeedError(f"feed {v.name!r}: expected dtype {want.dtype.name}, got {arr.dtype}")
         if want.shape is not None:

@@ -29,7 +29,8 @@ from .types import DType, TensorType, dims_equal
 #: input or an attribute): their outputs are the plan's own buffers and may be overwritten.
 FRESH = frozenset(UFUNCS) | {"matmul", "gemm", "fused_elementwise", "softmax", "log_softmax",
                              "cast", "reduce_sum", "reduce_mean", "reduce_max", "leaky_relu",
-                             "elu", "softmax_cross_entropy_and_grad"}
+                             "elu", "softmax_cross_entropy_and_grad",
+                             "conv", "max_pool", "avg_pool"}  # conv_kernels.py: never views
 
 
 def _size_guarded(n: Node, max_bytes: int) -> Callable:
@@ -40,7 +41,7 @@ def _size_guarded(n: Node, max_bytes: int) -> Callable:
     shape = n.outputs[0].type.shape
     if op.out_shape is None or (shape is not None and all(isinstance(d, int) for d in shape)):
         return op.kernel
-    itemsize = n.outputs[0].type.dtype.np.itemsize
+    itemsize = n.outputs[0].type.dtype.itemsize
     what = n.where()
 
     def guarded(*args: Any, **attrs: Any) -> Any:
@@ -179,12 +180,19 @@ class _CodeGen:
             call = f"{args[0]}.T" if n.op == "transpose" else f"_matmul({args[0]}, {args[1]})"
             self._emit(n, f"{targets} = {call}")
             return
+        first = get_op(n.op).kernel_first
+        if first is not None and set(outs[1:]) <= set(self.plan.steps[step][4]):
+            self.ns[f"k{step}"] = partial(first, **n.attrs) if n.attrs else first
+            nones = ", None" * (len(outs) - 1)  # the unread outputs, deleted right after
+            self._emit(n, f"{targets} = k{step}({', '.join(args)}){nones}")
+            return
         kernel = _size_guarded(n, self.plan.max_bytes)
         if n.op in _REDUCE_UFUNCS and n.outputs[0].type.rank and \
                 (n.op == "reduce_sum" or _never_empty(n.inputs[0].type)):  # no wrapper
             axes = n.attrs["axes"]
             kernel = partial(_REDUCE_UFUNCS[n.op], axis=None if axes is None else tuple(axes),
-                             keepdims=bool(n.attrs["keepdims"]))
+                             keepdims=bool(n.attrs["keepdims"]),
+                             dtype=n.inputs[0].type.dtype.np)  # numpy widens narrow ints
             self.ns[f"k{step}"] = kernel
         else:
             self.ns[f"k{step}"] = partial(kernel, **n.attrs) if n.attrs else kernel

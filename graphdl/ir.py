@@ -28,7 +28,7 @@ class Value:
         return f"%{self.name}:{self.type}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     """One application of a registered op.
 

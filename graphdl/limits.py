@@ -65,7 +65,7 @@ def static_bytes(v: Value, max_bytes: int = DEFAULT_MAX_BYTES) -> int | None:
     shape = v.type.shape
     if shape is None or not all(isinstance(d, int) for d in shape):
         return None
-    return check_bytes(shape, DType.of(v.type.dtype).np.itemsize, f"value {v.name!r}",
+    return check_bytes(shape, DType.of(v.type.dtype).itemsize, f"value {v.name!r}",
                        max_bytes)
 
 

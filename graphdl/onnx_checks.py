@@ -243,10 +243,13 @@ def check_tensor(t: TensorProto, what: str, max_bytes: int) -> int:
         dtype = DType.from_onnx(t.data_type)
     except GraphError as e:
         raise OnnxTensorError(f"{what}: {e}") from None
-    size = check_bytes(t.dims, dtype.np.itemsize, what, max_bytes)
+    size = check_bytes(t.dims, dtype.itemsize, what, max_bytes)
     if t.data_location == TensorProto.EXTERNAL:
         return size
-    count = size // dtype.np.itemsize
+    count = element_count(t.dims, what)
+    if t.HasField("raw_data") and dtype.is_string:
+        raise OnnxTensorError(f"{what}: a STRING tensor keeps its strings in string_data, "
+                              "not raw_data")
     if t.HasField("raw_data"):
         if len(t.raw_data) != size:
             raise OnnxTensorError(f"{what}: dims {list(t.dims)} of {dtype.name} need {size} "

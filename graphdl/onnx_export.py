@@ -13,6 +13,7 @@ from onnx import helper, numpy_helper
 
 from .errors import OnnxError
 from .ir import Graph, Value
+from .ort_coverage import lower_node
 from .registry import get_op
 from .rewrite import expand_composites
 from .types import TensorType
@@ -134,8 +135,14 @@ def ir_version_for(opset: int) -> int:
     return best
 
 
+def _lowered_inputs(node: Any) -> list[Value | None]:
+    """The inputs of ``node`` its lowering reads (OpDef.lower_reads; default all)."""
+    reads = get_op(node.op).lower_reads
+    return list(node.inputs) if reads is None else [node.inputs[i] for i in reads(node)]
+
+
 def _unread(g: Graph) -> set[str]:
-    read = {v for n in g.nodes for v in n.inputs if v is not None} | set(g.outputs)
+    read = {v for n in g.nodes for v in _lowered_inputs(n) if v is not None} | set(g.outputs)
     return {v.name for n in g.nodes for v in n.outputs if v not in read}
 
 
@@ -152,7 +159,7 @@ def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> 
     ctx = LowerCtx(opset, {v.name for v in g.all_values()}, functions)
     ctx.unread = _unread(g)
     for n in g.nodes:
-        get_op(n.op).lower(ctx, n)
+        lower_node(ctx, n)  # the op's lowering, through a wider dtype where ORT needs one
     inits = [numpy_helper.from_array(np.asarray(a), v.name) for v, a in g.initializers.items()]
     outputs = list(g.outputs)
     out_set, types = set(outputs), {}

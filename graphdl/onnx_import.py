@@ -11,7 +11,7 @@ import dataclasses
 import os
 import stat
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -26,11 +26,14 @@ from .limits import DEFAULT_MAX_BYTES, check_graph
 from .onnx_checks import check_model, node_where
 from .types import DType, Dim, parse_dim
 
+if TYPE_CHECKING:
+    from .onnx_importers.sequence import StaticSequence
+
 _REQUIRED: Any = object()
 #: What an importer returns for an output it leaves to be created on first use (Constant).
 DEFERRED: Any = object()
 
-ImportFn = Callable[["NodeCtx"], "Tensor | Sequence[Tensor | None]"]
+ImportFn = Callable[["NodeCtx"], "Tensor | StaticSequence | Sequence[Tensor | None]"]
 
 
 def from_onnx(model: onnx.ModelProto | str | Path,
@@ -100,7 +103,7 @@ class _Importer:
         names |= {o for n in self.g.node for o in n.output}
         self.b = GraphBuilder(self.g.name or "graph")
         self.b.reserve(names)  # ONNX names are given to values later: fresh names avoid them
-        self.env: dict[str, Tensor] = {}
+        self.env: dict[str, Tensor | StaticSequence] = {}  # sequences: import-time lists
         self.static: dict[str, np.ndarray] = {}  # values known at import time
         self.pending: dict[str, str] = {}  # name -> "param" | "const", not yet materialised
         self.bound: set[Value] = set()
@@ -140,14 +143,29 @@ class _Importer:
         for vi in self.g.input:
             if vi.name in self.static:
                 continue  # an initializer listed as an input (IR < 4): a parameter
+            if vi.type.WhichOneof("value") == "sequence_type":
+                raise self._sequence_input(vi.name)
             dtype, shape = _input_type(vi, self.src)
             self.env[vi.name] = self.b.input(vi.name, shape, dtype)
             self.bound.add(self.env[vi.name].value)
 
+    def _sequence_input(self, name: str) -> OnnxError:
+        readers = [node_where(i, n) for i, n in enumerate(self.g.node) if name in n.input]
+        read = f", read by {readers[0]}" if readers else ""
+        return OnnxError(f"{self.src}: graph input {name!r} is a sequence{read}; graphdl "
+                         "resolves sequences at import time (length and positions known then), "
+                         "so a sequence must be built inside the graph")
+
     def tensor(self, name: str, user: str) -> Tensor:
         """The tensor bound to ``name``, materialising a pending constant or parameter."""
         if name in self.env:
-            return self.env[name]
+            t = self.env[name]
+            if not isinstance(t, Tensor):
+                raise OnnxError(f"{user} reads {name!r}, a sequence (made by {t.where}), where "
+                                "a tensor is needed; graphdl resolves sequences at import time, "
+                                "so only the Sequence* ops, ConcatFromSequence and Identity "
+                                "read them and no graph output may be one")
+            return t
         kind = self.pending.pop(name, None)
         if kind is None:
             raise OnnxError(f"{user} reads {name!r}, which no earlier node, graph input or "
@@ -175,7 +193,7 @@ class _Importer:
             if where in str(e):
                 raise
             raise type(e)(f"{where}: {e}") from None
-        outs = [result] if isinstance(result, Tensor) or result is DEFERRED else list(result)
+        outs = list(result) if isinstance(result, (list, tuple)) else [result]
         self._bind(node, outs, where)
 
     def _bind(self, node: onnx.NodeProto, outs: list, where: str) -> None:
@@ -188,6 +206,9 @@ class _Importer:
                 continue
             if name in self.env or name in self.pending:
                 raise OnnxError(f"{where}: value {name!r} is defined twice")
+            if not isinstance(outs[k], Tensor):  # a static sequence: import-time only
+                self.env[name] = outs[k]
+                continue
             t = self.b.rename(outs[k], name, taken=self.bound)
             self.env[name] = t
             self.bound.add(t.value)

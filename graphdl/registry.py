@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import GraphError
+from .errors import DTypeError, GraphError
 from .types import TensorType
 
 if TYPE_CHECKING:
@@ -25,7 +25,9 @@ LowerFn = Callable[[Any, "Node"], None]
 VjpFn = Callable[["GraphBuilder", "Call", list["Tensor | None"]], Sequence["Tensor | None"]]
 DecomposeFn = Callable[["GraphBuilder", list["Tensor | None"], dict[str, Any]], Sequence["Tensor"]]
 
-TRAITS = frozenset({"elementwise", "commutative", "nondiff", "shape", "random", "composite"})
+#: "strings": the op takes string tensors (every other op refuses them before its shape rule)
+TRAITS = frozenset({"elementwise", "commutative", "nondiff", "shape", "random", "composite",
+                    "strings"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,21 @@ class OpDef:
     #: range, tile, pad): the output shape from the kernel's arguments, so an engine can refuse
     #: an allocation over its byte budget before making it.
     out_shape: Callable[..., tuple[int, ...]] | None = None
+    #: The input positions a node's ONNX lowering reads (default: all), so export can drop an
+    #: output that only a lowering which ignores it consumes (max pooling's indices).
+    lower_reads: Callable[[Any], Sequence[int]] | None = None
+    #: For multi-output ops: a cheaper kernel returning only output 0, which an engine calls
+    #: when nothing reads the other outputs (max pooling without its indices).
+    kernel_first: KernelFn | None = None
+
+    def check_dtypes(self, types: Sequence[TensorType | None]) -> None:
+        """DTypeError when a string tensor reaches an op without the "strings" trait."""
+        if "strings" in self.traits:
+            return
+        for i, t in enumerate(types):
+            if t is not None and t.dtype.is_string:
+                raise DTypeError(f"{self.name}: input {i} has dtype string ({t}); "
+                                 f"{self.name} does not take strings")
 
     def check_attrs(self, given: dict[str, Any]) -> dict[str, Any]:
         """The op's attrs with defaults filled in; GraphError on unknown or missing ones."""

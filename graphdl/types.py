@@ -18,6 +18,10 @@ from onnx import TensorProto
 from .errors import DTypeError, ShapeError
 
 
+#: The bytes a string element is counted as by memory budgets (graphdl/limits.py).
+STRING_ITEM_BYTES = 64
+
+
 class DType(enum.Enum):
     """The element types graphdl knows; value = (short name, numpy dtype, ONNX code)."""
 
@@ -26,9 +30,15 @@ class DType(enum.Enum):
     float16 = ("f16", np.float16, TensorProto.FLOAT16)
     int64 = ("i64", np.int64, TensorProto.INT64)
     int32 = ("i32", np.int32, TensorProto.INT32)
+    int16 = ("i16", np.int16, TensorProto.INT16)
     int8 = ("i8", np.int8, TensorProto.INT8)
+    uint64 = ("u64", np.uint64, TensorProto.UINT64)
+    uint32 = ("u32", np.uint32, TensorProto.UINT32)
+    uint16 = ("u16", np.uint16, TensorProto.UINT16)
     uint8 = ("u8", np.uint8, TensorProto.UINT8)
     bool = ("bool", np.bool_, TensorProto.BOOL)
+    #: Python str objects in a numpy object array (ONNX STRING); only a few ops take them
+    string = ("str", np.object_, TensorProto.STRING)
 
     @property
     def short(self) -> str:
@@ -46,6 +56,16 @@ class DType(enum.Enum):
     def is_float(self) -> bool:
         return self in (DType.float32, DType.float64, DType.float16)
 
+    @property
+    def is_string(self) -> bool:
+        return self is DType.string
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element for memory budgets: numpy's itemsize, or for strings an estimate
+        (the 8-byte object pointer plus a short Python str, ~56 bytes)."""
+        return STRING_ITEM_BYTES if self is DType.string else self.np.itemsize
+
     @staticmethod
     def of(x: object) -> "DType":
         """The DType named by a DType, a string ('float32', 'f32'), a numpy dtype or an array."""
@@ -60,6 +80,12 @@ class DType(enum.Enum):
             npd = np.dtype(x if isinstance(x, type) else getattr(x, "dtype", x))
         except TypeError:
             raise DTypeError(f"not a dtype: {x!r}") from None
+        if npd.kind in "OUS":  # str/bytes arrays and object arrays of str are strings
+            if npd.kind == "O" and isinstance(x, np.ndarray) and \
+                    not all(isinstance(s, (str, bytes)) for s in x.flat):
+                raise DTypeError("an object array is a string tensor only if every element is "
+                                 "a str")
+            return DType.string
         for d in DType:
             if d.np == npd:
                 return d
@@ -214,7 +240,7 @@ def shape_str(shape: Shape | None) -> str:
     return "[" + ",".join(dim_str(d) for d in shape) + "]"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorType:
     """dtype and shape (None: unknown rank) of a value.
 

@@ -4,6 +4,7 @@ from .autodiff import grad
 from .constant_folding import ConstantFolding
 from .cse import CommonSubexpressionElimination
 from .dce import DeadCodeElimination, eliminate_dead_nodes
+from .fold_batch_norm import FoldBatchNorm
 from .fusion import ElementwiseFusion, GemmFusion, LossGradFusion
 from .manager import Pass, PassManager, PassResult, TraceEntry
 from .pipeline import default_pipeline, optimize
@@ -16,4 +17,4 @@ __all__ = ["grad", "Pass", "PassManager", "PassResult", "TraceEntry", "ShapeInfe
            "infer_shapes", "DeadCodeElimination", "eliminate_dead_nodes",
            "CommonSubexpressionElimination", "ConstantFolding", "Simplify", "StabilityRewrites",
            "GemmFusion", "LossGradFusion", "ElementwiseFusion", "default_pipeline", "optimize",
-           "training_step"]
+           "training_step", "FoldBatchNorm"]

@@ -6,6 +6,7 @@ from graphdl.ir import Graph
 from .constant_folding import ConstantFolding
 from .cse import CommonSubexpressionElimination
 from .dce import DeadCodeElimination
+from .fold_batch_norm import FoldBatchNorm
 from .fusion import ElementwiseFusion, GemmFusion, LossGradFusion
 from .manager import Pass, PassManager
 from .simplify import Simplify
@@ -23,6 +24,10 @@ def default_pipeline() -> list[Pass]:
         # Shape vectors, one-hot class ranges and other small all-constant subgraphs are
         # computed once here instead of at every run.
         ConstantFolding(),
+        # Inference batch norm with frozen statistics (an imported CNN's) folds into the conv
+        # before it, or into one scale-and-shift: four passes over the activations per run
+        # saved. After constant folding, so statistics computed from constants count as frozen.
+        FoldBatchNorm(),
         # The backprop pass rebuilds equal subexpressions per use (transposes of the same
         # weight, equal constants); merge them once the simplifications above made them equal.
         CommonSubexpressionElimination(),

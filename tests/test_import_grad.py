@@ -133,26 +133,63 @@ def _summed(model: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
+def frozen_kinks(model: onnx.ModelProto, g: gd.Graph, feeds: dict) -> gd.Graph:
+    """The model with its kinks frozen where they are at the current parameters: each Relu
+    becomes a multiply by its fixed 0/1 mask, each MaxPool a Gather of its fixed argmax. It
+    equals the model, and has the same gradient, at these parameters, and is analytic around
+    them, so central differences on it are exact to O(eps^2): on ResNet-50 any step crosses
+    some of its ~10M kinks (~200 at 1e-6), which leaves raw differences off by ~1e-4."""
+    relus = [n for n in model.graph.node if n.op_type == "Relu"]
+    pools = [n for n in model.graph.node if n.op_type == "MaxPool"]
+    by_name = {v.name: v for n in g.nodes for v in n.outputs}
+    watched = [by_name[n.input[0]] for n in relus]
+    watched += [next(m.outputs[1] for m in g.nodes if m.outputs[0].name == n.output[0])
+                for n in pools]
+    at = gd.run(dataclasses.replace(g, outputs=watched), feeds)
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    nodes = []
+    for n in m.graph.node:
+        if n.op_type == "Relu":
+            mask = (at[n.input[0]] > 0).astype(np.float64)
+            m.graph.initializer.append(numpy_helper.from_array(mask, f"{n.output[0]}.mask"))
+            nodes.append(helper.make_node("Mul", [n.input[0], f"{n.output[0]}.mask"],
+                                          list(n.output)))
+        elif n.op_type == "MaxPool":
+            idx = at[watched[len(relus) + pools.index(n)].name]
+            m.graph.initializer.extend([numpy_helper.from_array(idx, f"{n.output[0]}.argmax"),
+                                        numpy_helper.from_array(np.array([-1]), "flat.shape")])
+            flat = f"{n.output[0]}.flat"
+            nodes += [helper.make_node("Reshape", [n.input[0], "flat.shape"], [flat]),
+                      helper.make_node("Gather", [flat, f"{n.output[0]}.argmax"],
+                                       [n.output[0]])]
+        else:
+            nodes.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    return gd.from_onnx(m)
+
+
 def test_resnet50_gradient_wrt_initializers_matches_finite_differences():
-    """Two random directions (fixed seeds): over the 54 conv and Gemm weights the match is
-    1e-5 as the issue asks (measured 3e-7). Over the 213 vectors (biases, batch norm scales,
-    shifts and statistics, each of which moves whole channels across ReLU kinks) central
-    differences themselves are only good to 5e-6..4e-4 depending on the draw (a larger step
-    crosses kinks, a smaller one meets float64 round-off), so that check allows 1e-3."""
+    """Random directions (fixed seeds) over the 54 conv and Gemm weights and over the 213
+    vectors (biases, batch norm scales, shifts and statistics): <grad, d> of the model matches
+    central differences (step 1e-6) of the model with its kinks frozen (``frozen_kinks``) at
+    rtol 1e-5; raw central differences of the model itself (step 1e-7) agree only to ~1e-4
+    (kink crossings and round-off), which a last, looser check confirms."""
     model = _summed(randomise(light_model("resnet50"), seed=1, dtype=np.float64))
     g = gd.from_onnx(model)
     feeds = light_input(model, np.float64)
     wrt = [v.name for v, a in g.initializers.items() if a.dtype == np.float64 and v.name != "mix"]
     assert len(wrt) > 250
     grads = gd.run(passes.grad(g, "loss", wrt), feeds)
+    frozen = frozen_kinks(model, g, feeds)
 
     rng = np.random.default_rng(12)
-
-    def direction(names: list[str]) -> dict[str, np.ndarray]:
-        return {k: rng.standard_normal(g.params[k].shape) for k in names}
-
     weights = [k for k in wrt if g.params[k].ndim >= 2]
-    err_weights = directional_error(g, grads, "loss", feeds, direction(weights), 1e-7)
     vectors = [k for k in wrt if g.params[k].ndim < 2]
-    err_vectors = directional_error(g, grads, "loss", feeds, direction(vectors), 1e-7)
-    assert err_weights < 1e-5 and err_vectors < 1e-3, (err_weights, err_vectors)
+    for names in (weights, vectors):
+        d = {k: rng.standard_normal(g.params[k].shape) for k in names}
+        err = directional_error(frozen, grads, "loss", feeds, d, 1e-6)
+        assert err < 1e-5, (len(names), err)  # measured 4e-10 (it falls as eps^2 from 1e-3)
+    d = {k: rng.standard_normal(g.params[k].shape) for k in wrt}  # the model itself, loosely
+    assert directional_error(g, grads, "loss", feeds, d, 1e-7) < 1e-3

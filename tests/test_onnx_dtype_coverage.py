@@ -8,15 +8,24 @@ still missing a fallback goes in KNOWN_GAPS as a strict xfail, so fixing it turn
 a failure until it is removed.
 
 The window-op fallbacks are then checked row by row against the interpreter (relative 1e-10)
-over stride, padding, dilation, group, auto_pad and ceil_mode variants, with a symbolic batch."""
+over stride, padding, dilation, group, auto_pad and ceil_mode variants, with a symbolic batch.
+
+The integer dtypes int16, uint16, uint32 and uint64 run every op row (its float inputs as small
+ints) and must either run in onnxruntime with the interpreter's exact result (through the
+wider dtype graphdl/ort_coverage.py's WIDEN names where onnxruntime lacks the kernel) or be
+refused with an error naming the op and the dtype. String tensors run there too."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import onnx
 import pytest
 
 import graphdl as gd
+from graphdl.onnx_export import DEFAULT_OPSET
 from graphdl.ops.window import out_dims
+from graphdl.ort_coverage import WIDEN
 from tests.op_samples import Sample, all_samples, randn
 from tests.test_ops_table import build
 
@@ -173,3 +182,91 @@ def test_float64_cnn_export_passes_the_full_checker():
                 pads=1, group=2)
     y = gd.lrn(gd.avg_pool(y, 2, strides=1, count_include_pad=True, pads=1), 3)
     onnx.checker.check_model(gd.to_onnx(b.build({"y": y})), full_check=True)
+
+
+# -- the integer dtypes added for the ONNX backend cases ----------------------------------------
+
+NEW_INTS = ("int16", "uint16", "uint32", "uint64")
+#: graphdl op -> the ONNX op its WIDEN entry stands in for
+ONNX_TYPE = {"maximum": "Max", "minimum": "Min", "pad": "Pad", "where": "Where", "pow": "Pow",
+             "reduce_sum": "ReduceSum", "matmul": "MatMul", "reduce_max": "ReduceMax",
+             "reduce_mean": "ReduceMean", "max_pool": "MaxPool", "avg_pool": "AveragePool",
+             "conv": "Conv", "conv_transpose": "ConvTranspose", "conv_weight_grad": "Conv"}
+
+
+def _as_int(s: Sample, dtype: str) -> Sample:
+    """The row with its float inputs as small positive ints (>= 1: no division by zero, which
+    would crash onnxruntime)."""
+    ins = [a if a is None or a.dtype.kind != "f" else (np.round(np.abs(a) * 4) + 1).astype(dtype)
+           for a in s.inputs]
+    return dataclasses.replace(s, inputs=ins)
+
+
+def _int_rows():
+    seen, rows = set(), []
+    for s in all_samples():
+        if s.ort is False or all(a is None or a.dtype.kind != "f" for a in s.inputs):
+            continue
+        for dt in NEW_INTS:
+            if (s.op, dt) not in seen:
+                seen.add((s.op, dt))
+                rows.append(pytest.param(s, dt, id=f"{s.op}-{dt}"))
+    return rows
+
+
+@pytest.mark.parametrize("s,dtype", _int_rows())
+def test_every_op_in_each_new_int_dtype_runs_in_onnxruntime_or_is_refused(s, dtype):
+    """An (op, dtype) graphdl builds either exports to what onnxruntime runs, with the
+    interpreter's exact result, or export refuses it naming the op and the dtype."""
+    row = _as_int(s, dtype)
+    try:
+        g, feeds = build(row, np.dtype(dtype))
+    except gd.DTypeError:
+        return  # the op takes no integers (or not this kind): refused where it is built
+    try:
+        gd.to_onnx(g)
+    except gd.OnnxError as e:
+        assert f"cannot export {s.op} on {dtype}" in str(e)
+        assert WIDEN[s.op][gd.DType.of(dtype)] is None
+        return
+    ours, theirs = gd.run(g, feeds), gd.run(g, feeds, backend="ort")
+    for name, want in ours.items():
+        assert theirs[name].dtype == np.asarray(want).dtype, name
+        if want.dtype.kind == "f":  # reduce/divide in float after a cast
+            np.testing.assert_allclose(theirs[name], want, rtol=1e-6, err_msg=name)
+        else:
+            np.testing.assert_array_equal(theirs[name], want, err_msg=name)
+
+
+def _ort_types(op_type: str) -> set[str]:
+    from onnxruntime.capi import _pybind_state as ort_c
+
+    out = set()
+    for d in ort_c.get_all_opkernel_def():
+        if d.op_name == op_type and d.domain in ("", "ai.onnx") and \
+                d.provider == "CPUExecutionProvider" and d.version_range[1] >= DEFAULT_OPSET:
+            out.update(t for ts in d.type_constraints.values() for t in ts)
+    return out
+
+
+@pytest.mark.parametrize("op", sorted(WIDEN))
+def test_widen_table_lists_only_missing_kernels(op):
+    """Every (op, dtype) in WIDEN really lacks an onnxruntime CPU kernel at the default opset,
+    and every dtype it computes in instead has one."""
+    have = _ort_types(ONNX_TYPE[op])
+    for narrow, via in WIDEN[op].items():
+        assert f"tensor({narrow.name})" not in have, f"{op}: onnxruntime has {narrow.name}"
+        assert via is None or f"tensor({via.name})" in have, f"{op}: no {via.name} kernel"
+
+
+def test_string_tensors_export_and_run_in_onnxruntime():
+    """A string input through identity, equal and string_normalizer, in both engines."""
+    b = gd.GraphBuilder("strings")
+    x = b.input("x", [4], "string")
+    y = gd.string_normalizer(x, stopwords=["b"], case_change_action="UPPER")
+    g = b.build({"y": y, "same": x.eq(gd.identity(x))})
+    feeds = {"x": np.array(["a", "B", "c", "b"], dtype=object)}
+    theirs = gd.run(g, feeds, backend="ort")
+    np.testing.assert_array_equal(theirs["y"], np.array(["A", "C"], dtype=object))
+    np.testing.assert_array_equal(gd.run(g, feeds)["y"], theirs["y"])
+    assert theirs["same"].all()

@@ -9,7 +9,7 @@ import pytest
 import graphdl as gd
 import passes
 from graphdl.registry import all_ops
-from tests.op_samples import Sample, all_samples
+from tests.op_samples import Sample, all_samples, assert_same, fits
 
 SAMPLES = all_samples()
 
@@ -52,7 +52,7 @@ def test_inferred_type_matches_kernel(s: Sample):
     for v in g.outputs:
         arr = np.asarray(got[v.name])
         assert v.type.dtype.np == arr.dtype, f"{v.name}: inferred {v.type}, kernel {arr.dtype}"
-        assert v.type.shape == arr.shape, f"{v.name}: inferred {v.type}, kernel {arr.shape}"
+        assert fits(v.type.shape, arr.shape), f"{v.name}: inferred {v.type}, kernel {arr.shape}"
 
 
 def _loss_graph(s: Sample) -> tuple[gd.Graph, dict, list[str]]:
@@ -122,4 +122,4 @@ def test_onnxruntime_matches_interpreter(s: Sample):
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=s.rtol, atol=s.atol)
     for name in ours:
         assert np.asarray(ours[name]).dtype == theirs[name].dtype
-        np.testing.assert_allclose(ours[name], theirs[name], **tol, err_msg=name)
+        assert_same(ours[name], theirs[name], **tol, err_msg=name)

@@ -31,3 +31,5 @@ from . import losses  # noqa: E402,F401 - SoftmaxCrossEntropyLoss, NegativeLogLi
 from . import recurrent  # noqa: E402,F401 - RNN, LSTM, GRU
 from . import conv  # noqa: E402,F401 - Conv, ConvTranspose, MaxPool, AveragePool, Global*Pool
 from . import normalization  # noqa: E402,F401 - BatchNormalization (inference, training)
+from . import sequence  # noqa: E402,F401 - static sequences (after core: wraps Identity)
+from . import strings  # noqa: E402,F401 - StringNormalizer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import ops
 from ..builder import Tensor
 from ..onnx_import import NodeCtx
 from . import importer
@@ -41,23 +42,37 @@ def _conv(c: NodeCtx) -> Tensor:
 @importer("ConvTranspose")
 def _conv_transpose(c: NodeCtx) -> Tensor:
     """Explicit pads, or pads derived from ``output_shape`` / SAME auto_pad as ONNX defines
-    them (a negative end pad, which grows the output, becomes output_padding)."""
+    them. An output_shape larger than the input covers gets zeros (and the bias) in the rows
+    the conv transpose does not reach, at the end."""
     x, w = c.x(0), c.x(1)
     r = _spatial_rank(c, x)
     geo = _geometry(c, r)
     auto = geo.pop("auto_pad")
-    extra = list(c.attr("output_padding", (0,) * r))
+    extra = tuple(c.attr("output_padding", (0,) * r))
+    grow = (0,) * (2 * r)
     if c.attr("output_shape", None) is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
-        geo["pads"], extra = _transpose_pads(c, x, w, geo, auto, extra)
+        geo["pads"], grow = _transpose_pads(c, x, w, geo, auto, extra)
     elif auto != "NOTSET" and auto != "VALID":
         raise c.fail(f"unknown auto_pad {auto!r}")
-    ins = [x, w] + ([c.x(2)] if c.has(2) else [])
-    return c.b.apply1("conv_transpose", ins, group=int(c.attr("group", 1)),
-                      output_padding=tuple(extra), **geo)
+    bias = c.x(2) if c.has(2) else None
+    late = bias is not None and any(grow)
+    ins = [x, w] + ([bias] if bias is not None and not late else [])
+    y = c.b.apply1("conv_transpose", ins, group=int(c.attr("group", 1)),
+                   output_padding=extra, **geo)
+    if not any(grow):
+        return y
+    y = ops.pad(y, (0, 0, *grow[:r], 0, 0, *grow[r:]))
+    if late:
+        y = y + ops.unsqueeze(bias, tuple(range(1, r + 1)))
+    return y
 
 
 def _transpose_pads(c: NodeCtx, x: Tensor, w: Tensor, geo: dict, auto: str,
-                    extra: list[int]) -> tuple[tuple[int, ...], list[int]]:
+                    extra: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(pads, growth): ONNX's total padding ``stride * (in - 1) + output_padding +
+    (kernel - 1) * dilation + 1 - output_shape`` split in halves (the odd one at the end for
+    SAME_UPPER, else at the start); a negative total is rows added at the end, the growth
+    [begins..., ends...] (as onnxruntime and onnx's reference implementation do)."""
     sizes, kernel = (x.shape or ())[2:], (w.shape or ())[2:]
     if not all(isinstance(d, int) for d in (*sizes, *kernel)) or len(sizes) != len(kernel):
         raise c.fail(f"output_shape / auto_pad need static spatial dims, got input {x.type} "
@@ -65,17 +80,14 @@ def _transpose_pads(c: NodeCtx, x: Tensor, w: Tensor, geo: dict, auto: str,
     r, strides, dil = len(sizes), geo["strides"], geo["dilations"]
     want = c.attr("output_shape", None)
     want = list(want)[-r:] if want is not None else [n * s for n, s in zip(sizes, strides)]
-    begin, end = [], []
+    begin, end, grow = [], [], []
     for i in range(r):
         total = strides[i] * (sizes[i] - 1) + extra[i] + dil[i] * (kernel[i] - 1) + 1 - want[i]
-        small, big = total // 2, total - total // 2
+        small, big = max(total, 0) // 2, max(total, 0) - max(total, 0) // 2
         begin.append(small if auto == "SAME_UPPER" else big)
         end.append(big if auto == "SAME_UPPER" else small)
-        if end[i] < 0:
-            extra[i], end[i] = extra[i] - end[i], 0
-        if begin[i] < 0:
-            raise c.fail(f"output_shape {want} is larger than ConvTranspose can produce")
-    return tuple(begin + end), extra
+        grow.append(max(-total, 0))
+    return tuple(begin + end), (0,) * r + tuple(grow)
 
 
 def _pool_attrs(c: NodeCtx, x: Tensor) -> dict[str, Any]:

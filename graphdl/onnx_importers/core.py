@@ -27,10 +27,11 @@ def _apply(c: NodeCtx, op: str, ins: Sequence[Tensor | None], **attrs: Any) -> T
 
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Equal": "equal",
            "Less": "less", "Greater": "greater", "LessOrEqual": "less_or_equal",
-           "GreaterOrEqual": "greater_or_equal", "MatMul": "matmul"}
+           "GreaterOrEqual": "greater_or_equal", "MatMul": "matmul", "And": "logical_and",
+           "Or": "logical_or", "Xor": "logical_xor"}
 _UNARY = {"Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs",
           "Reciprocal": "reciprocal", "Sign": "sign", "Relu": "relu", "Sigmoid": "sigmoid",
-          "Tanh": "tanh", "Identity": "identity"}
+          "Tanh": "tanh", "Identity": "identity", "Not": "logical_not"}
 
 
 @importer(*_BINARY)

@@ -112,16 +112,18 @@ def _gather_elements(c: NodeCtx) -> Tensor:
 
 @importer("ScatterElements")
 def _scatter_elements(c: NodeCtx) -> Tensor:
-    """reduction 'add' is scatter_add; 'none' (the default) overwrites: scatter_add of the
-    updates into zeros where any index lands, the data elsewhere (with repeated indices ONNX
-    leaves the result undefined; here they add)."""
+    """reduction 'add' is scatter_add, 'mul'/'max'/'min' scatter_reduce; 'none' (the
+    default) overwrites: scatter_add of the updates into zeros where any index lands, the data
+    elsewhere (with repeated indices ONNX leaves the result undefined; here they add)."""
     data, idx, upd = c.x(0), c.x(1), c.x(2)
     axis, reduction = int(c.attr("axis", 0)), c.attr("reduction", "none")
     if reduction == "add":
         return ops.scatter_add(data, idx, upd, axis)
+    if reduction in ("mul", "max", "min"):
+        return ops.scatter_reduce(data, idx, upd, axis, reduction)
     if reduction != "none":
         raise c.fail(f"ScatterElements reduction {reduction!r} is not supported; graphdl "
-                     "imports 'none' and 'add'")
+                     "imports 'none', 'add', 'mul', 'max' and 'min'")
     zeros = ops.zeros_like(data)
     ones = ops.constant_of_shape(ops.shape_of(upd), 1, upd.dtype)
     hit = ops.scatter_add(zeros, idx, ones, axis)

@@ -3,8 +3,9 @@ from . import elementwise, reduce, linalg, shape, slice, split, scatter, activat
 from . import recurrent  # noqa: F401
 from .activations import elu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .elementwise import (abs, add, cast, div, equal, exp, greater, greater_or_equal, identity,
-                          less, less_or_equal, log, maximum, minimum, mul, neg, pow, reciprocal,
-                          sign, sqrt, sub, where)
+                          less, less_or_equal, log, logical_and, logical_not, logical_or,
+                          logical_xor, maximum, minimum, mul, neg, pow, reciprocal, sign, sqrt,
+                          sub, where)
 from .linalg import gemm, matmul
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss, one_hot,
                      softmax_cross_entropy, softmax_cross_entropy_onehot)
@@ -19,11 +20,12 @@ from .pool import (avg_pool, global_avg_pool, global_max_pool, max_pool, max_poo
 from .split import split
 from .tile import tile
 from .lrn import lrn
-from .scatter import gather_elements, scatter_add, scatter_add_axis
+from .scatter import gather_elements, scatter_add, scatter_add_axis, scatter_reduce
 from .dropout import dropout
 from .normalization import batch_norm, batch_norm_train
 from .recurrent import gru, lstm, rnn
 from .fused import fused_elementwise
+from .strings import string_normalizer
 
 __all__ = [
     "dropout",
@@ -48,6 +50,10 @@ __all__ = [
     "less",
     "less_or_equal",
     "log",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
     "maximum",
     "minimum",
     "mul",
@@ -89,6 +95,7 @@ __all__ = [
     "lrn",
     "scatter_add_axis",
     "scatter_add",
+    "scatter_reduce",
     "gather_elements",
     "pad",
     "arange",
@@ -105,4 +112,5 @@ __all__ = [
     "lstm",
     "gru",
     "fused_elementwise",
+    "string_normalizer",
 ]

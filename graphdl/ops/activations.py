@@ -9,17 +9,16 @@ from ..builder import Tensor
 from ..registry import Call, OpDef, onnx_op, register
 from ..types import TensorType
 from .common import norm_axis, unary_infer
-from .elementwise import exp, where
+from .elementwise import cast, exp, where
 from .reduce import reduce_sum
 
 
-def _zero(x: Tensor) -> Tensor:
-    return x.b.const(np.zeros((), x.dtype.np))
-
-
 def _relu_vjp(b, c: Call, gys):
-    x = c.inputs[0]
-    return [where(x > 0.0, gys[0], _zero(x))]
+    """The chapter's delta * f'(a) with f'(a) = [a > 0] = [relu(a) > 0]: a multiply, which both
+    engines run several times faster than a select (onnxruntime's Where is ~8x its Mul); read
+    from the output, so the pre-activation can die at the ReLU (which then runs in place)."""
+    y = c.outputs[0]
+    return [gys[0] * cast(y > 0.0, y.dtype)]
 
 
 def _leaky_kernel(x: np.ndarray, *, alpha: float) -> np.ndarray:
@@ -132,15 +131,24 @@ def _softmax_infer(types: list, attrs: dict) -> list[TensorType]:
     return out
 
 
+def max_keepdims(x: np.ndarray, axis: int) -> np.ndarray:
+    """np.max(x, axis, keepdims=True). For rows of logits ([N, C], C small) NumPy's max over
+    the short inner axis is 2-4x slower than argmax plus a gather; NaN propagates the same way
+    (argmax picks the first NaN)."""
+    if x.ndim == 2 and axis in (1, -1) and 0 < x.shape[1] <= 256 and x.shape[0] > 0:
+        return x[np.arange(x.shape[0])[:, None], np.argmax(x, axis=1)[:, None]]
+    return np.maximum.reduce(x, axis=axis, keepdims=True)
+
+
 def _softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
-    e = np.asarray(np.subtract(x, np.maximum.reduce(x, axis=axis, keepdims=True)))
+    e = np.asarray(np.subtract(x, max_keepdims(x, axis)))
     np.exp(e, out=e)  # in place on the fresh difference: one array allocated, not three
     e /= np.add.reduce(e, axis=axis, keepdims=True)
     return e
 
 
 def _log_softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
-    z = x - np.max(x, axis=axis, keepdims=True)
+    z = x - max_keepdims(x, axis)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 

@@ -4,8 +4,8 @@ defines it: groups, dilations, strides, explicit pads or ``auto_pad``, optional 
 Three ops, each the adjoint of the others, so the gradient graph is ordinary ops that export to
 ONNX and can be differentiated again:
 
-- ``conv(x, w, b)``: y = x (*) w, via im2col (one strided block copy per kernel offset) and
-  one matrix product per group.
+- ``conv(x, w, b)``: y = x (*) w: a matrix product for 1x1 kernels, per-tap multiply-adds
+  for depthwise convs, else im2col and one matrix product (:mod:`graphdl.ops.conv_kernels`).
 - ``conv_transpose(x, w, b)``: ONNX ``ConvTranspose``, the adjoint of ``conv`` in its input;
   it is conv's input gradient.
 - ``conv_weight_grad(x, gy)``: d<conv(x, w), gy>/dw, conv's weight gradient; ONNX has no such
@@ -29,6 +29,7 @@ from ..errors import ShapeError
 from ..registry import REQUIRED, Call, OpDef, register
 from ..types import Dim, TensorType, dims_equal, shape_str
 from .common import need_float, same_dtype
+from .conv_kernels import conv_forward
 from .im2col_lowering import (Window, conv_matmul, flipped_weight_matrix, needs_fallback,
                               static_spatial, weight_grad_matmul, weight_matrix, window,
                               zero_insert)
@@ -93,16 +94,12 @@ def _columns(x: np.ndarray, kernel: Sequence[int], attrs: dict, outs: Sequence[i
 
 def _conv_kernel(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                  **attrs: Any) -> np.ndarray:
-    """im2col: y [O, N*out] = w [O, C*K] @ cols [C*K, N*out], per group."""
-    kernel, group = w.shape[2:], attrs["group"]
+    """Pointwise, depthwise or im2col by the conv's shape (:mod:`.conv_kernels`)."""
+    kernel = w.shape[2:]
+    strides, dil, _ = spatial(attrs, len(kernel))
+    pads = resolve_pads("conv", x.shape[2:], kernel, attrs)
     outs = out_dims("conv", x.shape[2:], kernel, attrs)
-    cols = _columns(x, kernel, attrs, outs)
-    ys = [wg.reshape(len(wg), -1) @ cg.reshape(wg[0].size, -1)
-          for wg, cg in zip(_groups(w, group), _groups(cols, group))]
-    y = (ys[0] if group == 1 else np.concatenate(ys)).reshape((w.shape[0], x.shape[0], *outs))
-    if b is not None:
-        y += b.reshape((-1,) + (1,) * (x.ndim - 1))
-    return y.swapaxes(0, 1)
+    return conv_forward(x, w, b, strides, dil, pads, attrs["group"], outs)
 
 
 def _bias(node: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..builder import Tensor
-from ..errors import DTypeError
+from ..errors import DTypeError, OnnxError
 from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..types import DType, TensorType, dim_div, dim_mul
 from .common import broadcast_infer, same_dtype, unary_infer, unbroadcast
@@ -28,7 +28,8 @@ def _const_lower(ctx: Any, node: Any) -> None:
 
 
 register(OpDef("constant", _const_infer, (0, 0), kernel=lambda *, value: value,
-               lower=_const_lower, vjp=no_grad, attrs={"value": REQUIRED}, traits={"nondiff"},
+               lower=_const_lower, vjp=no_grad, attrs={"value": REQUIRED},
+               traits={"nondiff", "strings"},
                doc="A tensor fixed at build time (ONNX Constant)."))
 
 
@@ -38,7 +39,7 @@ def _identity_infer(types: list, attrs: dict) -> list[TensorType]:
 
 register(OpDef("identity", _identity_infer, (1, 1), kernel=lambda x: x,
                lower=onnx_op("Identity"), vjp=lambda b, c, g: [g[0]],
-               traits={"elementwise"}))
+               traits={"elementwise", "strings"}))
 
 
 def identity(x: Tensor) -> Tensor:
@@ -133,8 +134,14 @@ _binary("minimum", "Min", np.minimum,
 
 
 def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """ONNX integer Div truncates toward zero (numpy floors)."""
-    return (np.trunc(x / y)).astype(x.dtype)
+    """ONNX integer Div truncates toward zero (numpy floors): the floor quotient, plus one
+    where it is negative and inexact. In integers throughout (a float quotient would round
+    int64/uint64 values above 2**53)."""
+    q = np.floor_divide(x, y)
+    if x.dtype.kind == "u":
+        return q
+    inexact = (q < 0) & (q * y != x)
+    return (q + inexact.astype(q.dtype)).astype(x.dtype)
 
 
 def add(x: Tensor, y: Any) -> Tensor: return x._bin("add", y)
@@ -153,12 +160,21 @@ def _same_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(types[0].dtype, types[0].shape)]
 
 
-def _unary(name: str, onnx_type: str, kernel: Any, vjp: Any, float_only: bool = True) -> None:
-    register(OpDef(name, unary_infer if float_only else _same_infer, (1, 1), kernel=kernel,
+def _signed_infer(types: list, attrs: dict) -> list[TensorType]:
+    """ONNX Neg takes signed types only (numpy would wrap an unsigned one)."""
+    if types[0].dtype.np.kind == "u":
+        raise DTypeError(f"neg takes signed numbers, got {types[0].dtype.name}")
+    return _same_infer(types, attrs)
+
+
+def _unary(name: str, onnx_type: str, kernel: Any, vjp: Any, float_only: bool = True,
+           infer: Any = None) -> None:
+    infer = infer or (unary_infer if float_only else _same_infer)
+    register(OpDef(name, infer, (1, 1), kernel=kernel,
                    lower=onnx_op(onnx_type), vjp=vjp, traits={"elementwise"}))
 
 
-_unary("neg", "Neg", np.negative, lambda b, c, g: [-g[0]], float_only=False)
+_unary("neg", "Neg", np.negative, lambda b, c, g: [-g[0]], infer=_signed_infer)
 _unary("exp", "Exp", np.exp, lambda b, c, g: [g[0] * c.outputs[0]])
 _unary("log", "Log", np.log, lambda b, c, g: [g[0] / c.inputs[0]])
 _unary("sqrt", "Sqrt", np.sqrt, lambda b, c, g: [g[0] / (c.outputs[0] * 2.0)])
@@ -184,12 +200,22 @@ def _compare_infer(types: list, attrs: dict) -> list[TensorType]:
     return broadcast_infer(types, attrs, out_dtype=DType.bool)
 
 
-def _compare(name: str, onnx_type: str, kernel: Any) -> None:
-    register(OpDef(name, _compare_infer, (2, 2), kernel=kernel, lower=onnx_op(onnx_type),
-                   vjp=no_grad, traits={"elementwise", "nondiff"}))
+def _compare(name: str, onnx_type: str, kernel: Any, traits: frozenset = frozenset(),
+             lower: Any = None) -> None:
+    register(OpDef(name, _compare_infer, (2, 2), kernel=kernel,
+                   lower=lower or onnx_op(onnx_type), vjp=no_grad,
+                   traits={"elementwise", "nondiff", *traits}))
 
 
-_compare("equal", "Equal", np.equal)
+def _equal_lower(ctx: Any, node: Any) -> None:
+    """-> Equal, which takes strings from opset 19."""
+    if node.inputs[0].type.dtype.is_string and ctx.opset < 19:
+        raise OnnxError(f"{node.where()}: Equal on strings needs opset >= 19, exporting at "
+                        f"{ctx.opset}")
+    ctx.emit("Equal", node.inputs, node.outputs)
+
+
+_compare("equal", "Equal", np.equal, frozenset({"strings"}), _equal_lower)
 _compare("less", "Less", np.less)
 _compare("greater", "Greater", np.greater)
 _compare("less_or_equal", "LessOrEqual", np.less_equal)
@@ -201,6 +227,33 @@ def less(x: Tensor, y: Any) -> Tensor: return x._bin("less", y)
 def greater(x: Tensor, y: Any) -> Tensor: return x._bin("greater", y)
 def less_or_equal(x: Tensor, y: Any) -> Tensor: return x._bin("less_or_equal", y)
 def greater_or_equal(x: Tensor, y: Any) -> Tensor: return x._bin("greater_or_equal", y)
+
+
+# -- logic on bool tensors ---------------------------------------------------------------------
+
+
+def _logical_infer(types: list, attrs: dict) -> list[TensorType]:
+    for i, t in enumerate(types):
+        if t.dtype != DType.bool:
+            raise DTypeError(f"logical ops take bool tensors; input {i} is {t.dtype.name}")
+    return broadcast_infer(types, attrs)
+
+
+def _logical(name: str, onnx_type: str, kernel: Any, arity: int) -> None:
+    register(OpDef(name, _logical_infer, (arity, arity), kernel=kernel,
+                   lower=onnx_op(onnx_type), vjp=no_grad, traits={"elementwise", "nondiff"}))
+
+
+_logical("logical_and", "And", np.logical_and, 2)
+_logical("logical_or", "Or", np.logical_or, 2)
+_logical("logical_xor", "Xor", np.logical_xor, 2)
+_logical("logical_not", "Not", np.logical_not, 1)
+
+
+def logical_and(x: Tensor, y: Any) -> Tensor: return x._bin("logical_and", y)
+def logical_or(x: Tensor, y: Any) -> Tensor: return x._bin("logical_or", y)
+def logical_xor(x: Tensor, y: Any) -> Tensor: return x._bin("logical_xor", y)
+def logical_not(x: Tensor) -> Tensor: return x.b.apply1("logical_not", [x])
 
 
 def _where_infer(types: list, attrs: dict) -> list[TensorType]:

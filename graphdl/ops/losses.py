@@ -20,7 +20,8 @@ from ..builder import Tensor
 from ..errors import DTypeError, GraphError, ShapeError
 from ..registry import Call, OpDef, onnx_op, register
 from ..types import DType, TensorType, dims_equal, shape_str
-from .activations import _log_softmax_kernel, log_softmax, relu, sigmoid, softmax
+from .activations import (_log_softmax_kernel, log_softmax, max_keepdims, relu, sigmoid,
+                          softmax)
 from .common import need_float, same_dtype
 from .elementwise import cast, exp, log
 from .reduce import _count, reduce_mean, reduce_sum
@@ -193,11 +194,18 @@ def _sce_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(z.dtype, ())]
 
 
-def _sce_kernel(z: np.ndarray, labels: np.ndarray, *, reduction: str) -> np.ndarray:
-    if labels.size and (labels.min() < 0 or labels.max() >= z.shape[1]):
-        raise GraphError(f"labels must lie in [0, {z.shape[1]}), got values "
+def check_labels(labels: np.ndarray, classes: int) -> None:
+    """GraphError unless every label lies in [0, classes): one pass, negatives read as huge
+    unsigned numbers."""
+    unsigned = np.uint64 if labels.itemsize == 8 else np.uint32
+    if labels.size and np.maximum.reduce(labels.view(unsigned), axis=None) >= classes:
+        raise GraphError(f"labels must lie in [0, {classes}), got values "
                          f"{labels.min()}..{labels.max()}")
-    shifted = z - z.max(axis=1, keepdims=True)  # log-sum-exp, only the picked column kept
+
+
+def _sce_kernel(z: np.ndarray, labels: np.ndarray, *, reduction: str) -> np.ndarray:
+    check_labels(labels, z.shape[1])
+    shifted = z - max_keepdims(z, 1)  # log-sum-exp, only the picked column kept
     lse = np.log(np.exp(shifted).sum(axis=1))
     per_row = lse - shifted[np.arange(len(z)), labels]
     return _np_reduce(per_row, reduction)

@@ -108,12 +108,36 @@ def _max_pool_kernel(x: np.ndarray, **attrs: Any) -> tuple[np.ndarray, np.ndarra
     return y, base + offset[arg]
 
 
+def _max_pool_values(x: np.ndarray, **attrs: Any) -> np.ndarray:
+    """The maxima alone (the engine's kernel when nothing reads the indices): one in-place
+    maximum per kernel offset, a fraction of the cost of tracking where each maximum is."""
+    kernel, strides, dil, pads, extra, _ = _geometry(x, attrs)
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    win = windows(x, kernel, strides, dil, pads, low, extra)
+    offsets = list(np.ndindex(*kernel))
+    y = np.array(win[(Ellipsis,) + offsets[0]])
+    for off in offsets[1:]:
+        np.maximum(y, win[(Ellipsis,) + off], out=y)
+    return y
+
+
 def _max_pool_lower(ctx: Any, node: Any) -> None:
     """MaxPool; its optional Indices output only when read (onnxruntime's MaxPool without
     Indices runs a much faster kernel)."""
     unread = node.outputs[1].name in getattr(ctx, "unread", ())
     outs = node.outputs[:1] if unread else node.outputs
     ctx.emit("MaxPool", node.inputs, outs, **_lower_attrs(node))
+
+
+def _tiling(attrs: dict) -> tuple[int, ...] | None:
+    """The kernel when the windows tile x without overlap or padding (strides = kernel, no
+    pads or dilation, floor sizes), else None: then the gradient needs no indices."""
+    kernel = tuple(attrs["kernel_shape"])
+    strides, dil, pads = spatial(attrs, len(kernel))
+    plain = attrs["auto_pad"] in ("NOTSET", "VALID") and not attrs["ceil_mode"]
+    if plain and strides == kernel and set(dil) == {1} and not any(pads):
+        return kernel
+    return None
 
 
 def _max_pool_vjp(b, c: Call, gys):
@@ -123,11 +147,11 @@ def _max_pool_vjp(b, c: Call, gys):
         return [None]
     if c.attrs["storage_order"]:
         idx = b.apply("max_pool", [x], **dict(c.attrs, storage_order=0))[1]
-    return [max_pool_grad(gys[0], idx, x)]
+    return [max_pool_grad(gys[0], idx, x, tiling=_tiling(c.attrs))]
 
 
 register(OpDef("max_pool", _max_pool_infer, (1, 1), kernel=_max_pool_kernel,
-               lower=_max_pool_lower, vjp=_max_pool_vjp,
+               lower=_max_pool_lower, vjp=_max_pool_vjp, kernel_first=_max_pool_values,
                attrs={**_POOL_ATTRS, "storage_order": 0},
                doc="ONNX MaxPool with its Indices output (first maximum of each window)."))
 
@@ -147,15 +171,20 @@ def _max_pool_grad_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(x.dtype, x.shape)]
 
 
-def _max_pool_grad_kernel(gy: np.ndarray, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _max_pool_grad_kernel(gy: np.ndarray, idx: np.ndarray, x: np.ndarray,
+                          tiling: Any = None) -> np.ndarray:
     """gy summed into a zero tensor like x at the flat indices (windows may overlap)."""
     out = np.bincount(idx.ravel(), weights=gy.ravel(), minlength=x.size)
     return out.reshape(x.shape).astype(x.dtype, copy=False)
 
 
 def _max_pool_grad_lower(ctx: Any, node: Any) -> None:
-    """-> ScatterElements(add) of the flat gradient into zeros of x's size, reshaped."""
+    """-> ScatterElements(add) of the flat gradient into zeros of x's size, reshaped; or, when
+    the windows tile x, by comparing each kernel offset's slice with the window maxima."""
     gy, idx, x = node.inputs
+    if _tiles_statically(node):
+        _tiled_max_pool_grad_lower(ctx, node)
+        return
     shp = ctx.emit("Shape", [x], 1)[0]
     zero = np.zeros(1, x.type.dtype.np)
     zeros = ctx.emit("ConstantOfShape", [shp], 1, value=zero)[0]
@@ -167,6 +196,70 @@ def _max_pool_grad_lower(ctx: Any, node: Any) -> None:
     ctx.emit("Reshape", [out, shp], node.outputs)
 
 
+def _tiles_statically(node: Any) -> bool:
+    shape = node.inputs[2].type.shape
+    return bool(node.attrs["tiling"]) and shape is not None and all(
+        isinstance(n, int) for n in shape[2:])
+
+
+def _tiled_max_pool_grad_lower(ctx: Any, node: Any) -> None:
+    """Windows that tile x: offset j of each window gets g where its value equals the window
+    max and no earlier offset's does (the first maximum, as the indices say), as a multiply
+    by that mask. x is viewed as [N, C, out1, k1, out2, k2, ...] and split into one piece per
+    offset; the gradient pieces are concatenated back. Needs neither MaxPool's Indices output
+    nor ScatterElements, both slow in onnxruntime (with Indices MaxPool takes ~15x as long);
+    differs from the scatter only where g is not finite (0 * inf)."""
+    gy, _, x = node.inputs
+    kernel, sizes = tuple(node.attrs["tiling"]), tuple(x.type.shape[2:])
+    r, outs = len(kernel), tuple(n // k for n, k in zip(sizes, kernel))
+    tiled = [o * k for o, k in zip(outs, kernel)]
+    short = [n - t for n, t in zip(sizes, tiled)]
+    xs = x.name
+    if any(short):
+        xs = ctx.emit("Slice", [xs, _ints(ctx, [0] * r), _ints(ctx, tiled),
+                                _ints(ctx, range(2, 2 + r))])[0]
+    view = [0, 0] + [d for o, k in zip(outs, kernel) for d in (o, k)]
+    taps = _split_offsets(ctx, ctx.emit("Reshape", [xs, _ints(ctx, view)])[0], kernel)
+    g = ctx.emit("Reshape", [gy.name, _ints(ctx, [0, 0] + [d for o in outs for d in (o, 1)])])[0]
+    top = ctx.emit("Max", taps)[0] if len(taps) > 1 else taps[0]
+    seen, pieces = None, []
+    for tap in taps:
+        hit = ctx.emit("Equal", [tap, top])[0]
+        first = hit if seen is None else ctx.emit("And", [hit, ctx.emit("Not", [seen])[0]])[0]
+        seen = hit if seen is None else ctx.emit("Or", [seen, hit])[0]
+        mask = ctx.emit("Cast", [first], to=x.type.dtype.onnx)[0]
+        pieces.append(ctx.emit("Mul", [g, mask])[0])
+    joined = _join_offsets(ctx, pieces, kernel)
+    out = node.outputs if not any(short) else 1
+    grad = ctx.emit("Reshape", [joined, _ints(ctx, [0, 0, *tiled])], out)[0]
+    if any(short):
+        ctx.emit("Pad", [grad, _ints(ctx, [0] * (2 + r) + [0, 0] + short)], node.outputs)
+
+
+def _ints(ctx: Any, values: Any) -> str:
+    return ctx.const(np.array(list(values), np.int64))
+
+
+def _split_offsets(ctx: Any, view: str, kernel: tuple[int, ...]) -> list[str]:
+    """[N, C, o1, k1, o2, k2, ...] -> one [N, C, o1, 1, o2, 1, ...] per offset (row-major)."""
+    pieces = [view]
+    for i, k in enumerate(kernel):
+        if k > 1:
+            pieces = [p for whole in pieces for p in
+                      ctx.emit("Split", [whole, _ints(ctx, [1] * k)], k, axis=3 + 2 * i)]
+    return pieces
+
+
+def _join_offsets(ctx: Any, pieces: list[str], kernel: tuple[int, ...]) -> str:
+    """The inverse of _split_offsets: concatenate the innermost kernel axis first."""
+    for i in reversed(range(len(kernel))):
+        k = kernel[i]
+        if k > 1:
+            pieces = [ctx.emit("Concat", pieces[j:j + k], axis=3 + 2 * i)[0]
+                      for j in range(0, len(pieces), k)]
+    return pieces[0]
+
+
 def _max_pool_grad_vjp(b, c: Call, gys):
     """Linear in gy: its adjoint gathers g at the indices."""
     from .scatter import gather
@@ -176,7 +269,8 @@ def _max_pool_grad_vjp(b, c: Call, gys):
 
 
 register(OpDef("max_pool_grad", _max_pool_grad_infer, (3, 3), kernel=_max_pool_grad_kernel,
-               lower=_max_pool_grad_lower, vjp=_max_pool_grad_vjp,
+               lower=_max_pool_grad_lower, vjp=_max_pool_grad_vjp, attrs={"tiling": None},
+               lower_reads=lambda n: (0, 2) if _tiles_statically(n) else (0, 1, 2),
                doc="gy [N, C, out...] added at the flat indices into zeros shaped like x."))
 
 
@@ -209,9 +303,13 @@ def max_pool_with_indices(x: Tensor, kernel: int | Sequence[int],
     return y, idx
 
 
-def max_pool_grad(gy: Tensor, indices: Tensor, x: Tensor) -> Tensor:
-    """Zeros shaped like x with gy added at ``indices`` (max pooling's input gradient)."""
-    return gy.b.apply1("max_pool_grad", [gy, indices, x])
+def max_pool_grad(gy: Tensor, indices: Tensor, x: Tensor,
+                  tiling: Sequence[int] | None = None) -> Tensor:
+    """Zeros shaped like x with gy added at ``indices`` (max pooling's input gradient).
+    ``tiling``: the kernel when the pool's windows tile x (strides = kernel, no pads), which
+    lets the ONNX export route g without the indices."""
+    return gy.b.apply1("max_pool_grad", [gy, indices, x],
+                       tiling=None if tiling is None else tuple(int(k) for k in tiling))
 
 
 # -- average pooling ---------------------------------------------------------------------------
@@ -237,11 +335,20 @@ def window_counts(sizes: Sequence[int], attrs: dict, outs: Sequence[int]) -> np.
 
 
 def _avg_pool_kernel(x: np.ndarray, **attrs: Any) -> np.ndarray:
+    """The window sums, one in-place add per kernel offset over the whole output (a reduction
+    over the strided window axes runs far slower), divided by the window counts."""
     kernel, strides, dil, pads, extra, outs = _geometry(x, attrs)
-    r = len(kernel)
     win = windows(x, kernel, strides, dil, pads, 0.0, extra)
-    total = win.sum(axis=tuple(range(-r, 0)))
-    return (total / window_counts(x.shape[2:], attrs, outs).astype(x.dtype)).astype(x.dtype)
+    offsets = list(np.ndindex(*kernel))
+    total = np.array(win[(Ellipsis,) + offsets[0]])
+    for off in offsets[1:]:
+        total += win[(Ellipsis,) + off]
+    if any(extra) or (any(pads) and not attrs["count_include_pad"]):
+        counts = window_counts(x.shape[2:], attrs, outs).astype(x.dtype)
+    else:  # every window holds the whole kernel
+        counts = np.array(np.prod(kernel), x.dtype)
+    total /= counts
+    return total
 
 
 def _avg_pool_fallback(ctx: Any, node: Any) -> None:

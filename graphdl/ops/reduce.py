@@ -113,7 +113,12 @@ def _max_kernel(x: np.ndarray, *, axes: Any, keepdims: bool) -> np.ndarray:
     return np.asarray(np.maximum.reduce(x, axis=ax, keepdims=bool(keepdims), initial=low))
 
 
-register(OpDef("reduce_sum", _reduce_infer, (1, 1), kernel=_kernel(np.add.reduce),
+def _sum(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    """np.add.reduce in x's own dtype (numpy would widen ints narrower than int64)."""
+    return np.add.reduce(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+
+
+register(OpDef("reduce_sum", _reduce_infer, (1, 1), kernel=_kernel(_sum),
                lower=_lower("ReduceSum", 13), vjp=_sum_vjp, attrs=dict(_ATTRS)))
 register(OpDef("reduce_mean", _reduce_infer, (1, 1), kernel=_kernel(np.mean),
                lower=_lower("ReduceMean", 18), vjp=_mean_vjp, attrs=dict(_ATTRS)))

@@ -1,6 +1,6 @@
 """Indexing along an axis: gather (ONNX Gather), gather_elements (ONNX GatherElements) and
-scatter_add (ONNX ScatterElements with reduction='add'), and scatter_add_axis, the adjoint of
-gather, built from scatter_add.
+scatter_add (ONNX ScatterElements with reduction='add'), scatter_reduce (reduction 'mul', 'max'
+or 'min'), and scatter_add_axis, the adjoint of gather, built from scatter_add.
 
 gather_elements and scatter_add take an index tensor of the data's rank: position ``i`` reads
 (or adds to) the data at ``i`` with its ``axis`` component replaced by ``indices[i]``. The two are
@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..builder import Tensor, user_location
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, GradError, OnnxError, ShapeError
 from ..registry import REQUIRED, Call, OpDef, onnx_op, register
 from ..types import DType, Shape, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis, same_dtype
@@ -176,6 +176,70 @@ register(OpDef("scatter_add", _scatter_add_infer, (3, 3), kernel=_scatter_add_ke
 def scatter_add(data: Tensor, indices: Tensor, updates: Tensor, axis: int) -> Tensor:
     """ONNX ScatterElements(reduction='add'); indices and updates share one shape."""
     return data.b.apply1("scatter_add", [data, indices, updates], axis=axis)
+
+
+# -- scatter_reduce: ScatterElements with reduction mul, max or min -----------------------------
+
+#: reduction -> (the numpy ufunc whose ``.at`` applies it, the opset ScatterElements gained it)
+_REDUCTIONS = {"mul": (np.multiply, 16), "max": (np.maximum, 18), "min": (np.minimum, 18)}
+
+
+def _scatter_reduce_infer(types: list, attrs: dict) -> list[TensorType]:
+    if attrs["reduction"] not in _REDUCTIONS:
+        raise ShapeError(f"scatter_reduce's reduction must be one of {sorted(_REDUCTIONS)}, "
+                         f"got {attrs['reduction']!r} (use scatter_add for 'add')")
+    return _scatter_add_infer(types, attrs)
+
+
+def _scatter_reduce_kernel(data: np.ndarray, idx: np.ndarray, upd: np.ndarray, *, axis: int,
+                           reduction: str) -> np.ndarray:
+    """A copy of data combined with the updates; repeated indices all combine (ufunc.at)."""
+    axis %= data.ndim
+    out = np.array(data, copy=True)
+    _REDUCTIONS[reduction][0].at(out, _index(idx, axis, data.shape[axis]), upd)
+    return out
+
+
+def _scatter_reduce_lower(ctx: Any, node: Any) -> None:
+    """-> ScatterElements(reduction=...): 'mul' from opset 16, 'max'/'min' from 18."""
+    reduction = node.attrs["reduction"]
+    since = _REDUCTIONS[reduction][1]
+    if ctx.opset < since:
+        raise OnnxError(f"{node.where()}: ScatterElements with reduction {reduction!r} needs "
+                        f"opset >= {since}, exporting at {ctx.opset}")
+    ctx.emit("ScatterElements", node.inputs, node.outputs, axis=node.attrs["axis"],
+             reduction=reduction)
+
+
+def _scatter_reduce_vjp(b, c: Call, gys):
+    """max/min: the gradient goes to the elements equal to the result (data where it won,
+    updates where they won; tied elements each get it in full). mul is refused."""
+    from .elementwise import where
+
+    reduction = c.attrs["reduction"]
+    if reduction == "mul":
+        raise GradError(f"{c.node.where()}: scatter_reduce(reduction='mul') is not "
+                        "differentiable in graphdl (w.r.t. data or updates)")
+    (g,), (data, idx, upd), (out,) = gys, c.inputs, c.outputs
+    axis = c.attrs["axis"]
+    zero = b.const(np.zeros((), g.dtype.np))
+    g_data = where(data.eq(out), g, zero)
+    g_upd = where(upd.eq(gather_elements(out, idx, axis)), gather_elements(g, idx, axis), zero)
+    return [g_data, None, g_upd]
+
+
+register(OpDef("scatter_reduce", _scatter_reduce_infer, (3, 3), kernel=_scatter_reduce_kernel,
+               lower=_scatter_reduce_lower, vjp=_scatter_reduce_vjp,
+               attrs={"axis": REQUIRED, "reduction": REQUIRED},
+               doc="data combined (mul, max or min) with updates[i] at i's position."))
+
+
+def scatter_reduce(data: Tensor, indices: Tensor, updates: Tensor, axis: int,
+                   reduction: str) -> Tensor:
+    """ONNX ScatterElements with reduction 'mul', 'max' or 'min' (indices and updates share
+    one shape; repeated indices all combine)."""
+    return data.b.apply1("scatter_reduce", [data, indices, updates], axis=axis,
+                         reduction=reduction)
 
 
 # -- the adjoint of Gather ---------------------------------------------------------------------

@@ -332,7 +332,9 @@ def concat(xs: Sequence[Tensor], axis: int) -> Tensor:
 # -- range -------------------------------------------------------------------------------------
 
 
-_RANGE_DTYPES = (DType.int64, DType.int32, DType.float32, DType.float64)
+#: ONNX Range's types; onnxruntime has no float16 kernel, so float16 exports through float32
+_RANGE_DTYPES = (DType.int64, DType.int32, DType.int16, DType.float32, DType.float64,
+                 DType.float16)
 
 
 def _scalar(t: TensorType) -> Any:
@@ -377,8 +379,18 @@ def _range_kernel(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np
     return (start + delta * np.arange(n, dtype=start.dtype)).astype(start.dtype)
 
 
+def _range_lower(ctx: Any, node: Any) -> None:
+    """-> Range; float16 as Cast(float32) -> Range -> Cast(float16) (no onnxruntime kernel)."""
+    if node.outputs[0].type.dtype != DType.float16:
+        ctx.emit("Range", node.inputs, node.outputs)
+        return
+    wide = [ctx.emit("Cast", [v], 1, to=DType.float32.onnx)[0] for v in node.inputs]
+    (out,) = ctx.emit("Range", wide, 1)
+    ctx.emit("Cast", [out], node.outputs, to=DType.float16.onnx)
+
+
 register(OpDef("range", _range_infer, (3, 3), kernel=_range_kernel,
-               lower=lambda ctx, n: ctx.emit("Range", n.inputs, n.outputs), vjp=no_grad,
+               lower=_range_lower, vjp=no_grad,
                traits={"nondiff"}, out_shape=_range_len,
                doc="ONNX Range: start, start + delta, ... before limit."))
 

@@ -32,6 +32,8 @@ class Sample:
     rtol: float = 1e-6
     atol: float = 1e-7
     label: str = ""
+    #: the lowest opset the op's ONNX lowering exists at (below it export refuses clearly)
+    min_opset: int = 0
 
     def const_inputs(self) -> tuple[int, ...]:
         if self.const is not None:
@@ -57,6 +59,21 @@ def away_from_zero(*shape: int, seed: int = 0, margin: float = 0.1) -> np.ndarra
     """Random values with |x| >= margin, so kinks (relu, abs) are not hit by finite differences."""
     x = randn(*shape, seed=seed)
     return np.where(np.abs(x) < margin, np.sign(x + 1e-12) * margin, x)
+
+
+def assert_same(got: Any, want: Any, **tol: Any) -> None:
+    """assert_allclose for numbers; exact equality for strings (and other non-numeric arrays)."""
+    if np.asarray(want).dtype.kind in "OUS":
+        np.testing.assert_array_equal(got, want, err_msg=tol.get("err_msg", ""))
+        return
+    np.testing.assert_allclose(got, want, **tol)
+
+
+def fits(inferred: tuple, actual: tuple) -> bool:
+    """Whether a kernel's output shape fits the inferred one (an unknown dim, None, fits any
+    size: the data-dependent length of string_normalizer, say)."""
+    return len(inferred) == len(actual) and all(
+        d is None or d == a for d, a in zip(inferred, actual))
 
 
 def all_samples() -> list[Sample]:
