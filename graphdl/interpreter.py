@@ -20,6 +20,7 @@ from .feeds import check_feeds
 from .ir import Graph, Node, Value
 from .limits import DEFAULT_MAX_BYTES, check_bytes
 from .ops.elementwise import select_or_zero
+from .ops.epilogue import ACTIVATIONS
 from .ops.fused import UFUNCS, literal
 from .registry import get_op
 from .rewrite import expand_composites
@@ -215,13 +216,18 @@ class _CodeGen:
             and x.shape is not None and len(x.shape) > 0
 
     def _gemm(self, n: Node, args: list[str], target: str) -> None:
-        """Gemm inlined: one matmul (transposes as views) and the bias added in place."""
+        """Gemm inlined: one matmul (transposes as views), the bias added and the fused
+        activation applied in place."""
         a = args[0] + (".T" if n.attrs["transA"] else "")
         b = args[1] + (".T" if n.attrs["transB"] else "")
         self.ns["_matmul"], self.ns["_add"] = np.matmul, np.add
         self._emit(n, f"{target} = _matmul({a}, {b})")
         if len(args) > 2 and args[2] != "None":
             self._emit(n, f"_add({target}, {args[2]}, out={target})")
+        act = n.attrs.get("activation")
+        if act is not None:
+            self.ns[f"_{act}"] = ACTIVATIONS[act].kernel
+            self._emit(n, f"_{act}({target})")
 
     def _fused(self, step: int, n: Node, args: list[str], target: str, donated: list) -> None:
         """The body inlined: each instruction an in-place ufunc call where a buffer dies."""

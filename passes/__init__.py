@@ -5,7 +5,7 @@ from .constant_folding import ConstantFolding
 from .cse import CommonSubexpressionElimination
 from .dce import DeadCodeElimination, eliminate_dead_nodes
 from .fold_batch_norm import FoldBatchNorm
-from .fusion import ElementwiseFusion, GemmFusion, LossGradFusion
+from .fusion import ActivationFusion, ElementwiseFusion, GemmFusion, LossGradFusion
 from .manager import Pass, PassManager, PassResult, TraceEntry
 from .pipeline import default_pipeline, optimize
 from .shape_inference import ShapeInference, infer_shapes
@@ -16,5 +16,5 @@ from .training import training_step
 __all__ = ["grad", "Pass", "PassManager", "PassResult", "TraceEntry", "ShapeInference",
            "infer_shapes", "DeadCodeElimination", "eliminate_dead_nodes",
            "CommonSubexpressionElimination", "ConstantFolding", "Simplify", "StabilityRewrites",
-           "GemmFusion", "LossGradFusion", "ElementwiseFusion", "default_pipeline", "optimize",
+           "GemmFusion", "ActivationFusion", "LossGradFusion", "ElementwiseFusion", "default_pipeline", "optimize",
            "training_step", "FoldBatchNorm"]

@@ -139,8 +139,9 @@ class _Folder:
         shape, rank = k.type.shape, x.type.rank
         if shape is None or rank is None or rank < 2 or len(shape) > rank:
             return None
+        p = self.rw.prod.get(x)
         if not same_type(out.type, x.type) or (x not in self.affines and (
-                self.rw.prod.get(x) is None or self.rw.prod[x].op != "conv")):
+                p is None or p.op != "conv" or p.attrs.get("activation") is not None)):
             return None
         c = x.type.shape[1]
         lead = len(shape) - (rank - 1)  # the channel axis's position in k's shape
@@ -164,6 +165,8 @@ class _Folder:
         p = self.rw.prod.get(x)
         if p is None or p.op != "conv" or x in self.outs or len(self.uses.get(x, ())) != 1:
             return False
+        if p.attrs.get("activation") is not None:
+            return False  # the scale and shift would act after the activation
         w_v, b_v = p.inputs[1], p.inputs[2] if len(p.inputs) > 2 else None
         w, b = self.frozen(w_v), self.frozen(b_v)
         if w is None or (b_v is not None and b is None):

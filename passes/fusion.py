@@ -3,8 +3,10 @@
 - :class:`GemmFusion`: MatMul + Add -> Gemm (the bias add done by the GEMM), a transposed
   2-D operand of a MatMul folded into Gemm's transA/transB (the backprop pass emits
   ``g @ W^T`` and ``x^T @ g`` for every dense layer), and Conv + per-channel Add -> Conv with
-  its bias input. The activation after either then runs in place on its output (the
-  interpreter's in-place kernels) or, with what follows it, in one fused elementwise node.
+  its bias input.
+- :class:`ActivationFusion`: a ReLU, sigmoid or tanh that is the only reader of a Gemm's (or
+  Conv's) result becomes that node's ``activation`` epilogue (graphdl/ops/epilogue.py): one
+  node and one array per layer instead of two.
 - :class:`LossGradFusion`: a softmax cross-entropy and the softmax-minus-one-hot its VJP
   builds -> one two-output node.
 - :class:`ElementwiseFusion`: maximal chains of elementwise ops -> one ``fused_elementwise``
@@ -21,6 +23,8 @@ from typing import Any, Iterable
 import networkx as nx
 
 from graphdl.ir import Graph, Node, Value
+from graphdl.registry import get_op
+from graphdl.ops.epilogue import ACTIVATIONS
 from graphdl.ops.fused import UFUNCS
 from graphdl.types import dims_equal
 
@@ -80,6 +84,8 @@ def _add_into_gemm(rw: Rewriter, n: Node, only_here) -> bool:
         p = rw.prod.get(m)
         if p is None or p.op != "gemm" or len(p.inputs) != 2 or not only_here(m):
             continue
+        if p.attrs["activation"] is not None:
+            continue  # the bias belongs before the activation
         if p.attrs["alpha"] != 1.0 or c.type.rank is None or c.type.rank > 2:
             continue
         if not same_type(m.type, n.outputs[0].type):
@@ -118,6 +124,8 @@ def _add_into_conv(rw: Rewriter, n: Node, only_here) -> bool:
         p = rw.prod.get(m)
         if p is None or p.op != "conv" or len(p.inputs) > 2 and p.inputs[2] is not None:
             continue
+        if p.attrs["activation"] is not None:
+            continue  # the bias belongs before the activation
         if not only_here(m) or not same_type(m.type, n.outputs[0].type):
             continue
         bias = _channel_vector(rw, c, m.type.shape[1], m.type.rank)
@@ -127,6 +135,31 @@ def _add_into_conv(rw: Rewriter, n: Node, only_here) -> bool:
         rw.emit("conv", [p.inputs[0], p.inputs[1], bias], n, out=n.outputs[0], **p.attrs)
         return True
     return False
+
+
+# -- Gemm / Conv + activation -> one node ----------------------------------------------------
+
+
+class ActivationFusion(Pass):
+    PRODUCERS = frozenset(op for op in ("gemm", "conv") if "activation" in get_op(op).attrs)
+
+    def run(self, g: Graph) -> PassResult:
+        outs, uses = set(g.outputs), g.uses
+
+        def rule(rw: Rewriter, n: Node) -> bool:
+            if n.op not in ACTIVATIONS:
+                return False
+            (v,) = n.inputs
+            p = rw.prod.get(v)
+            if p is None or p.op not in self.PRODUCERS or p.attrs.get("activation"):
+                return False
+            if v in outs or len(uses.get(v, ())) != 1:
+                return False  # the pre-activation is read elsewhere: keep it
+            rw.drop(p)
+            rw.emit(p.op, list(p.inputs), n, out=n.outputs[0], **{**p.attrs, "activation": n.op})
+            return True
+
+        return Rewriter(g).sweep(rule)
 
 
 # -- softmax cross-entropy + its gradient -> one node --------------------------------------------

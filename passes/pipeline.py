@@ -7,7 +7,7 @@ from .constant_folding import ConstantFolding
 from .cse import CommonSubexpressionElimination
 from .dce import DeadCodeElimination
 from .fold_batch_norm import FoldBatchNorm
-from .fusion import ElementwiseFusion, GemmFusion, LossGradFusion
+from .fusion import ActivationFusion, ElementwiseFusion, GemmFusion, LossGradFusion
 from .manager import Pass, PassManager
 from .simplify import Simplify
 from .stability import StabilityRewrites
@@ -38,6 +38,10 @@ def default_pipeline() -> list[Pass]:
         # MatMul + Add -> Gemm and transposed operands folded into Gemm: one BLAS call per
         # dense layer and its two gradient products.
         GemmFusion(),
+        # The ReLU/sigmoid/tanh after a Gemm or Conv runs on its fresh result in place, as
+        # the same node: one node and one array less per layer. Before the elementwise
+        # fusion, which would otherwise take the activation into a chain.
+        ActivationFusion(),
         # The loss and its gradient both need softmax(logits): compute it once, in one node.
         LossGradFusion(),
         # Last of the rewrites: merge the remaining elementwise chains (activations, the ReLU

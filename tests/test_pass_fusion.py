@@ -8,7 +8,8 @@ import graphdl as gd
 import passes
 from benchmarks.mlp_step import batch, init_params, mlp_train_step, numpy_mlp_step
 from graphdl.interpreter import Plan
-from passes import DeadCodeElimination, ElementwiseFusion, GemmFusion, PassManager
+from passes import (ActivationFusion, DeadCodeElimination, ElementwiseFusion, GemmFusion,
+                    PassManager)
 from passes.fusion import find_groups, is_convex
 
 
@@ -29,10 +30,10 @@ def test_matmul_add_and_transposes_become_gemm():
     out = PassManager([GemmFusion(), DeadCodeElimination()]).run(gg).graph
     lines = [line.split("  #")[0] for line in str(out).splitlines()]
     assert lines[5:6] + lines[-5:-2] == [
-        "  %add_2:f32[N,2] = gemm(%x, %w, %c, alpha=1.0, beta=1.0, transA=0, transB=0)",
+        "  %add_2:f32[N,2] = gemm(%x, %w, %c, activation=None, alpha=1.0, beta=1.0, transA=0, transB=0)",
         "  %mul_8:f32[N,2] = mul(%expand_4, %sub_7)",
-        "  %x_grad:f32[N,3] = gemm(%mul_8, %w, alpha=1.0, beta=1.0, transA=0, transB=1)",
-        "  %w_grad:f32[3,2] = gemm(%x, %mul_8, alpha=1.0, beta=1.0, transA=1, transB=0)"]
+        "  %x_grad:f32[N,3] = gemm(%mul_8, %w, activation=None, alpha=1.0, beta=1.0, transA=0, transB=1)",
+        "  %w_grad:f32[3,2] = gemm(%x, %mul_8, activation=None, alpha=1.0, beta=1.0, transA=1, transB=0)"]
     assert not {"matmul", "transpose", "add"} & {n.op for n in out.nodes}
     feeds = _feeds({"x": (5, 3), "w": (3, 2), "c": (2,)})
     want = gd.run(gg, feeds, backend="ort")
@@ -150,26 +151,70 @@ def test_conv_plus_channel_bias_becomes_conv_with_bias():
                                    atol=1e-5, err_msg=engine)
 
 
-def test_relu_mask_reads_the_relu_output_so_the_relu_runs_in_place():
+def test_relu_joins_its_gemm_and_the_mask_reads_their_output():
+    """The ReLU VJP reads the ReLU's output, so the pre-activation has one reader and the
+    ReLU becomes the Gemm's in-place epilogue; the backprop mask reads the fused output."""
     b = gd.GraphBuilder("mask")
     x, w = b.input("x", ["N", 4]), b.input("w", [4, 4])
     g = b.build({"loss": gd.reduce_sum(gd.relu(x @ w) * 2.0)})
     gg = passes.grad(g, "loss", ["w"])
-    before = Plan(gg).source
     out = passes.optimize(gg)
+    assert "relu" not in {n.op for n in out.nodes}
+    (fwd,) = [n for n in out.nodes if n.op == "gemm" and n.attrs["activation"] == "relu"]
     greater = [n for n in out.nodes if n.op == "fused_elementwise"
                and any(ins[0] == "greater" for ins in n.attrs["body"])]
-    relu = next(n for n in out.nodes if n.op == "relu")
-    assert greater and relu.outputs[0] in greater[0].inputs
-    assert relu.inputs[0] not in greater[0].inputs  # the pre-activation dies at the relu
+    assert greater and fwd.outputs[0] in greater[0].inputs
     plan = Plan(out)
-    assert f"= k{out.nodes.index(relu)}(" in plan.source and ", out=" in plan.source
-    assert before != plan.source
+    assert "_relu(" in plan.source
     feeds = _feeds({"x": (5, 4), "w": (4, 4)})
     want = gd.run(gg, feeds, backend="ort")
     got = plan(feeds)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
+def test_activation_joins_the_gemm_it_follows(act):
+    """x @ w + c then the activation -> one gemm node with that epilogue, same numbers in both
+    engines as the unfused graph; a second reader of the pre-activation blocks the fusion."""
+    def build(keep_pre: bool) -> gd.Graph:
+        b = gd.GraphBuilder("act")
+        x, w, c = b.input("x", ["N", 3]), b.input("w", [3, 4]), b.input("c", [4])
+        pre = x @ w + c
+        return b.build({"y": getattr(gd, act)(pre), **({"pre": pre} if keep_pre else {})})
+
+    g, kept = build(False), build(True)
+    out = PassManager([GemmFusion(), ActivationFusion(), DeadCodeElimination()]).run(g).graph
+    assert [(n.op, n.attrs.get("activation")) for n in out.nodes] == [("gemm", act)]
+    same = PassManager([GemmFusion(), ActivationFusion()]).run(kept).graph
+    assert act in {n.op for n in same.nodes}
+    feeds = _feeds({"x": (5, 3), "w": (3, 4), "c": (4,)})
+    want = gd.run(g, feeds)["y"]
+    for engine in ("numpy", "ort"):
+        np.testing.assert_allclose(gd.run(out, feeds, backend=engine)["y"], want, rtol=1e-6,
+                                   atol=1e-7, err_msg=engine)
+
+
+def test_relu_joins_the_conv_it_follows_and_batch_norm_does_not_fold_past_it():
+    """conv + bias + relu -> one conv node; a frozen per-channel scale after that node stays
+    a multiply (folding it into the weights would move it before the ReLU)."""
+    from graphdl.ops.conv import conv
+
+    rng = np.random.default_rng(0)
+    b = gd.GraphBuilder("convrelu")
+    x = b.input("x", ["N", 2, 5, 5])
+    w = b.param("w", rng.standard_normal((3, 2, 3, 3)).astype(np.float32))
+    c = b.param("c", rng.standard_normal((3, 1, 1)).astype(np.float32))
+    s = b.param("s", rng.standard_normal((3, 1, 1)).astype(np.float32))
+    g = b.build({"y": gd.relu(conv(x, w, pads=1) + c) * s})
+    out = passes.optimize(g)
+    assert [(n.op, n.attrs.get("activation")) for n in out.nodes] == [
+        ("conv", "relu"), ("mul", None)]
+    feeds = {"x": rng.standard_normal((2, 2, 5, 5)).astype(np.float32)}
+    want = gd.run(g, feeds)["y"]
+    for engine in ("numpy", "ort"):
+        np.testing.assert_allclose(gd.run(out, feeds, backend=engine)["y"], want, rtol=1e-5,
+                                   atol=1e-6, err_msg=engine)
 
 
 def test_fused_nodes_export_inline_or_as_model_local_functions():

@@ -28,6 +28,7 @@ from ..builder import Tensor
 from ..errors import ShapeError
 from ..registry import REQUIRED, Call, OpDef, register
 from ..types import Dim, TensorType, dims_equal, shape_str
+from . import epilogue
 from .common import need_float, same_dtype
 from .conv_kernels import conv_forward
 from .im2col_lowering import (Window, conv_matmul, flipped_weight_matrix, needs_fallback,
@@ -59,6 +60,7 @@ def _conv_infer(types: list, attrs: dict) -> list[TensorType]:
     x, w, bias = types[0], types[1], types[2] if len(types) > 2 else None
     dt = same_dtype([t for t in types if t is not None])
     need_float(x, "conv input")
+    epilogue.check(attrs["activation"], "conv")
     r = _check_rank("conv", x, "input")
     if w.shape is None or len(w.shape) != r + 2 or not all(isinstance(k, int) for k in
                                                              w.shape[2:]):
@@ -94,12 +96,14 @@ def _columns(x: np.ndarray, kernel: Sequence[int], attrs: dict, outs: Sequence[i
 
 def _conv_kernel(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                  **attrs: Any) -> np.ndarray:
-    """Pointwise, depthwise or im2col by the conv's shape (:mod:`.conv_kernels`)."""
+    """Pointwise, depthwise or im2col by the conv's shape (:mod:`.conv_kernels`), then the
+    fused activation in place on that fresh result."""
     kernel = w.shape[2:]
     strides, dil, _ = spatial(attrs, len(kernel))
     pads = resolve_pads("conv", x.shape[2:], kernel, attrs)
     outs = out_dims("conv", x.shape[2:], kernel, attrs)
-    return conv_forward(x, w, b, strides, dil, pads, attrs["group"], outs)
+    y = conv_forward(x, w, b, strides, dil, pads, attrs["group"], outs)
+    return epilogue.apply(y, attrs.get("activation"))
 
 
 def _bias(node: Any) -> Any:
@@ -107,7 +111,12 @@ def _bias(node: Any) -> Any:
 
 
 def _conv_lower(ctx: Any, node: Any) -> None:
-    """ONNX Conv, except in float64 (no onnxruntime kernel): im2col with Slice and MatMul."""
+    """ONNX Conv, except in float64 (no onnxruntime kernel): im2col with Slice and MatMul;
+    then the fused activation's op, if any."""
+    epilogue.lower(ctx, node, lambda outs: _conv_emit(ctx, node, outs[0]))
+
+
+def _conv_emit(ctx: Any, node: Any, out: Any) -> None:
     a = node.attrs
     r = node.inputs[0].type.rank - 2
     strides, dil, pads = spatial(a, r)
@@ -118,10 +127,10 @@ def _conv_lower(ctx: Any, node: Any) -> None:
         pads = resolve_pads("conv", sizes, kernel, a)
         win = window(kernel, strides, dil, pads, node.outputs[0].type.shape[2:])
         conv_matmul(ctx, x.name, sizes, weight_matrix(ctx, w, a["group"]), win, a["group"],
-                    w.type.shape[0], node.outputs[0], _bias(node))
+                    w.type.shape[0], out, _bias(node))
         return
     auto = a["auto_pad"]
-    ctx.emit("Conv", node.inputs, node.outputs, strides=strides, dilations=dil, group=a["group"],
+    ctx.emit("Conv", node.inputs, [out], strides=strides, dilations=dil, group=a["group"],
              pads=pads if auto == "NOTSET" else None, auto_pad=None if auto == "NOTSET" else auto,
              kernel_shape=node.inputs[1].type.shape[2:])
 
@@ -147,19 +156,24 @@ def conv_adjoints(x: Tensor, w: Tensor, g: Tensor, geo: dict) -> tuple[Tensor, T
 
 
 def _conv_vjp(b, c: Call, gys):
+    """dx, dw by the conv's adjoints, db the channel sums, all of the gradient before the
+    fused activation (if any)."""
     x, w = c.inputs[:2]
+    g = epilogue.pre_activation_grad(gys[0], c.outputs[0], c.attrs["activation"])
     geo = explicit(x, w.shape[2:], c.attrs, "conv")
-    gx, gw = conv_adjoints(x, w, gys[0], geo)
+    gx, gw = conv_adjoints(x, w, g, geo)
     out = [gx, gw]
     if len(c.inputs) > 2 and c.inputs[2] is not None:
-        out.append(reduce_sum(gys[0], (0,) + tuple(range(2, 2 + x.type.rank - 2))))
+        out.append(reduce_sum(g, (0,) + tuple(range(2, 2 + x.type.rank - 2))))
     return out + [None] * (len(c.inputs) - len(out))
 
 
 register(OpDef("conv", _conv_infer, (2, 3), kernel=_conv_kernel, lower=_conv_lower,
                vjp=_conv_vjp, attrs={"strides": None, "pads": None, "dilations": None,
-                                     "group": 1, "auto_pad": "NOTSET", "kernel_shape": None},
-               doc="ONNX Conv: x [N, C, S...], w [O, C/group, K...], bias [O]."))
+                                     "group": 1, "auto_pad": "NOTSET", "kernel_shape": None,
+                                     "activation": None},
+               doc="ONNX Conv: x [N, C, S...], w [O, C/group, K...], bias [O]; then an "
+                   "optional fused activation (ops/epilogue.py)."))
 
 
 def conv(x: Tensor, w: Tensor, b: Tensor | None = None, strides: int | Sequence[int] = 1,

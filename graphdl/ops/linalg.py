@@ -9,6 +9,7 @@ from ..builder import Tensor
 from ..errors import ShapeError
 from ..registry import Call, OpDef, onnx_op, register
 from ..types import TensorType, broadcast_shapes, dims_equal, dim_str, shape_str
+from . import epilogue
 from .common import need_float, same_dtype, unbroadcast
 
 
@@ -74,6 +75,7 @@ def _gemm_infer(types: list, attrs: dict) -> list[TensorType]:
     a, b = types[0], types[1]
     dt = same_dtype(types)
     need_float(a, "gemm input A")
+    epilogue.check(attrs["activation"], "gemm")
     for t, n in ((a, "A"), (b, "B")):
         if t.shape is not None and len(t.shape) != 2:
             raise ShapeError(f"gemm input {n} must be 2-D, got {shape_str(t.shape)}")
@@ -93,20 +95,28 @@ def _gemm_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(dt, (m, n))]
 
 
-def _gemm_kernel(a, b, c=None, *, alpha, beta, transA, transB):
+def _gemm_kernel(a, b, c=None, *, alpha, beta, transA, transB, activation=None):
     a = a.T if transA else a
     b = b.T if transB else b
-    y = np.matmul(a, b)  # a fresh array: scale and add the bias in place
+    y = np.matmul(a, b)  # a fresh array: scale, add the bias and activate in place
     if alpha != 1.0:
         y *= a.dtype.type(alpha)
     if c is not None:
         y += c if beta == 1.0 else c * a.dtype.type(beta)
-    return y
+    return epilogue.apply(y, activation)
+
+
+def _gemm_lower(ctx: Any, node: Any) -> None:
+    """-> ONNX Gemm, then the activation's op when one is fused."""
+    at = {k: v for k, v in node.attrs.items() if k != "activation"}
+    epilogue.lower(ctx, node, lambda outs: ctx.emit("Gemm", node.inputs, outs, **at))
 
 
 def _gemm_vjp(b, c: Call, gys):
-    """With A' = op(A), B' = op(B): dA' = alpha G B'^T, dB' = alpha A'^T G, dC = beta G."""
-    (g,), (x, y), at = gys, c.inputs[:2], c.attrs
+    """With A' = op(A), B' = op(B): dA' = alpha G B'^T, dB' = alpha A'^T G, dC = beta G, where
+    G is the gradient before the fused activation (if any)."""
+    g = epilogue.pre_activation_grad(gys[0], c.outputs[0], c.attrs["activation"])
+    (x, y), at = c.inputs[:2], c.attrs
     ta, tb, alpha = int(at["transA"]), int(at["transB"]), at["alpha"]
     gx = gemm(y, g, alpha=alpha, transA=tb, transB=1) if ta else \
         gemm(g, y, alpha=alpha, transB=1 - tb)
@@ -119,9 +129,11 @@ def _gemm_vjp(b, c: Call, gys):
     return [gx, gy, gc][:len(c.inputs)]
 
 
-register(OpDef("gemm", _gemm_infer, (2, 3), kernel=_gemm_kernel, lower=onnx_op("Gemm"),
-               vjp=_gemm_vjp, attrs={"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0},
-               doc="ONNX Gemm: alpha * op(A) @ op(B) + beta * C."))
+register(OpDef("gemm", _gemm_infer, (2, 3), kernel=_gemm_kernel, lower=_gemm_lower,
+               vjp=_gemm_vjp, attrs={"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0,
+                                     "activation": None},
+               doc="ONNX Gemm: alpha * op(A) @ op(B) + beta * C, then an optional fused "
+                   "activation (ops/epilogue.py)."))
 
 
 def gemm(a: Tensor, b: Tensor, c: Tensor | None = None, alpha: float = 1.0, beta: float = 1.0,

@@ -33,6 +33,11 @@ def _pool(kernel, strides=None, pads=None, ceil_mode=0, auto_pad="NOTSET", dilat
 CONV = [
     Sample("conv", [randn(2, 3, 6, 5), randn(4, 3, 3, 3, seed=1), randn(4, seed=2)],
            _conv(pads=(1, 1, 1, 1)), second_order=True, ort="f32"),
+    Sample("conv", [randn(2, 3, 6, 5), randn(4, 3, 3, 3, seed=1), randn(4, seed=2)],
+           {**_conv(pads=(1, 1, 1, 1)), "activation": "relu"}, ort="f32", label="relu"),
+    Sample("conv", [randn(2, 2, 5, 5), randn(4, 1, 3, 3, seed=1)],
+           {**_conv(group=2), "activation": "tanh"}, second_order=True, ort="f32",
+           label="tanh-group"),
     Sample("conv", [randn(2, 4, 7, 6), randn(6, 2, 3, 2, seed=1)],
            _conv(strides=(2, 1), pads=(1, 0, 2, 1), dilations=(1, 2), group=2),
            ort="f32", label="stride-dilation-group"),

@@ -13,4 +13,10 @@ SAMPLES = [
     Sample("gemm", [randn(4, 3), randn(4, 5, seed=1)], {"transA": 1}, label="noC"),
     Sample("gemm", [randn(3, 4), randn(5, 4, seed=1), randn(1, 1, seed=2)], {"transB": 1},
            label="scalarC"),
+    Sample("gemm", [randn(3, 4), randn(4, 5, seed=1), randn(5, seed=2)],
+           {"activation": "relu"}, label="relu"),
+    Sample("gemm", [randn(4, 3), randn(4, 5, seed=1), randn(5, seed=2)],
+           {"activation": "sigmoid", "transA": 1}, second_order=True, label="sigmoid"),
+    Sample("gemm", [randn(3, 4), randn(4, 5, seed=1)], {"activation": "tanh", "alpha": 0.5},
+           second_order=True, label="tanh"),
 ]
