@@ -11,7 +11,7 @@ a kernel are expanded to their decomposition first.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -246,6 +246,11 @@ class _CodeGen:
                 continue
             opdef = get_op(op)
             (t,) = opdef.infer([types[a] for a in a_s], opdef.check_attrs(dict(at)))
+            if _mask_for_mul(body, j, types[a_s[0]], t, len(args)):
+                names.append(names[a_s[0]])  # mul takes the bool mask as is: no float copy
+                types.append(t)
+                owned.discard(names[a_s[0]])  # never a float result's buffer
+                continue
             out = next((names[a] for a in a_s if names[a] in owned and last[a] == j
                         and _same(types[a], t)), None)
             fn = f"u_{op}" if not at else f"u{step}_{j}"
@@ -266,6 +271,17 @@ class _CodeGen:
             temps.append(name)
         self._emit(n, f"{target} = {names[-1]}")
         self._emit(n, "del " + ", ".join(temps))
+
+
+def _mask_for_mul(body: Sequence, j: int, src: TensorType, t: TensorType, n_in: int) -> bool:
+    """Whether instruction j casts a bool mask to a float that only multiplies (not the
+    body's result): NumPy multiplies float32/64 by bool exactly as by its 0/1 float, so the
+    cast's array need not exist (the backprop's ReLU mask ``g * cast(y > 0)``)."""
+    op, _, _ = body[j]
+    if op != "cast" or src.dtype != DType.bool or not t.dtype.is_float or j == len(body) - 1:
+        return False
+    readers = [k for k, (_, a_s, _) in enumerate(body) if n_in + j in a_s]
+    return all(body[k][0] == "mul" for k in readers)
 
 
 _REDUCE_UFUNCS = {"reduce_sum": np.add.reduce, "reduce_max": np.maximum.reduce}

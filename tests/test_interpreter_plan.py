@@ -67,3 +67,35 @@ def test_one_statement_per_node_and_dead_values_released():
     assert len(calls) == 3 and any(line.strip().startswith("del v") for line in src)
     dead = calls[0].split(" = ")[0].strip()
     assert f"del {dead}" in src[src.index(calls[0]) + 1]
+
+
+def _fused_mask_graph(use: str) -> gd.Graph:
+    """g * cast(y > 0) (the backprop's ReLU mask) fused into one node; ``use`` "add" makes
+    the cast's float feed an add as well, "out" makes the cast the body's result."""
+    import passes
+
+    b = gd.GraphBuilder("mask")
+    y, g = b.input("y", [4, 5]), b.input("g", [4, 5])
+    mask = gd.cast(y > 0.0, "float32")
+    out = {"mul": g * mask, "add": g * mask + mask, "out": mask}[use]
+    return passes.optimize(b.build({"o": out}))
+
+
+def test_a_bool_mask_multiplies_without_its_float_copy():
+    """The fused body's bool -> float cast is skipped when only multiplies read it (NumPy
+    multiplies by the bool array exactly as by its 0/1 floats), kept otherwise."""
+    rng = np.random.default_rng(0)
+    feeds = {"y": rng.standard_normal((4, 5)).astype(np.float32),
+             "g": rng.standard_normal((4, 5)).astype(np.float32)}
+    feeds["g"][0, :2] = [np.inf, np.nan]
+    m = (feeds["y"] > 0).astype(np.float32)
+    want = {"mul": feeds["g"] * m, "add": feeds["g"] * m + m, "out": m}
+    for use, elided in (("mul", True), ("add", False), ("out", False)):
+        g = _fused_mask_graph(use)
+        plan = Plan(g)
+        (node,) = [n for n in g.nodes if n.op == "fused_elementwise"]
+        j = next(k for k, ins in enumerate(node.attrs["body"]) if ins[0] == "cast")
+        step = g.nodes.index(node)
+        assert (f"f{step}_{j} = " not in plan.source) == elided, (use, plan.source)
+        np.testing.assert_array_equal(plan(feeds)["o"], want[use], err_msg=use)
+        assert plan(feeds)["o"].dtype == np.float32
