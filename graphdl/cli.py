@@ -46,13 +46,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def load_model(spec: str) -> Graph:
-    """A graph from an ``.onnx`` file or ``FILE.py[:NAME]`` (NAME() returns a Graph)."""
+    """A graph from an ``.onnx`` file or ``FILE.py[:NAME]`` (NAME() returns a Graph), with any
+    gradient request (ONNX Gradient) expanded into its backprop graph."""
     m = _PY_SPEC.match(spec)
     if m:
-        return load_python_graph(m["path"], m["name"] or "model")
-    from .onnx_import import from_onnx
+        graph = load_python_graph(m["path"], m["name"] or "model")
+    else:
+        from .onnx_import import from_onnx
 
-    return from_onnx(spec)
+        graph = from_onnx(spec)
+    if any(n.op == "gradient" for n in graph.nodes):
+        from passes import expand_gradients
+
+        graph = expand_gradients(graph)
+    return graph
 
 
 def load_python_graph(path: str, name: str) -> Graph:

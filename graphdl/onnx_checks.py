@@ -205,10 +205,18 @@ def _check_attributes(node: onnx.NodeProto, where: str, opset: int, max_bytes: i
                 f"{AttributeProto.AttributeType.Name(a.type)}")
 
 
+#: the ops graphdl imports from a domain other than the default one, with its version there
+OTHER_DOMAIN_OPS = {("ai.onnx.preview.training", "Gradient"): 1}
+
+
 def _schema(node: onnx.NodeProto, where: str, opset: int) -> Any:
     if node.domain not in DEFAULT_DOMAINS:
-        raise OnnxOpsetError(f"{where}: domain {node.domain!r} is not supported; graphdl "
-                             "imports only the default ONNX domain")
+        version = OTHER_DOMAIN_OPS.get((node.domain, node.op_type))
+        if version is None:
+            raise OnnxOpsetError(f"{where}: domain {node.domain!r} is not supported; graphdl "
+                                 "imports the default ONNX domain, and Gradient from "
+                                 "ai.onnx.preview.training")
+        return onnx.defs.get_schema(node.op_type, version, node.domain)
     try:
         return onnx.defs.get_schema(node.op_type, opset, "")
     except onnx.defs.SchemaError:

@@ -1,6 +1,6 @@
 """graphdl's compiler passes: shape inference, the backprop pass, clean-up, stability rewrites
 and fusion, composed by a PassManager (``default_pipeline()`` is the standard list)."""
-from .autodiff import grad
+from .autodiff import expand_gradients, grad
 from .constant_folding import ConstantFolding
 from .cse import CommonSubexpressionElimination
 from .dce import DeadCodeElimination, eliminate_dead_nodes
@@ -13,7 +13,7 @@ from .simplify import Simplify
 from .stability import StabilityRewrites
 from .training import training_step
 
-__all__ = ["grad", "Pass", "PassManager", "PassResult", "TraceEntry", "ShapeInference",
+__all__ = ["grad", "expand_gradients", "Pass", "PassManager", "PassResult", "TraceEntry", "ShapeInference",
            "infer_shapes", "DeadCodeElimination", "eliminate_dead_nodes",
            "CommonSubexpressionElimination", "ConstantFolding", "Simplify", "StabilityRewrites",
            "GemmFusion", "ActivationFusion", "LossGradFusion", "ElementwiseFusion", "default_pipeline", "optimize",

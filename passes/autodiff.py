@@ -11,6 +11,7 @@ the forward node it came from.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from graphdl.builder import GraphBuilder, Tensor
 from graphdl.errors import GradError
 from graphdl.ir import Graph, Node, Value
+from graphdl.ops.reduce import reduce_sum
 from graphdl.ops.shape import zeros_like
 from graphdl.paths import nodes_on_path
 from graphdl.registry import Call, get_op
@@ -45,6 +47,47 @@ def grad(graph: Graph, loss: Any, wrt: Sequence[Any]) -> Graph:
         d = deltas.get(v)
         outs[_grad_name(b, v, outs)] = d if d is not None else zeros_like(b.tensor(v))
     return eliminate_dead_nodes(b.build(outs))
+
+
+def expand_gradients(graph: Graph) -> Graph:
+    """``graph`` with each gradient request (ONNX Gradient, graphdl/ops/gradient.py) replaced
+    by its backprop graph: d y / d x for each requested x, the seed of y all ones as ONNX
+    defines it (so a non-scalar y is differentiated through its sum). A request's results
+    must be graph outputs only (not read by another node)."""
+    requests = [n for n in graph.nodes if n.op == "gradient"]
+    if not requests:
+        return graph
+    made = {v for n in requests for v in n.outputs}
+    for n in graph.nodes:
+        read = [v for v in n.inputs if v in made]
+        if read:
+            raise GradError(f"{n.where()} reads %{read[0].name}, a result of a gradient "
+                            "request; graphdl expands requests whose results are graph outputs "
+                            "only")
+    kept = tuple(n for n in graph.nodes if n.op != "gradient")
+    g = dataclasses.replace(graph, nodes=kept,
+                            outputs=tuple(v for v in graph.outputs if v not in made))
+    found: dict[Value, Value] = {}
+    for req in requests:
+        g, loss = _seeded(g, req.inputs[0])
+        g = grad(g, loss, list(req.inputs[1:]))
+        found.update(zip(req.outputs, g.outputs[-len(req.outputs):]))
+    b = GraphBuilder.from_graph(g)
+    outs = {v.name: (b.rename(b.tensor(found[v]), v.name) if v in made else b.tensor(v))
+            for v in graph.outputs}
+    return eliminate_dead_nodes(b.build(outs))
+
+
+def _seeded(g: Graph, y: Value) -> tuple[Graph, Value]:
+    """(g with y, or the sum of a non-scalar y, as an extra output; that output)."""
+    b = GraphBuilder.from_graph(g)
+    t = b.tensor(y)
+    if y.type.shape is None or any(not dims_equal(d, 1) for d in y.type.shape):
+        t = reduce_sum(t)
+    outs = {v.name: b.tensor(v) for v in g.outputs}
+    outs.setdefault(t.value.name, t)
+    out = b.build(outs)
+    return out, t.value
 
 
 def _grad_name(b: GraphBuilder, v: Value, taken: dict) -> str:

@@ -21,15 +21,12 @@ import pytest
 from onnx import numpy_helper
 
 import graphdl as gd
+import passes
 
 DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
 SUITES = ("pytorch-converted", "pytorch-operator", "simple")
 #: model -> why it is skipped
-SKIPPED: dict[str, str] = {
-    "simple/test_gradient_of_add": "the Gradient op of the ai.onnx.preview.training domain "
-                                   "(graphdl differentiates with passes.grad instead)",
-    "simple/test_gradient_of_add_and_mul": "the Gradient op (see above)",
-}
+SKIPPED: dict[str, str] = {}
 #: light model -> (rtol, atol) as in onnx.backend.test.case.model
 LIGHT = {"bvlc_alexnet": (1e-3, 1e-7), "densenet121": (2e-3, 1e-7),
          "inception_v1": (1e-3, 1e-7), "inception_v2": (1e-3, 1e-7),
@@ -63,7 +60,7 @@ def test_backend_model(name: str):
         pytest.skip(SKIPPED[name])
     folder = os.path.join(DATA, name)
     model = onnx.load(os.path.join(folder, "model.onnx"))
-    graph = gd.from_onnx(model)
+    graph = passes.expand_gradients(gd.from_onnx(model))  # the Gradient models' requests
     sets = sorted(glob.glob(os.path.join(folder, "test_data_set_*")))
     assert sets
     for data in sets:

@@ -33,3 +33,4 @@ from . import conv  # noqa: E402,F401 - Conv, ConvTranspose, MaxPool, AveragePoo
 from . import normalization  # noqa: E402,F401 - BatchNormalization (inference, training)
 from . import sequence  # noqa: E402,F401 - static sequences (after core: wraps Identity)
 from . import strings  # noqa: E402,F401 - StringNormalizer
+from . import training  # noqa: E402,F401 - Gradient (ai.onnx.preview.training)
