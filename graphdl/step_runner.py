@@ -4,9 +4,9 @@
 - :class:`OrtRunner` runs the exported ONNX step in ONNX Runtime with IO binding: parameters and
   optimiser state live as ``OrtValue`` s on the provider's device between steps (each step
   writes its ``NAME.next`` outputs into the buffers the next step reads), only the batch is
-  copied in and only the loss and metrics are copied out. With ``provider="cuda"`` (the ``onnxruntime-gpu``
-  wheel) the state stays in GPU memory; with ``"cpu"`` the same code runs, which is what the
-  tests exercise here.
+  copied in and only the loss and metrics are copied out. With ``provider="cuda"`` (the
+  ``onnxruntime-gpu`` wheel) the state stays in GPU memory; with ``"cpu"`` the same code runs,
+  which is what the tests exercise here.
 """
 from __future__ import annotations
 

@@ -89,7 +89,8 @@ class DType(enum.Enum):
         for d in DType:
             if d.np == npd:
                 return d
-        raise DTypeError(f"unsupported numpy dtype {npd}; expected one of {[d.name for d in DType]}")
+        raise DTypeError(f"unsupported numpy dtype {npd}; expected one of "
+                         f"{[d.name for d in DType]}")
 
     @staticmethod
     def from_onnx(code: int) -> "DType":

@@ -13,8 +13,8 @@ from .simplify import Simplify
 from .stability import StabilityRewrites
 from .training import training_step
 
-__all__ = ["grad", "expand_gradients", "Pass", "PassManager", "PassResult", "TraceEntry", "ShapeInference",
-           "infer_shapes", "DeadCodeElimination", "eliminate_dead_nodes",
+__all__ = ["grad", "expand_gradients", "Pass", "PassManager", "PassResult", "TraceEntry",
+           "ShapeInference", "infer_shapes", "DeadCodeElimination", "eliminate_dead_nodes",
            "CommonSubexpressionElimination", "ConstantFolding", "Simplify", "StabilityRewrites",
-           "GemmFusion", "ActivationFusion", "LossGradFusion", "ElementwiseFusion", "default_pipeline", "optimize",
-           "training_step", "FoldBatchNorm"]
+           "GemmFusion", "ActivationFusion", "LossGradFusion", "ElementwiseFusion",
+           "default_pipeline", "optimize", "training_step", "FoldBatchNorm"]

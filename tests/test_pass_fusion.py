@@ -30,10 +30,13 @@ def test_matmul_add_and_transposes_become_gemm():
     out = PassManager([GemmFusion(), DeadCodeElimination()]).run(gg).graph
     lines = [line.split("  #")[0] for line in str(out).splitlines()]
     assert lines[5:6] + lines[-5:-2] == [
-        "  %add_2:f32[N,2] = gemm(%x, %w, %c, activation=None, alpha=1.0, beta=1.0, transA=0, transB=0)",
+        "  %add_2:f32[N,2] = gemm(%x, %w, %c, activation=None, alpha=1.0, beta=1.0, "
+        "transA=0, transB=0)",
         "  %mul_8:f32[N,2] = mul(%expand_4, %sub_7)",
-        "  %x_grad:f32[N,3] = gemm(%mul_8, %w, activation=None, alpha=1.0, beta=1.0, transA=0, transB=1)",
-        "  %w_grad:f32[3,2] = gemm(%x, %mul_8, activation=None, alpha=1.0, beta=1.0, transA=1, transB=0)"]
+        "  %x_grad:f32[N,3] = gemm(%mul_8, %w, activation=None, alpha=1.0, beta=1.0, "
+        "transA=0, transB=1)",
+        "  %w_grad:f32[3,2] = gemm(%x, %mul_8, activation=None, alpha=1.0, beta=1.0, "
+        "transA=1, transB=0)"]
     assert not {"matmul", "transpose", "add"} & {n.op for n in out.nodes}
     feeds = _feeds({"x": (5, 3), "w": (3, 2), "c": (2,)})
     want = gd.run(gg, feeds, backend="ort")

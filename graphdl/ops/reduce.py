@@ -130,7 +130,8 @@ def _axes_attr(axes: int | Sequence[int] | None) -> tuple[int, ...] | None:
     return (axes,) if isinstance(axes, int) else (None if axes is None else tuple(axes))
 
 
-def reduce_sum(x: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+def reduce_sum(x: Tensor, axes: int | Sequence[int] | None = None,
+               keepdims: bool = False) -> Tensor:
     """Sum over ``axes`` (all when None)."""
     return x.b.apply1("reduce_sum", [x], axes=_axes_attr(axes), keepdims=keepdims)
 
@@ -141,6 +142,7 @@ def reduce_mean(x: Tensor, axes: int | Sequence[int] | None = None,
     return x.b.apply1("reduce_mean", [x], axes=_axes_attr(axes), keepdims=keepdims)
 
 
-def reduce_max(x: Tensor, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+def reduce_max(x: Tensor, axes: int | Sequence[int] | None = None,
+               keepdims: bool = False) -> Tensor:
     """Maximum over ``axes`` (all when None)."""
     return x.b.apply1("reduce_max", [x], axes=_axes_attr(axes), keepdims=keepdims)
