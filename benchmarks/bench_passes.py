@@ -17,7 +17,6 @@ constant subgraph.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import graphdl as gd  # noqa: E402
 import passes  # noqa: E402
+from benchmarks.harness import print_results  # noqa: E402
 from benchmarks.mlp_step import mlp_forward, mlp_train_step  # noqa: E402
 
 
@@ -122,11 +122,7 @@ def main() -> None:
     res["mlp_grad_nodes_before"] = len(grads.nodes)
     res["mlp_grad_nodes_after"] = len(passes.optimize(grads).nodes)
     res.update(pass_costs([int(s) for s in args.sizes.split(",")]))
-    if args.json:
-        print(json.dumps(res, indent=1))
-        return
-    for k, v in res.items():
-        print(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}")
+    print_results(res, args.json)
 
 
 if __name__ == "__main__":

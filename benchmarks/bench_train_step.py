@@ -1,18 +1,20 @@
 """Training steps per second: graphdl's exported training step (forward, backward and Adam in
 one ONNX model) run by stock onnxruntime with IO binding, against PyTorch eager doing the same
 step (CPU, 1 thread, batch 64), for the digits MLP and a small digits CNN. The issue's target is
-at least 2x PyTorch eager's steps per second. The two are interleaved in rounds of ``--steps``
-steps each and timed by this thread's CPU time (both run on the calling thread at one thread),
-so load from other processes on a shared machine does not tilt the ratio; the median round
-ratio is reported.
+at least 2x PyTorch eager's steps per second. The two are interleaved in rounds by the shared
+timer of ``benchmarks/harness.py`` (this thread's CPU time: both run on the calling thread at
+one thread, so load from other processes does not tilt the ratio); the median round ratio is
+reported.
 
-    python benchmarks/bench_train_step.py [--steps 50] [--rounds 15]
+    python benchmarks/bench_train_step.py [--rounds 15]
 """
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import statistics
-import time
+import sys
 
 import numpy as np
 
@@ -21,6 +23,9 @@ import passes
 from graphdl import optim
 from graphdl.nn import MLP
 from graphdl.step_runner import OrtRunner
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.harness import interleaved, median_ratio  # noqa: E402
 
 BATCH, SIZES = 64, (64, 128, 64, 10)  # the MLP of examples/train_in_onnxruntime.py
 
@@ -74,18 +79,25 @@ def torch_model(name: str, step):
     return forward, list(p.values())
 
 
+def _batches(x: np.ndarray, y: np.ndarray):
+    """The batches of (x, y) in turn, wrapping around: batch i starts at i * BATCH."""
+    for i in itertools.count():
+        s = (i * BATCH) % (len(x) - BATCH)
+        yield x[s:s + BATCH], y[s:s + BATCH]
+
+
 def torch_stepper(name: str, step, x, y):
-    """One PyTorch eager training step per call (batch i of the data)."""
+    """One PyTorch eager training step per call, on the next batch."""
     import torch
 
     torch.set_num_threads(1)
     forward, params = torch_model(name, step)
     opt = torch.optim.Adam(params, lr=1e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    batches = _batches(torch.from_numpy(x), torch.from_numpy(y))
 
-    def one(i: int) -> None:
-        sl = slice((i * BATCH) % (len(x) - BATCH), None)
-        loss = torch.nn.functional.cross_entropy(forward(xt[sl][:BATCH]), yt[sl][:BATCH])
+    def one() -> None:
+        xb, yb = next(batches)
+        loss = torch.nn.functional.cross_entropy(forward(xb), yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -94,37 +106,20 @@ def torch_stepper(name: str, step, x, y):
 
 
 def ort_stepper(step, x, y):
-    """One step of the exported model in onnxruntime (IO binding) per call."""
+    """One step of the exported model in onnxruntime (IO binding) per call, on the next
+    batch."""
     runner, hp = OrtRunner(step, threads=1), step.hyperparam_feeds()
+    batches = _batches(x, y)
 
-    def one(i: int) -> None:
-        s = (i * BATCH) % (len(x) - BATCH)
-        runner({"x": x[s:s + BATCH], "y": y[s:s + BATCH]}, hp)
+    def one() -> None:
+        xb, yb = next(batches)
+        runner({"x": xb, "y": yb}, hp)
 
     return one
 
 
-def _cpu_seconds(fn, steps: int, start: int) -> float:
-    t0 = time.thread_time()
-    for i in range(start, start + steps):
-        fn(i)
-    return time.thread_time() - t0
-
-
-def compare(fns: dict, steps: int, rounds: int) -> dict[str, list[float]]:
-    """CPU seconds per step of each contender, interleaved round by round after a warm-up."""
-    for fn in fns.values():
-        _cpu_seconds(fn, 10, 0)
-    out: dict[str, list[float]] = {k: [] for k in fns}
-    for r in range(rounds):
-        for k, fn in fns.items():
-            out[k].append(_cpu_seconds(fn, steps, r * steps) / steps)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=50, help="steps per round and contender")
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     for name, make in (("mlp", mlp_step), ("cnn", cnn_step)):
@@ -135,13 +130,13 @@ def main() -> None:
             fns["torch"] = torch_stepper(name, step, x, y)
         except ImportError:
             pass
-        t = compare(fns, args.steps, args.rounds)
+        t = interleaved(fns, args.rounds)
         ours = 1 / statistics.median(t["ort"])
         if "torch" not in t:
             print(f"model={name} ort_steps_per_s={ours:.0f} torch=not-installed")
             continue
         theirs = 1 / statistics.median(t["torch"])
-        ratio = statistics.median(b / a for a, b in zip(t["ort"], t["torch"]))
+        ratio = median_ratio(t, "torch", "ort")
         print(f"model={name} batch={BATCH} ort_steps_per_s={ours:.0f} "
               f"torch_eager_steps_per_s={theirs:.0f} ratio={ratio:.2f} target=2.0")
 

@@ -3,6 +3,7 @@
 and the result rows rendered as a Markdown table or JSON."""
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -57,6 +58,15 @@ def interleaved(fns: Mapping[str, Callable[[], object]], rounds: int, chunk_s: f
         for k in names if r % 2 == 0 else names[::-1]:
             times[k].append(_seconds(fns[k], reps, clock))
     return times
+
+
+def print_results(res: Mapping[str, object], as_json: bool) -> None:
+    """A script's flat results: JSON, or one ``key=value`` line each (floats to 3 places)."""
+    if as_json:
+        print(json.dumps(res, indent=1))
+        return
+    for k, v in res.items():
+        print(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}")
 
 
 def median_ratio(times: Mapping[str, list[float]], num: str, den: str) -> float:

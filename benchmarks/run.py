@@ -35,7 +35,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
-import itertools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -214,12 +213,6 @@ def section_ort(cfg: Config) -> tuple[list[Row], dict]:
     return rows, {"median_us": info}
 
 
-def _counted(fn: Callable[[int], object]) -> Callable[[], object]:
-    """``fn(i)`` with i = 0, 1, 2, ... on successive calls (the batch index)."""
-    counter = itertools.count()
-    return lambda: fn(next(counter))
-
-
 def check_train_step(name: str, step, x: np.ndarray, y: np.ndarray, steps: int = 3) -> None:
     """The losses of the first ``steps`` Adam steps in onnxruntime and in torch agree."""
     import torch
@@ -256,8 +249,7 @@ def section_train(cfg: Config) -> tuple[list[Row], dict]:
         step = make()
         x, y = ts._data(1024, image=name == "cnn")
         check_train_step(name, step, x, y)
-        fns = {"ort": _counted(ts.ort_stepper(step, x, y)),
-               "torch": _counted(ts.torch_stepper(name, step, x, y))}
+        fns = {"ort": ts.ort_stepper(step, x, y), "torch": ts.torch_stepper(name, step, x, y)}
         times = interleaved(fns, cfg.rounds, cfg.chunk_s)
         rows.append(Row("train", metric.format(name.upper()), median_ratio(times, "torch", "ort"),
                         (">=", 2.0)))

@@ -20,22 +20,13 @@ import numpy as np
 from ..builder import Tensor
 from ..errors import GraphError
 from .elementwise import cast
+from .fused import UFUNCS
 
 
-def _relu(y: np.ndarray) -> np.ndarray:
-    return np.maximum(y, y.dtype.type(0), out=y)
-
-
-def _sigmoid(y: np.ndarray) -> np.ndarray:
-    """0.5 * (1 + tanh(y / 2)) in place: stable for any y."""
-    np.multiply(y, y.dtype.type(0.5), out=y)
-    np.tanh(y, out=y)
-    np.add(y, y.dtype.type(1), out=y)
-    return np.multiply(y, y.dtype.type(0.5), out=y)
-
-
-def _tanh(y: np.ndarray) -> np.ndarray:
-    return np.tanh(y, out=y)
+def _in_place(op: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The fused body's in-place kernel of ``op`` (graphdl/ops/fused.py), writing into y."""
+    fn = UFUNCS[op]
+    return lambda y: fn(y, out=y)
 
 
 class Activation(NamedTuple):
@@ -45,9 +36,9 @@ class Activation(NamedTuple):
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(_relu, "Relu", lambda y: cast(y > 0.0, y.dtype)),
-    "sigmoid": Activation(_sigmoid, "Sigmoid", lambda y: y * (1.0 - y)),
-    "tanh": Activation(_tanh, "Tanh", lambda y: 1.0 - y * y),
+    "relu": Activation(_in_place("relu"), "Relu", lambda y: cast(y > 0.0, y.dtype)),
+    "sigmoid": Activation(_in_place("sigmoid"), "Sigmoid", lambda y: y * (1.0 - y)),
+    "tanh": Activation(_in_place("tanh"), "Tanh", lambda y: 1.0 - y * y),
 }
 
 

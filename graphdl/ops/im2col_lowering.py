@@ -56,7 +56,8 @@ def window(kernel: Sequence[int], strides: Sequence[int], dil: Sequence[int],
                   tuple(-p for p in pads[:len(kernel)]), tuple(outs))
 
 
-def _const(ctx: Any, values: Sequence[int]) -> str:
+def ints(ctx: Any, values: Sequence[int]) -> str:
+    """An int64 vector constant (shapes, axes, pads, slice bounds) for a lowering."""
     return ctx.const(np.asarray(values, np.int64))
 
 
@@ -71,20 +72,20 @@ def window_slices(ctx: Any, x: str, sizes: Sequence[int], win: Window, axis: int
           in zip(win.begin, win.dil, win.kernel, win.strides, win.outs, sizes)]
     if any(lo) or any(hi):
         pads = [0] * axis + lo + [0] * axis + hi
-        x = ctx.emit("Pad", [x, _const(ctx, pads)])[0]
-    axes = _const(ctx, range(axis, axis + r))
-    steps = _const(ctx, win.strides)
+        x = ctx.emit("Pad", [x, ints(ctx, pads)])[0]
+    axes = ints(ctx, range(axis, axis + r))
+    steps = ints(ctx, win.strides)
     out = []
     for off in np.ndindex(*win.kernel):
         starts = [b + p + o * d for b, p, o, d in zip(win.begin, lo, off, win.dil)]
         ends = [a + s * (n - 1) + 1 for a, s, n in zip(starts, win.strides, win.outs)]
-        out += ctx.emit("Slice", [x, _const(ctx, starts), _const(ctx, ends), axes, steps])
+        out += ctx.emit("Slice", [x, ints(ctx, starts), ints(ctx, ends), axes, steps])
     return out
 
 
 def columns(ctx: Any, x: str, sizes: Sequence[int], win: Window) -> str:
     """im2col of x [N, C, S...]: the columns [N, C, K, out...], K the kernel offsets."""
-    x1 = ctx.emit("Unsqueeze", [x, _const(ctx, [2])])[0]
+    x1 = ctx.emit("Unsqueeze", [x, ints(ctx, [2])])[0]
     pieces = window_slices(ctx, x1, sizes, win, axis=3)
     if len(pieces) == 1:
         return pieces[0]
@@ -93,7 +94,7 @@ def columns(ctx: Any, x: str, sizes: Sequence[int], win: Window) -> str:
 
 def reshape(ctx: Any, x: str, target: Sequence[int], out: Any = 1) -> str:
     """x reshaped (0 keeps the input's dim there, -1 is inferred)."""
-    return ctx.emit("Reshape", [x, _const(ctx, target)], out if isinstance(out, int)
+    return ctx.emit("Reshape", [x, ints(ctx, target)], out if isinstance(out, int)
                     else [out])[0]
 
 
@@ -112,8 +113,8 @@ def flipped_weight_matrix(ctx: Any, w: Any, group: int) -> str:
     (reversing the row-major flat kernel index flips every kernel axis)."""
     c, o_g = w.type.shape[:2]
     wr = reshape(ctx, w.name, [group, c // group, o_g, -1])
-    flip = ctx.emit("Slice", [wr, _const(ctx, [-1]), _const(ctx, [INT64_MIN]), _const(ctx, [3]),
-                              _const(ctx, [-1])])[0]
+    flip = ctx.emit("Slice", [wr, ints(ctx, [-1]), ints(ctx, [INT64_MIN]), ints(ctx, [3]),
+                              ints(ctx, [-1])])[0]
     wt = ctx.emit("Transpose", [flip], perm=(0, 2, 1, 3))[0]
     return reshape(ctx, wt, [group, o_g, -1])
 
@@ -158,10 +159,10 @@ def zero_insert(ctx: Any, x: str, sizes: Sequence[int], strides: Sequence[int]
         return x, tuple(sizes)
     r = len(sizes)
     axes = [3 + 2 * i for i in range(r)]
-    x = ctx.emit("Unsqueeze", [x, _const(ctx, axes)])[0]
+    x = ctx.emit("Unsqueeze", [x, ints(ctx, axes)])[0]
     ends = [0] * (2 + 2 * r)
     for i, s in enumerate(strides):
         ends[axes[i]] = s - 1
-    x = ctx.emit("Pad", [x, _const(ctx, [0] * (2 + 2 * r) + ends)])[0]
+    x = ctx.emit("Pad", [x, ints(ctx, [0] * (2 + 2 * r) + ends)])[0]
     grown = tuple(n * s for n, s in zip(sizes, strides))
     return reshape(ctx, x, [0, 0, *grown]), grown

@@ -19,7 +19,7 @@ from ..registry import REQUIRED, Call, OpDef, register
 from ..types import DType, TensorType, dims_equal, shape_str
 from .common import need_float
 from .conv import conv_transpose
-from .im2col_lowering import needs_fallback, static_spatial, window, window_slices
+from .im2col_lowering import ints, needs_fallback, static_spatial, window, window_slices
 from .window import (as_pads, as_tuple, fit_transpose, out_dims, resolve_pads, spatial,
                      static_sizes, windows)
 
@@ -216,11 +216,11 @@ def _tiled_max_pool_grad_lower(ctx: Any, node: Any) -> None:
     short = [n - t for n, t in zip(sizes, tiled)]
     xs = x.name
     if any(short):
-        xs = ctx.emit("Slice", [xs, _ints(ctx, [0] * r), _ints(ctx, tiled),
-                                _ints(ctx, range(2, 2 + r))])[0]
+        xs = ctx.emit("Slice", [xs, ints(ctx, [0] * r), ints(ctx, tiled),
+                                ints(ctx, range(2, 2 + r))])[0]
     view = [0, 0] + [d for o, k in zip(outs, kernel) for d in (o, k)]
-    taps = _split_offsets(ctx, ctx.emit("Reshape", [xs, _ints(ctx, view)])[0], kernel)
-    g = ctx.emit("Reshape", [gy.name, _ints(ctx, [0, 0] + [d for o in outs for d in (o, 1)])])[0]
+    taps = _split_offsets(ctx, ctx.emit("Reshape", [xs, ints(ctx, view)])[0], kernel)
+    g = ctx.emit("Reshape", [gy.name, ints(ctx, [0, 0] + [d for o in outs for d in (o, 1)])])[0]
     top = ctx.emit("Max", taps)[0] if len(taps) > 1 else taps[0]
     seen, pieces = None, []
     for tap in taps:
@@ -231,13 +231,9 @@ def _tiled_max_pool_grad_lower(ctx: Any, node: Any) -> None:
         pieces.append(ctx.emit("Mul", [g, mask])[0])
     joined = _join_offsets(ctx, pieces, kernel)
     out = node.outputs if not any(short) else 1
-    grad = ctx.emit("Reshape", [joined, _ints(ctx, [0, 0, *tiled])], out)[0]
+    grad = ctx.emit("Reshape", [joined, ints(ctx, [0, 0, *tiled])], out)[0]
     if any(short):
-        ctx.emit("Pad", [grad, _ints(ctx, [0] * (2 + r) + [0, 0] + short)], node.outputs)
-
-
-def _ints(ctx: Any, values: Any) -> str:
-    return ctx.const(np.array(list(values), np.int64))
+        ctx.emit("Pad", [grad, ints(ctx, [0] * (2 + r) + [0, 0] + short)], node.outputs)
 
 
 def _split_offsets(ctx: Any, view: str, kernel: tuple[int, ...]) -> list[str]:
@@ -246,7 +242,7 @@ def _split_offsets(ctx: Any, view: str, kernel: tuple[int, ...]) -> list[str]:
     for i, k in enumerate(kernel):
         if k > 1:
             pieces = [p for whole in pieces for p in
-                      ctx.emit("Split", [whole, _ints(ctx, [1] * k)], k, axis=3 + 2 * i)]
+                      ctx.emit("Split", [whole, ints(ctx, [1] * k)], k, axis=3 + 2 * i)]
     return pieces
 
 
