@@ -76,7 +76,8 @@ class Plan:
         for step, n in enumerate(g.nodes):  # outputs nothing reads die where they are made
             frees[step] += [slot[v] for v in n.outputs if slot[v] not in last_use
                             and slot[v] not in keep]
-        buffers = _Buffers(g, slot, last_use, keep) if inplace else None
+        self.mask_casts = _mask_casts(g)
+        buffers = _Buffers(g, slot, last_use, keep, self.mask_casts) if inplace else None
         self.steps = []
         for step, n in enumerate(g.nodes):
             ins = tuple(-1 if v is None else slot[v] for v in n.inputs)
@@ -161,6 +162,9 @@ class _CodeGen:
         donated = self.buffers.donatable(n, step) if self.buffers is not None else []
         if n.op == "fused_elementwise":
             self._fused(step, n, args, targets, donated)
+            return
+        if n in self.plan.mask_casts:  # its readers multiply by the bool mask itself
+            self._emit(n, f"{targets} = {args[0]}")
             return
         if donated and n.op == "where" and self._zero_const(n.inputs[2], n.inputs[1].type):
             self.n_inplace += 1
@@ -284,6 +288,27 @@ def _mask_for_mul(body: Sequence, j: int, src: TensorType, t: TensorType, n_in: 
     return all(body[k][0] == "mul" for k in readers)
 
 
+def _mask_casts(g: Graph) -> set[Node]:
+    """The graph's casts of a bool mask to a float that only ``mul`` nodes read (not a graph
+    output): the plan passes them the mask unconverted, as _mask_for_mul does in a fused body
+    (the unfused backprop's ReLU mask ``g * cast(y > 0)``)."""
+    readers: dict[Value, list[Node]] = {}
+    for n in g.nodes:
+        for v in n.inputs:
+            if v is not None:
+                readers.setdefault(v, []).append(n)
+    outs = set(g.outputs)
+    casts = {n.outputs[0]: n for n in g.nodes if n.op == "cast" and n.outputs[0] not in outs
+             and n.inputs[0].type.dtype == DType.bool and n.outputs[0].type.dtype.is_float}
+    found = set()
+    for v, n in casts.items():  # each reader multiplies it by a float (bool * bool is bool)
+        muls = readers.get(v, [])
+        if muls and all(r.op == "mul" and not (set(r.inputs) - {v}) & set(casts)
+                        and r.inputs[0] is not r.inputs[1] for r in muls):
+            found.add(n)
+    return found
+
+
 _REDUCE_UFUNCS = {"reduce_sum": np.add.reduce, "reduce_max": np.maximum.reduce}
 
 
@@ -319,17 +344,19 @@ def _last_uses(g: Graph, slot: dict[Value, int]) -> dict[int, int]:
 class _Buffers:
     """Which values own their buffer, and which buffers die at which step.
 
-    A value is owned when a FRESH kernel made it. Any other op's outputs may alias its inputs
-    (views, identity, constants), so they join their inputs' alias group; a buffer dies at the
+    A value is owned when a FRESH kernel made it (and ``aliases``, nodes the plan runs as a
+    rename, did not). Any other op's outputs may alias its inputs (views, identity,
+    constants), so they join their inputs' alias group; a buffer dies at the
     last use of any value in its group, and never if the group holds a graph output."""
 
-    def __init__(self, g: Graph, slot: dict[Value, int], last_use: dict[int, int], keep: set):
+    def __init__(self, g: Graph, slot: dict[Value, int], last_use: dict[int, int], keep: set,
+                 aliases: set[Node]):
         self.slot = slot
         self.parent = list(range(len(slot)))
         self.owned: set[int] = set()
         for n in g.nodes:
             outs = [slot[v] for v in n.outputs]
-            if n.op in FRESH:
+            if n.op in FRESH and n not in aliases:
                 self.owned.update(outs)
                 continue
             for v in n.inputs:

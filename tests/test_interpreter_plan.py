@@ -99,3 +99,32 @@ def test_a_bool_mask_multiplies_without_its_float_copy():
         assert (f"f{step}_{j} = " not in plan.source) == elided, (use, plan.source)
         np.testing.assert_array_equal(plan(feeds)["o"], want[use], err_msg=use)
         assert plan(feeds)["o"].dtype == np.float32
+
+
+def test_an_unfused_mask_cast_is_a_rename_when_only_float_multiplies_read_it():
+    """Plan without passes: cast(y > 0) read only by ``mul`` nodes against a float is passed
+    on as the bool array; a cast that another op reads, that is an output, or that meets
+    another mask in a mul (bool * bool stays bool) is converted."""
+    rng = np.random.default_rng(1)
+    y, h = (rng.standard_normal((3, 4)).astype(np.float32) for _ in range(2))
+    g = rng.standard_normal((3, 4)).astype(np.float32)
+    g[0, 0] = np.nan
+    m, k = (y > 0).astype(np.float32), (h < 0).astype(np.float32)
+    cases = {  # name -> (outputs from the mask tensors, the reference, casts renamed)
+        "mul": (lambda b, gm, mm, km: {"o": gm * mm}, {"o": g * m}, 1),
+        "two": (lambda b, gm, mm, km: {"o": gm * mm, "p": mm * 2.0},
+                {"o": g * m, "p": m * 2}, 1),
+        "add": (lambda b, gm, mm, km: {"o": gm * mm + mm}, {"o": g * m + m}, 0),
+        "out": (lambda b, gm, mm, km: {"o": gm * mm, "m": mm}, {"o": g * m, "m": m}, 0),
+        "both": (lambda b, gm, mm, km: {"o": mm * km}, {"o": m * k}, 0),
+    }
+    for name, (make, want, renamed) in cases.items():
+        b = gd.GraphBuilder(name)
+        yt, ht, gt = b.input("y", [3, 4]), b.input("h", [3, 4]), b.input("g", [3, 4])
+        graph = b.build(make(b, gt, gd.cast(yt > 0.0, "float32"), gd.cast(ht < 0.0, "float32")))
+        plan = Plan(graph)
+        assert len(plan.mask_casts) == renamed, name
+        got = plan({"y": y, "h": h, "g": g})
+        for key, ref in want.items():
+            assert got[key].dtype == np.float32, (name, key)
+            np.testing.assert_array_equal(got[key], ref, err_msg=f"{name}: {key}")

@@ -28,9 +28,9 @@ from ..errors import GraphError
 from ..ir import Node, Value
 from ..registry import REQUIRED, OpDef, get_op, register
 from ..types import DType, TensorType
-from .activations import max_keepdims
 from .elementwise import _np_dtype, where_kernel
 from .losses import check_labels
+from .rows import max_keepdims, sum_keepdims
 
 Instr = tuple[str, tuple[int, ...], tuple[tuple[str, Any], ...]]
 
@@ -257,7 +257,7 @@ def _sce_grad_kernel(z: np.ndarray, labels: np.ndarray, *, reduction: str) -> tu
     check_labels(labels, c)
     shifted = z - max_keepdims(z, 1)
     p = np.exp(shifted)
-    total = np.add.reduce(p, axis=1, keepdims=True)
+    total = sum_keepdims(p, 1)
     p /= total
     flat = np.arange(0, n * c, c) + labels  # (row, label) as flat indices
     per_row = np.log(total.reshape(n)) - shifted.reshape(-1).take(flat)

@@ -20,11 +20,11 @@ from ..builder import Tensor
 from ..errors import DTypeError, GraphError, ShapeError
 from ..registry import Call, OpDef, onnx_op, register
 from ..types import DType, TensorType, dims_equal, shape_str
-from .activations import (_log_softmax_kernel, log_softmax, max_keepdims, relu, sigmoid,
-                          softmax)
+from .activations import _log_softmax_kernel, log_softmax, relu, sigmoid, softmax
 from .common import need_float, same_dtype
 from .elementwise import cast, exp, log
 from .reduce import _count, reduce_mean, reduce_sum
+from .rows import max_keepdims, picked, sum_keepdims
 from .shape import unsqueeze
 
 _ATTRS = {"reduction": "mean"}
@@ -206,8 +206,8 @@ def check_labels(labels: np.ndarray, classes: int) -> None:
 def _sce_kernel(z: np.ndarray, labels: np.ndarray, *, reduction: str) -> np.ndarray:
     check_labels(labels, z.shape[1])
     shifted = z - max_keepdims(z, 1)  # log-sum-exp, only the picked column kept
-    lse = np.log(np.exp(shifted).sum(axis=1))
-    per_row = lse - shifted[np.arange(len(z)), labels]
+    lse = np.log(sum_keepdims(np.exp(shifted), 1)[:, 0])
+    per_row = lse - picked(shifted, labels)
     return _np_reduce(per_row, reduction)
 
 
