@@ -17,8 +17,8 @@ from .shape import (broadcast_to, concat, constant_of_shape, dim_size, expand, f
 from .slice import arange, slice_
 from .pad import pad
 from .conv import conv, conv_transpose, conv_weight_grad
-from .pool import (avg_pool, global_avg_pool, global_max_pool, max_pool, max_pool_grad,
-                   max_pool_with_indices)
+from .max_pool_grad import max_pool_grad
+from .pool import avg_pool, global_avg_pool, global_max_pool, max_pool, max_pool_with_indices
 from .split import split
 from .tile import tile
 from .lrn import lrn
