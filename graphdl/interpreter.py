@@ -22,17 +22,10 @@ from .limits import DEFAULT_MAX_BYTES, check_bytes
 from .ops.elementwise import select_or_zero
 from .ops.epilogue import ACTIVATIONS
 from .ops.fused import UFUNCS, literal
+from .plan_buffers import Buffers, last_uses, mask_casts, same_type
 from .registry import get_op
 from .rewrite import expand_composites
-from .types import DType, TensorType, dims_equal
-
-#: Ops whose kernels always return a new array (never a view of, or the same object as, an
-#: input or an attribute): their outputs are the plan's own buffers and may be overwritten.
-FRESH = frozenset(UFUNCS) | {"matmul", "gemm", "fused_elementwise", "softmax", "log_softmax",
-                             "cast", "reduce_sum", "reduce_mean", "reduce_max", "leaky_relu",
-                             "elu", "softmax_cross_entropy_and_grad",
-                             "conv", "max_pool", "avg_pool"}  # conv_kernels.py: never views
-
+from .types import DType, TensorType
 
 def _size_guarded(n: Node, max_bytes: int) -> Callable:
     """The node's kernel; for an op whose output size comes from run-time values (its
@@ -67,7 +60,7 @@ class Plan:
         self.input_slots = [(v.name, slot[v]) for v in g.inputs]
         self.init_slots = [(slot[v], arr) for v, arr in g.initializers.items()]
         self.output_slots = [(v.name, slot[v]) for v in g.outputs]
-        last_use = _last_uses(g, slot)
+        last_use = last_uses(g, slot)
         keep = {slot[v] for v in g.outputs}
         frees: list[list[int]] = [[] for _ in g.nodes]
         for s, step in last_use.items():
@@ -76,8 +69,8 @@ class Plan:
         for step, n in enumerate(g.nodes):  # outputs nothing reads die where they are made
             frees[step] += [slot[v] for v in n.outputs if slot[v] not in last_use
                             and slot[v] not in keep]
-        self.mask_casts = _mask_casts(g)
-        buffers = _Buffers(g, slot, last_use, keep, self.mask_casts) if inplace else None
+        self.mask_casts = mask_casts(g)
+        buffers = Buffers(g, slot, last_use, keep, self.mask_casts) if inplace else None
         self.steps = []
         for step, n in enumerate(g.nodes):
             ins = tuple(-1 if v is None else slot[v] for v in n.inputs)
@@ -131,7 +124,7 @@ class Plan:
 class _CodeGen:
     """Writes the plan's function: one statement per node (a few for an inlined fusion)."""
 
-    def __init__(self, plan: Plan, buffers: "_Buffers | None"):
+    def __init__(self, plan: Plan, buffers: Buffers | None):
         self.plan, self.buffers = plan, buffers
         self.ns: dict[str, Any] = {"_asarray": np.asarray}
         self.lines: list[str] = []
@@ -256,7 +249,7 @@ class _CodeGen:
                 owned.discard(names[a_s[0]])  # never a float result's buffer
                 continue
             out = next((names[a] for a in a_s if names[a] in owned and last[a] == j
-                        and _same(types[a], t)), None)
+                        and same_type(types[a], t)), None)
             fn = f"u_{op}" if not at else f"u{step}_{j}"
             self.ns[fn] = partial(UFUNCS[op], **dict(at)) if at else UFUNCS[op]
             call = f"{fn}({', '.join(names[a] for a in a_s)}"
@@ -288,27 +281,6 @@ def _mask_for_mul(body: Sequence, j: int, src: TensorType, t: TensorType, n_in: 
     return all(body[k][0] == "mul" for k in readers)
 
 
-def _mask_casts(g: Graph) -> set[Node]:
-    """The graph's casts of a bool mask to a float that only ``mul`` nodes read (not a graph
-    output): the plan passes them the mask unconverted, as _mask_for_mul does in a fused body
-    (the unfused backprop's ReLU mask ``g * cast(y > 0)``)."""
-    readers: dict[Value, list[Node]] = {}
-    for n in g.nodes:
-        for v in n.inputs:
-            if v is not None:
-                readers.setdefault(v, []).append(n)
-    outs = set(g.outputs)
-    casts = {n.outputs[0]: n for n in g.nodes if n.op == "cast" and n.outputs[0] not in outs
-             and n.inputs[0].type.dtype == DType.bool and n.outputs[0].type.dtype.is_float}
-    found = set()
-    for v, n in casts.items():  # each reader multiplies it by a float (bool * bool is bool)
-        muls = readers.get(v, [])
-        if muls and all(r.op == "mul" and not (set(r.inputs) - {v}) & set(casts)
-                        and r.inputs[0] is not r.inputs[1] for r in muls):
-            found.add(n)
-    return found
-
-
 _REDUCE_UFUNCS = {"reduce_sum": np.add.reduce, "reduce_max": np.maximum.reduce}
 
 
@@ -324,79 +296,6 @@ def _is_matrix_op(n: Node) -> bool:
     if n.op == "matmul":
         return ranks == [2, 2]
     return n.op == "transpose" and ranks == [2] and n.attrs["perm"] in (None, (1, 0), [1, 0])
-
-
-def _same(a: TensorType, b: TensorType) -> bool:
-    return a.dtype == b.dtype and a.shape is not None and b.shape is not None and \
-        len(a.shape) == len(b.shape) > 0 and all(dims_equal(x, y) is True
-                                                 for x, y in zip(a.shape, b.shape))
-
-
-def _last_uses(g: Graph, slot: dict[Value, int]) -> dict[int, int]:
-    last_use: dict[int, int] = {}
-    for step, n in enumerate(g.nodes):
-        for v in n.inputs:
-            if v is not None:
-                last_use[slot[v]] = step
-    return last_use
-
-
-class _Buffers:
-    """Which values own their buffer, and which buffers die at which step.
-
-    A value is owned when a FRESH kernel made it (and ``aliases``, nodes the plan runs as a
-    rename, did not). Any other op's outputs may alias its inputs (views, identity,
-    constants), so they join their inputs' alias group; a buffer dies at the
-    last use of any value in its group, and never if the group holds a graph output."""
-
-    def __init__(self, g: Graph, slot: dict[Value, int], last_use: dict[int, int], keep: set,
-                 aliases: set[Node]):
-        self.slot = slot
-        self.parent = list(range(len(slot)))
-        self.owned: set[int] = set()
-        for n in g.nodes:
-            outs = [slot[v] for v in n.outputs]
-            if n.op in FRESH and n not in aliases:
-                self.owned.update(outs)
-                continue
-            for v in n.inputs:
-                for o in outs:
-                    if v is not None:
-                        self._union(slot[v], o)
-        self.dies: dict[int, float] = {}
-        for s in range(len(slot)):
-            r = self._find(s)
-            end = float("inf") if s in keep else last_use.get(s, -1)
-            self.dies[r] = max(self.dies.get(r, -1), end)
-
-    def _find(self, s: int) -> int:
-        while self.parent[s] != s:
-            self.parent[s] = self.parent[self.parent[s]]
-            s = self.parent[s]
-        return s
-
-    def _union(self, a: int, b: int) -> None:
-        self.parent[self._find(a)] = self._find(b)
-
-    def donatable(self, n: Node, step: int) -> list[int]:
-        """Input positions of ``n`` whose buffer may take its output."""
-        if len(n.outputs) != 1 or (n.op not in UFUNCS and n.op != "fused_elementwise"):
-            return []
-        out = n.outputs[0].type
-        if out.shape is None or len(out.shape) == 0 or not out.dtype.is_float:
-            return []
-        roots = [None if v is None else self._find(self.slot[v]) for v in n.inputs]
-        found = []
-        for k, v in enumerate(n.inputs):
-            if v is None or self.slot[v] not in self.owned or self.dies[roots[k]] != step:
-                continue
-            if any(roots[j] == roots[k] and n.inputs[j] is not v for j in range(len(roots))):
-                continue  # another input shares this buffer
-            if n.inputs.index(v) != k:
-                continue  # the same value twice: donate it once
-            if n.op == "fused_elementwise" or _same(v.type, out):
-                found.append(k)
-        return found
 
 
 def trace(graph: Graph, feeds: Mapping[str, Any]) -> dict[Node, tuple[np.ndarray, ...]]:
