@@ -22,7 +22,7 @@ from .limits import DEFAULT_MAX_BYTES, check_bytes
 from .ops.elementwise import select_or_zero
 from .ops.epilogue import ACTIVATIONS
 from .ops.fused import UFUNCS, literal
-from .plan_buffers import Buffers, last_uses, mask_casts, same_type
+from .plan_buffers import Buffers, constant_outputs, last_uses, mask_casts, same_type
 from .registry import get_op
 from .rewrite import expand_composites
 from .types import DType, TensorType
@@ -139,7 +139,10 @@ class _CodeGen:
             self._node(step, node, ins, outs)
             if frees:
                 self._emit(node, "del " + ", ".join(f"v{s}" for s in frees))
-        outs = ", ".join(f"v{s}" for _, s in p.output_slots)
+        shared = constant_outputs(p.graph)
+        self.ns["_copy"] = np.array
+        outs = ", ".join(f"_copy(v{s})" if v in shared else f"v{s}"
+                         for v, (_, s) in zip(p.graph.outputs, p.output_slots))
         self.lines.append(f"    return ({outs}{',' if len(p.output_slots) == 1 else ''})")
         src = "\n".join(self.lines) + "\n"
         exec(compile(src, f"<graphdl plan {p.graph.name}>", "exec"), self.ns)
@@ -155,6 +158,10 @@ class _CodeGen:
         donated = self.buffers.donatable(n, step) if self.buffers is not None else []
         if n.op == "fused_elementwise":
             self._fused(step, n, args, targets, donated)
+            return
+        if n.op == "constant":  # its array itself, bound once: no call per run
+            self.ns[f"c{step}"] = n.attrs["value"]
+            self._emit(n, f"{targets} = c{step}")
             return
         if n in self.plan.mask_casts:  # its readers multiply by the bool mask itself
             self._emit(n, f"{targets} = {args[0]}")

@@ -19,6 +19,16 @@ FRESH = frozenset(UFUNCS) | {"matmul", "gemm", "fused_elementwise", "softmax", "
                              "conv", "max_pool", "avg_pool"}  # conv_kernels.py: never views
 
 
+def constant_outputs(g: Graph) -> set[Value]:
+    """The graph outputs that may be (views of) a constant's or an initializer's array: the
+    plan returns copies of these, so a caller writing into a result cannot change the graph."""
+    shared = set(g.initializers)
+    for n in g.nodes:
+        if n.op == "constant" or (n.op not in FRESH and shared.intersection(n.inputs)):
+            shared.update(n.outputs)
+    return shared.intersection(g.outputs)
+
+
 def mask_casts(g: Graph) -> set[Node]:
     """The graph's casts of a bool mask to a float that only ``mul`` nodes read (not a graph
     output): the plan passes them the mask unconverted (the unfused backprop's ReLU mask

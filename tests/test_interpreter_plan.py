@@ -128,3 +128,27 @@ def test_an_unfused_mask_cast_is_a_rename_when_only_float_multiplies_read_it():
         for key, ref in want.items():
             assert got[key].dtype == np.float32, (name, key)
             np.testing.assert_array_equal(got[key], ref, err_msg=f"{name}: {key}")
+
+
+def test_writing_into_a_result_never_changes_the_graph():
+    """Outputs that are a constant, an initializer or a view of one come back as copies: a
+    caller writing into them sees the same values on the next run."""
+    b = gd.GraphBuilder("consts")
+    x = b.input("x", [2, 3])
+    c = b.const(np.arange(6, dtype=np.float32).reshape(2, 3))
+    w = b.param("w", np.full((3,), 5.0, np.float32))
+    g = b.build({"c": c, "view": gd.reshape(c, [3, 2]), "y": x + c, "w": w,
+                 "w2": gd.reshape(w, [1, 3])})
+    plan = Plan(g)
+    feeds = {"x": np.zeros((2, 3), np.float32)}
+    first = plan(feeds)
+    for k in first:
+        first[k][...] = -7.0
+    again = plan(feeds)
+    want = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(again["c"], want)
+    np.testing.assert_array_equal(again["view"], want.reshape(3, 2))
+    np.testing.assert_array_equal(again["y"], want)
+    np.testing.assert_array_equal(again["w"], np.full((3,), 5.0, np.float32))
+    np.testing.assert_array_equal(again["w2"], np.full((1, 3), 5.0, np.float32))
+    assert plan.source.count("_copy(") == 4  # y is the plan's own array: not copied
