@@ -22,13 +22,18 @@ def to_onnx(graph: Graph, opset: int | None = None):
     return _to_onnx(graph, opset)
 
 
-def from_onnx(model, max_bytes: int | None = None) -> Graph:
+def from_onnx(model, max_bytes: int | None = None, *, sequence_lengths=None,
+              absent_inputs=()) -> Graph:
     """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file; no tensor may
-    exceed ``max_bytes`` (default: graphdl.limits.DEFAULT_MAX_BYTES, 4 GiB)."""
+    exceed ``max_bytes`` (default: graphdl.limits.DEFAULT_MAX_BYTES, 4 GiB). A sequence input
+    ``x`` needs its length in ``sequence_lengths`` and becomes tensor inputs ``x.0``, ``x.1``,
+    ...; optional inputs are present unless named in ``absent_inputs`` (see
+    graphdl.onnx_import.from_onnx)."""
     from .limits import DEFAULT_MAX_BYTES
     from .onnx_import import from_onnx as _from_onnx
 
-    return _from_onnx(model, DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)
+    return _from_onnx(model, DEFAULT_MAX_BYTES if max_bytes is None else max_bytes,
+                      sequence_lengths=sequence_lengths, absent_inputs=absent_inputs)
 
 
 def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu",

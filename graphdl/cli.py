@@ -45,16 +45,21 @@ class _Parser(argparse.ArgumentParser):
 # -- loading models ----------------------------------------------------------------------------
 
 
-def load_model(spec: str) -> Graph:
+def load_model(spec: str, lengths: Sequence[tuple[str, int]] = ()) -> Graph:
     """A graph from an ``.onnx`` file or ``FILE.py[:NAME]`` (NAME() returns a Graph), with any
-    gradient request (ONNX Gradient) expanded into its backprop graph."""
+    gradient request (ONNX Gradient) expanded into its backprop graph; ``lengths`` are the
+    ``--sequence-length`` items, the lengths of an ONNX model's sequence inputs."""
     m = _PY_SPEC.match(spec)
+    if m and lengths:
+        raise UserError("--sequence-length is for the sequence inputs of .onnx models")
     if m:
         graph = load_python_graph(m["path"], m["name"] or "model")
     else:
         from .onnx_import import from_onnx
 
-        graph = from_onnx(spec)
+        if len(dict(lengths)) < len(lengths):
+            raise UserError("--sequence-length names an input twice")
+        graph = from_onnx(spec, sequence_lengths=dict(lengths))
     if any(n.op == "gradient" for n in graph.nodes):
         from passes import expand_gradients
 
@@ -120,7 +125,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     from .printing import format_node
     from .summary import summarize
 
-    g = load_model(args.model)
+    g = load_model(args.model, args.sequence_length)
     if args.passes:
         return print_pass_trace(g)
     if args.json:
@@ -130,6 +135,10 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     out += [f"  %{v.name}: {v.type}" for v in g.inputs] or ["  (none)"]
     out.append("outputs:")
     out += [f"  %{v.name}: {v.type}" for v in g.outputs]
+    for key in ("graphdl.sequence_inputs", "graphdl.sequence_outputs"):
+        for name, parts in json.loads(g.metadata.get(key, "{}")).items():
+            kind = key.removeprefix("graphdl.").replace("_", " ")[:-1]
+            out.append(f"{kind} {name!r} as tensors: {', '.join(parts) or '(none)'}")
     out.append(f"nodes ({len(g.nodes)}):")
     out += [f"  {format_node(n)}" for n in g.nodes]
     out.append(f"parameters ({len(g.initializers)} tensors):")
@@ -159,7 +168,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     from .onnx_export import to_onnx
 
-    model = to_onnx(load_model(args.model), args.opset)
+    model = to_onnx(load_model(args.model, args.sequence_length), args.opset)
     onnx.checker.check_model(model, full_check=True)
     _write_bytes(args.output, model.SerializeToString())
     print(f"wrote {args.output} (opset {model.opset_import[0].version}, "
@@ -204,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .runtime import run
 
     feeds = parse_feeds(args.feed)
-    g = load_model(args.model)
+    g = load_model(args.model, args.sequence_length)
     backend = args.backend or ("numpy" if args.provider == "cpu" else "ort")
     if args.check_numerics:
         from .numerics import check_numerics
@@ -268,7 +277,7 @@ def cmd_grad(args: argparse.Namespace) -> None:
 
     from .onnx_export import to_onnx
 
-    g = load_model(args.model)
+    g = load_model(args.model, args.sequence_length)
     loss, wrt = pick_loss(g, args.loss), pick_wrt(g, args.wrt)
     gg = grad(g, loss, wrt)
     model = to_onnx(gg, args.opset)
@@ -294,7 +303,7 @@ def cmd_viz(args: argparse.Namespace) -> None:
     picture_format(args.output)  # a bad extension fails before any work
     if args.wrt and not args.grad:
         raise UserError("--wrt picks what --grad differentiates; add --grad")
-    g = load_model(args.model)
+    g = load_model(args.model, args.sequence_length)
     if args.grad:
         g = grad_graph_for(g, args.loss, pick_wrt(g, args.wrt))
     engine = render(g, args.output, args.engine)
@@ -306,7 +315,7 @@ def cmd_viz(args: argparse.Namespace) -> None:
 def cmd_explain(args: argparse.Namespace) -> None:
     from .explain import explain
 
-    g = load_model(args.model)
+    g = load_model(args.model, args.sequence_length)
     names = [n.strip() for n in args.wrt.split(",") if n.strip()]
     for name in names or [args.wrt]:
         if name not in g.by_name:
@@ -357,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: graphdl's)")
     s.set_defaults(func=cmd_grad)
     _add_inspection_commands(sub, model_help)
+    for s in sub.choices.values():  # every command loads a model
+        s.add_argument("--sequence-length", action="append", default=[], type=_length_item,
+                       metavar="NAME=N", help="an .onnx model's sequence input NAME holds N "
+                       "tensors, given as inputs NAME.0 ... NAME.(N-1)")
     return p
 
 
@@ -380,6 +393,14 @@ def _add_inspection_commands(sub: Any, model_help: str) -> None:
                                                 "of the model (comma-separated)")
     s.add_argument("--loss", help="the loss output (default: the only scalar float output)")
     s.set_defaults(func=cmd_explain)
+
+
+def _length_item(text: str) -> tuple[str, int]:
+    """One ``--sequence-length NAME=N`` item."""
+    name, eq, n = text.rpartition("=")
+    if not eq or not name or not n.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=N (N a count), got {text!r}")
+    return name, int(n)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

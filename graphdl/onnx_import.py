@@ -11,7 +11,7 @@ import dataclasses
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -23,8 +23,9 @@ from .errors import GraphError, OnnxError
 from .external_data import read_external
 from .ir import Graph, Value
 from .limits import DEFAULT_MAX_BYTES, check_graph
+from .onnx_boundary import Absent, Boundary, add_output, check_options, input_value
 from .onnx_checks import check_model, node_where
-from .types import DType, Dim, parse_dim
+from .types import DType
 
 if TYPE_CHECKING:
     from .onnx_importers.sequence import StaticSequence
@@ -37,18 +38,32 @@ ImportFn = Callable[["NodeCtx"], "Tensor | StaticSequence | Sequence[Tensor | No
 
 
 def from_onnx(model: onnx.ModelProto | str | Path,
-              max_bytes: int = DEFAULT_MAX_BYTES) -> Graph:
+              max_bytes: int = DEFAULT_MAX_BYTES, *,
+              sequence_lengths: Mapping[str, int] | None = None,
+              absent_inputs: Collection[str] = ()) -> Graph:
     """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file. The model is
     checked first (:mod:`graphdl.onnx_checks`); no tensor, stored or computed with static
-    shape, may exceed ``max_bytes``."""
+    shape, may exceed ``max_bytes``.
+
+    graphdl graphs are static and hold tensors only, so sequence and optional values at the
+    graph's boundary are resolved at import time. A sequence input ``x`` needs its length n in
+    ``sequence_lengths`` and becomes n tensor inputs ``x.0`` ... ``x.{n-1}``; a sequence output
+    ``y`` becomes tensor outputs ``y.0``, ``y.1``, ... An optional input is taken as present
+    (its element's type) unless named in ``absent_inputs``, which makes it absent and no graph
+    input at all; an optional output must be present. The graph's metadata records the
+    mapping (``graphdl.sequence_inputs``, ``graphdl.sequence_outputs``: JSON, name -> tensor
+    names; ``graphdl.absent_inputs``)."""
     proto, src = _load(model, max_bytes)
     opset = check_model(proto, src, max_bytes)
+    absent = [absent_inputs] if isinstance(absent_inputs, str) else absent_inputs  # one name
+    boundary = Boundary(dict(sequence_lengths or {}), frozenset(absent))
     try:
-        graph = _Importer(proto, opset, src).run()
+        graph = _Importer(proto, opset, src, boundary).run()
     except (ValueError, TypeError, OverflowError, IndexError, KeyError) as e:
         raise OnnxError(f"{src}: cannot import ({type(e).__name__}: {e})") from None
     check_graph(graph, max_bytes)
-    return dataclasses.replace(graph, metadata=model_metadata(proto, opset))
+    meta = {**model_metadata(proto, opset), **boundary.metadata()}
+    return dataclasses.replace(graph, metadata=meta)
 
 
 def model_metadata(proto: onnx.ModelProto, opset: int) -> dict[str, str]:
@@ -97,13 +112,16 @@ class _Importer:
     those read only as static attributes (axes, shapes) leave no dead node or parameter behind.
     """
 
-    def __init__(self, proto: onnx.ModelProto, opset: int, src: str):
+    def __init__(self, proto: onnx.ModelProto, opset: int, src: str,
+                 boundary: Boundary | None = None):
         self.g, self.opset, self.src = proto.graph, opset, src
+        self.boundary = boundary or Boundary({}, frozenset())
         names = {v.name for v in self.g.input} | {t.name for t in self.g.initializer}
-        names |= {o for n in self.g.node for o in n.output}
+        self.onnx_names = names | {o for n in self.g.node for o in n.output}
         self.b = GraphBuilder(self.g.name or "graph")
-        self.b.reserve(names)  # ONNX names are given to values later: fresh names avoid them
-        self.env: dict[str, Tensor | StaticSequence] = {}  # sequences: import-time lists
+        self.b.reserve(self.onnx_names)  # given to values later: fresh names avoid them
+        # sequences and absent optionals are import-time values (see onnx_boundary)
+        self.env: dict[str, Tensor | StaticSequence | Absent] = {}
         self.static: dict[str, np.ndarray] = {}  # values known at import time
         self.pending: dict[str, str] = {}  # name -> "param" | "const", not yet materialised
         self.bound: set[Value] = set()
@@ -118,7 +136,9 @@ class _Importer:
         for i, node in enumerate(self.g.node):
             self._node(i, node, IMPORTERS)
         self.b.loc = None
-        outs = {o.name: self.tensor(o.name, f"graph output {o.name!r}") for o in self.g.output}
+        outs: dict[str, Tensor] = {}
+        for vi in self.g.output:
+            add_output(self, vi, outs)
         return self.b.build(outs)
 
     # -- leaves --------------------------------------------------------------------------------
@@ -140,31 +160,24 @@ class _Importer:
                 self.pending[t.name] = "param"
 
     def _inputs(self) -> None:
+        check_options(self)
         for vi in self.g.input:
             if vi.name in self.static:
                 continue  # an initializer listed as an input (IR < 4): a parameter
-            if vi.type.WhichOneof("value") == "sequence_type":
-                raise self._sequence_input(vi.name)
-            dtype, shape = _input_type(vi, self.src)
-            self.env[vi.name] = self.b.input(vi.name, shape, dtype)
-            self.bound.add(self.env[vi.name].value)
-
-    def _sequence_input(self, name: str) -> OnnxError:
-        readers = [node_where(i, n) for i, n in enumerate(self.g.node) if name in n.input]
-        read = f", read by {readers[0]}" if readers else ""
-        return OnnxError(f"{self.src}: graph input {name!r} is a sequence{read}; graphdl "
-                         "resolves sequences at import time (length and positions known then), "
-                         "so a sequence must be built inside the graph")
+            self.env[vi.name] = input_value(self, vi)
 
     def tensor(self, name: str, user: str) -> Tensor:
         """The tensor bound to ``name``, materialising a pending constant or parameter."""
         if name in self.env:
             t = self.env[name]
+            if isinstance(t, Absent):
+                raise OnnxError(f"{user} reads {name!r}, an absent optional (from {t.where}), "
+                                "where a tensor is needed")
             if not isinstance(t, Tensor):
                 raise OnnxError(f"{user} reads {name!r}, a sequence (made by {t.where}), where "
                                 "a tensor is needed; graphdl resolves sequences at import time, "
-                                "so only the Sequence* ops, ConcatFromSequence and Identity "
-                                "read them and no graph output may be one")
+                                "so only the Sequence*, Optional* ops, ConcatFromSequence and "
+                                "Identity read them")
             return t
         kind = self.pending.pop(name, None)
         if kind is None:
@@ -206,7 +219,7 @@ class _Importer:
                 continue
             if name in self.env or name in self.pending:
                 raise OnnxError(f"{where}: value {name!r} is defined twice")
-            if not isinstance(outs[k], Tensor):  # a static sequence: import-time only
+            if not isinstance(outs[k], Tensor):  # a static sequence or absent optional
                 self.env[name] = outs[k]
                 continue
             t = self.b.rename(outs[k], name, taken=self.bound)
@@ -214,28 +227,6 @@ class _Importer:
             self.bound.add(t.value)
             if t.type.known is not None and all(isinstance(d, int) for d in t.type.known):
                 self.static.setdefault(name, np.asarray(t.type.known, np.int64))
-
-
-def _input_type(vi: onnx.ValueInfoProto, src: str) -> tuple[DType, tuple[Dim, ...] | None]:
-    tt = vi.type
-    if tt.WhichOneof("value") != "tensor_type":
-        raise OnnxError(f"{src}: graph input {vi.name!r} is not a tensor "
-                        f"({tt.WhichOneof('value')}); graphdl imports tensors only")
-    try:
-        dtype = DType.from_onnx(tt.tensor_type.elem_type)
-    except GraphError as e:
-        raise OnnxError(f"{src}: graph input {vi.name!r}: {e}") from None
-    if not tt.tensor_type.HasField("shape"):
-        return dtype, None
-    return dtype, tuple(_dim(d) for d in tt.tensor_type.shape.dim)
-
-
-def _dim(d: Any) -> Dim:
-    if d.HasField("dim_value"):
-        return int(d.dim_value)
-    if d.HasField("dim_param") and d.dim_param:
-        return parse_dim(d.dim_param)
-    return None
 
 
 def attr_value(a: onnx.AttributeProto) -> Any:
@@ -279,6 +270,16 @@ class NodeCtx:
         if not self.has(i):
             raise self.fail(f"input {i} is required")
         return self.imp.tensor(self.node.input[i], self.where)
+
+    def value(self, i: int) -> "Tensor | StaticSequence | Absent":
+        """Input ``i`` (required) as whatever it is bound to: a tensor, a static sequence or an
+        absent optional."""
+        if not self.has(i):
+            raise self.fail(f"input {i} is required")
+        bound = self.imp.env.get(self.node.input[i])
+        if bound is None or isinstance(bound, Tensor):
+            return self.x(i)
+        return bound
 
     def opt(self, i: int) -> Tensor | None:
         return self.x(i) if self.has(i) else None

@@ -192,6 +192,12 @@ def _w3() -> TensorProto:
     return numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")
 
 
+def _split18(num_outputs: int) -> onnx.ModelProto:
+    """Split (opset 18) into two outputs whose ``num_outputs`` says otherwise."""
+    node = helper.make_node("Split", ["x"], ["y0", "y1"], axis=2, num_outputs=num_outputs)
+    return model([node], _X4, [vi("y0", None), vi("y1", None)], opset=18)
+
+
 #: Ops whose attributes or constant inputs no shape rule can satisfy.
 BAD_OPS = {
     "conv_stride_0": _on_x4("Conv", [_w3()], ["w"], strides=[0, 0]),
@@ -208,6 +214,8 @@ BAD_OPS = {
     "tile_negative": _on_x4("Tile", [_const_i64("r", [1, 1, -2, 1])], ["r"]),
     "gather_axis_99": _on_x4("Gather", [_const_i64("i", [0])], ["i"], axis=99),
     "lrn_size_0": _on_x4("LRN", size=0),
+    "split_num_outputs_0": lambda: _split18(0),
+    "split_num_outputs_2e40": lambda: _split18(2 ** 40),
     "cast_to_999": _on_x4("Cast", to=999),
     "range_delta_0": lambda: _one("Range", ["a", "b", "d"], ["y"], [], [vi("y", None, I64)],
                                   [_const_i64("a", 0), _const_i64("b", 5), _const_i64("d", 0)]),

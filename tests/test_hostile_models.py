@@ -43,6 +43,7 @@ EXPECT = {
     "conv_stride_0": "strides [0, 0]", "softmax_axis_99": "axis 99", "slice_step_0": "step 0",
     "pad_2e40": "overflows int64", "tile_negative": "must not be negative",
     "cast_to_999": "999", "range_delta_0": "delta is 0", "lrn_size_0": "at least 1",
+    "split_num_outputs_0": "num_outputs is 0", "split_num_outputs_2e40": "num_outputs is",
 }
 
 

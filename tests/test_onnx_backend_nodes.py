@@ -8,9 +8,16 @@ issue names (``NAMED_OPS``), minus cases with bfloat16/float8/int4/int2/float4 t
 whose expected values come from a random generator. Every in-scope case runs, or is skipped with
 its reason in ``SKIPPED`` or in ``_skip_reason`` (an op not yet imported, computed from the
 importer table, so the list shrinks as ops land). A case that fails is a failure, never skipped.
+
+Cases run as shipped. Sequence and optional graph inputs and outputs are resolved at import time
+(graphdl/onnx_boundary.py), from the case's own data: an input fed a list of k arrays is a
+sequence of length k (``sequence_lengths``), fed as the tensor inputs ``name.0`` ...; one fed
+None is an absent optional (``absent_inputs``); an output expected as a list is compared
+element by element with the tensor outputs ``name.0`` ... that the graph's metadata names.
 """
 from __future__ import annotations
 
+import json
 import re
 import warnings
 
@@ -45,16 +52,25 @@ STATIC_SLOTS = {
     "SequenceInsert": (2,), "SequenceErase": (1,), "SequenceAt": (1,), "SplitToSequence": (1,),
 }
 #: case name (or a regular expression over names) -> why it is skipped
-SKIPPED: dict[str, str] = {
-    "test_identity_opt": "graphdl has no optional values",
-}
+SKIPPED: dict[str, str] = {}
+
+
+def _elem_code(tp: onnx.TypeProto) -> int:
+    """The tensor element type inside a (sequence or optional) type, 0 if none."""
+    while not tp.HasField("tensor_type"):
+        if tp.HasField("sequence_type"):
+            tp = tp.sequence_type.elem_type
+        elif tp.HasField("optional_type"):
+            tp = tp.optional_type.elem_type
+        else:
+            return 0
+    return tp.tensor_type.elem_type
 
 
 def _type_names(model: onnx.ModelProto) -> set[str]:
     """The element types of a model's inputs, outputs and Cast targets."""
     g = model.graph
-    codes = {v.type.tensor_type.elem_type for v in list(g.input) + list(g.output)
-             if v.type.HasField("tensor_type")}
+    codes = {_elem_code(v.type) for v in list(g.input) + list(g.output)}
     codes |= {a.i for n in g.node for a in n.attribute if n.op_type == "Cast" and a.name == "to"}
     return {onnx.TensorProto.DataType.Name(c) for c in codes if c}
 
@@ -73,11 +89,11 @@ def _random(case) -> bool:
 
 
 def _feeds(case) -> dict[str, np.ndarray]:
-    """The inputs by name; a sequence input is a list of arrays."""
+    """The inputs by name; a sequence input is a list of arrays, an absent optional None."""
     inputs = case.data_sets[0][0]
     arrays = [numpy_helper.to_array(a) if isinstance(a, onnx.TensorProto)
-              else [np.asarray(x) for x in a] if isinstance(a, list) else np.asarray(a)
-              for a in inputs]
+              else [np.asarray(x) for x in a] if isinstance(a, list)
+              else None if a is None else np.asarray(a) for a in inputs]
     return dict(zip([i.name for i in case.model.graph.input], arrays))
 
 
@@ -125,41 +141,31 @@ def _freeze(case, feeds: dict) -> tuple[onnx.ModelProto, dict]:
     return model, {k: v for k, v in feeds.items() if k not in names}
 
 
-def _unpack_sequences(model: onnx.ModelProto, feeds: dict,
-                      expected: list) -> tuple[onnx.ModelProto, dict, list]:
-    """graphdl resolves sequences at import time and keeps none as a graph input or output (see
-    graphdl/onnx_importers/sequence.py): a sequence input fed k tensors becomes k tensor inputs
-    that SequenceConstruct gathers, a sequence output expected as k tensors k SequenceAt
-    outputs."""
-    g = model.graph
-    if not any(v.type.HasField("sequence_type") for v in [*g.input, *g.output]):
-        return model, feeds, list(expected)
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    og, helper = out.graph, onnx.helper
-    del og.input[:], og.output[:]
-    feeds, want = dict(feeds), []
-    for v in g.input:
-        if not v.type.HasField("sequence_type"):
-            og.input.append(v)
-            continue
-        parts = [f"{v.name}_{j}" for j in range(len(feeds[v.name]))]
-        og.input.extend(helper.make_value_info(p, v.type.sequence_type.elem_type) for p in parts)
-        og.node.insert(0, helper.make_node("SequenceConstruct", parts, [v.name]))
-        feeds.update(zip(parts, feeds.pop(v.name)))
-    for v, value in zip(g.output, expected):
-        if not v.type.HasField("sequence_type"):
-            og.output.append(v)
-            want.append(value)
-            continue
-        for j, arr in enumerate(value):
-            pos = helper.make_tensor(f"{v.name}_at_{j}", onnx.TensorProto.INT64, [], [j])
-            og.initializer.append(pos)
-            og.node.append(helper.make_node("SequenceAt", [v.name, pos.name], [f"{v.name}_{j}"]))
-            og.output.append(helper.make_value_info(f"{v.name}_{j}",
-                                                    v.type.sequence_type.elem_type))
-            want.append(arr)
-    return out, feeds, want
+def _spread(feeds: dict) -> tuple[dict, dict[str, int], set[str]]:
+    """Tensor feeds, with each list spread into ``name.0`` ...; the lists' lengths (the
+    ``sequence_lengths``) and the names fed None (the ``absent_inputs``)."""
+    flat: dict[str, np.ndarray] = {}
+    lengths, absent = {}, set()
+    for name, value in feeds.items():
+        if value is None:
+            absent.add(name)
+        elif isinstance(value, list):
+            lengths[name] = len(value)
+            flat.update({f"{name}.{j}": arr for j, arr in enumerate(value)})
+        else:
+            flat[name] = value
+    return flat, lengths, absent
+
+
+def _assert_close(case, name: str, got: np.ndarray, want) -> None:
+    want = numpy_helper.to_array(want) if isinstance(want, onnx.TensorProto) else want
+    assert got.dtype == want.dtype, f"{case.name}: {name}"
+    assert got.shape == want.shape, f"{case.name}: {name}"
+    if want.dtype.kind == "O":  # strings: exactly equal
+        np.testing.assert_array_equal(got, want, err_msg=f"{case.name}")
+        return
+    np.testing.assert_allclose(got, want, rtol=case.rtol, atol=max(case.atol, 1e-6),
+                               err_msg=f"{case.name}: {name}")
 
 
 def test_scope_and_skips_are_accounted_for():
@@ -177,17 +183,18 @@ def test_backend_node_case(case):
     if why:
         pytest.skip(why)
     model, feeds = _freeze(case, _feeds(case))
-    model, feeds, outputs = _unpack_sequences(model, feeds, case.data_sets[0][1])
-    got = gd.run(gd.from_onnx(model), feeds)
-    for out, want in zip(model.graph.output, outputs):
-        want = numpy_helper.to_array(want) if isinstance(want, onnx.TensorProto) else want
-        assert got[out.name].dtype == want.dtype, f"{case.name}: {out.name}"
-        assert got[out.name].shape == want.shape, f"{case.name}: {out.name}"
-        if want.dtype.kind == "O":  # strings: exactly equal
-            np.testing.assert_array_equal(got[out.name], want, err_msg=f"{case.name}")
+    feeds, lengths, absent = _spread(feeds)
+    graph = gd.from_onnx(model, sequence_lengths=lengths, absent_inputs=absent)
+    got = gd.run(graph, feeds)
+    seq_outputs = json.loads(graph.metadata.get("graphdl.sequence_outputs", "{}"))
+    for out, want in zip(model.graph.output, case.data_sets[0][1]):
+        if not isinstance(want, list):
+            _assert_close(case, out.name, got[out.name], want)
             continue
-        np.testing.assert_allclose(got[out.name], want, rtol=case.rtol,
-                                   atol=max(case.atol, 1e-6), err_msg=f"{case.name}: {out.name}")
+        names = seq_outputs[out.name]
+        assert names == [f"{out.name}.{j}" for j in range(len(want))], case.name
+        for name, arr in zip(names, want):
+            _assert_close(case, name, got[name], arr)
 
 
 def _lrn_by_the_spec(x: np.ndarray, size: int, alpha: float, beta: float,

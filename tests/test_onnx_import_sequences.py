@@ -1,8 +1,11 @@
-"""ONNX sequence ops imported as static sequences (graphdl/onnx_importers/sequence.py): small
-models built with onnx.helper, run through ``from_onnx`` and graphdl's interpreter, checked
-against ``onnx.reference.ReferenceEvaluator``; and the models graphdl must refuse, each with an
-OnnxError naming the node and the reason."""
+"""ONNX sequence ops imported as static sequences (graphdl/onnx_importers/sequence.py), and
+sequence graph inputs and outputs (graphdl/onnx_boundary.py): small models built with
+onnx.helper, run through ``from_onnx`` and graphdl's interpreter, checked against
+``onnx.reference.ReferenceEvaluator`` (and onnxruntime); and the models graphdl must refuse,
+each with an OnnxError naming the node or value and the reason."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import onnx
@@ -18,7 +21,7 @@ F = TensorProto.FLOAT
 RNG = np.random.default_rng(0)
 
 
-def _model(nodes: list, inputs: list, outputs: list, inits: dict | None = None,
+def make_model(nodes: list, inputs: list, outputs: list, inits: dict | None = None,
            opset: int = 18) -> onnx.ModelProto:
     """A model; ``inputs``/``outputs`` are (name, elem type, shape) or value infos, ``inits``
     maps names to arrays."""
@@ -36,9 +39,25 @@ def _pos(name: str, value: int) -> onnx.NodeProto:
         name, TensorProto.INT64, [], [value]))
 
 
-def _matches_reference(model: onnx.ModelProto, feeds: dict, ref: str = "onnx") -> dict:
+def spread(feeds: dict) -> tuple[dict, dict]:
+    """Tensor feeds with each list (a sequence) spread into ``name.0`` ...; the from_onnx
+    options the feeds imply: the lists' lengths, and the names fed None (absent optionals)."""
+    flat, lengths, absent = {}, {}, []
+    for name, value in feeds.items():
+        if value is None:
+            absent.append(name)
+        elif isinstance(value, list):
+            lengths[name] = len(value)
+            flat.update({f"{name}.{k}": arr for k, arr in enumerate(value)})
+        else:
+            flat[name] = value
+    return flat, {"sequence_lengths": lengths, "absent_inputs": absent}
+
+
+def matches_reference(model: onnx.ModelProto, feeds: dict, ref: str = "onnx") -> dict:
     """Runs ``model`` in graphdl and in onnx's reference (or onnxruntime); every output must
-    agree in dtype, shape and value. Returns graphdl's outputs."""
+    agree in dtype, shape and value, a sequence output (a list there) as graphdl's tensor
+    outputs ``name.0`` ... and no more. Returns graphdl's outputs."""
     if ref == "onnx":
         want = ReferenceEvaluator(model).run(None, feeds)
     else:
@@ -46,13 +65,23 @@ def _matches_reference(model: onnx.ModelProto, feeds: dict, ref: str = "onnx") -
         session = ort.InferenceSession(model.SerializeToString(),
                                        providers=["CPUExecutionProvider"])
         want = session.run(None, feeds)
-    got = gd.run(gd.from_onnx(model), feeds)
+    flat, options = spread(feeds)
+    got = gd.run(gd.from_onnx(model, **options), flat)
     for out, w in zip(model.graph.output, want):
-        w = np.asarray(w)
-        assert got[out.name].dtype == w.dtype, out.name
-        assert got[out.name].shape == w.shape, out.name
-        np.testing.assert_array_equal(got[out.name], w, err_msg=out.name)
+        if not isinstance(w, list):
+            _same(got[out.name], w, out.name)
+            continue
+        assert f"{out.name}.{len(w)}" not in got, out.name
+        for k, item in enumerate(w):
+            _same(got[f"{out.name}.{k}"], item, f"{out.name}.{k}")
     return got
+
+
+def _same(got: np.ndarray, want, name: str) -> None:
+    want = np.asarray(want)
+    assert got.dtype == want.dtype, name
+    assert got.shape == want.shape, name
+    np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 def _abc(names: str = "abc") -> dict:
@@ -66,7 +95,7 @@ ABC = [(k, F, [2, 3]) for k in "abc"]
 def test_sequence_at_any_position(pos):
     nodes = [helper.make_node("SequenceConstruct", ["a", "b", "c"], ["s"]), _pos("p", pos),
              helper.make_node("SequenceAt", ["s", "p"], ["y"])]
-    _matches_reference(_model(nodes, ABC, [("y", F, None)]), _abc())
+    matches_reference(make_model(nodes, ABC, [("y", F, None)]), _abc())
 
 
 @pytest.mark.parametrize("pos", [None, 0, 1, 2, -1, -2])
@@ -82,8 +111,8 @@ def test_insert_then_concat(pos):
              helper.make_node("SequenceLength", ["s1"], ["n"])]
     if pos is not None:
         nodes.insert(0, _pos("p", pos))
-    model = _model(nodes, ABC, [("y", F, None), ("n", TensorProto.INT64, [])])
-    got = _matches_reference(model, _abc(), "onnx" if pos != 2 else "onnxruntime")
+    model = make_model(nodes, ABC, [("y", F, None), ("n", TensorProto.INT64, [])])
+    got = matches_reference(model, _abc(), "onnx" if pos != 2 else "onnxruntime")
     assert got["n"] == 3
 
 
@@ -96,7 +125,7 @@ def test_erase(pos):
              helper.make_node("SequenceLength", ["s1"], ["n"])]
     if pos is not None:
         nodes.insert(0, _pos("p", pos))
-    _matches_reference(_model(nodes, ABC, [("y", F, None), ("n", TensorProto.INT64, [])]),
+    matches_reference(make_model(nodes, ABC, [("y", F, None), ("n", TensorProto.INT64, [])]),
                        _abc())
 
 
@@ -106,7 +135,7 @@ def test_empty_sequence_built_up_by_inserts():
              _pos("p", 0),
              helper.make_node("SequenceInsert", ["s1", "b", "p"], ["s2"]),
              helper.make_node("ConcatFromSequence", ["s2"], ["y"], axis=-1)]
-    _matches_reference(_model(nodes, ABC[:2], [("y", F, None)]), _abc("ab"))
+    matches_reference(make_model(nodes, ABC[:2], [("y", F, None)]), _abc("ab"))
 
 
 @pytest.mark.parametrize("axis,new_axis", [(0, 0), (1, 0), (-1, 0), (0, 1), (2, 1), (-1, 1),
@@ -114,14 +143,14 @@ def test_empty_sequence_built_up_by_inserts():
 def test_concat_from_sequence(axis, new_axis):
     nodes = [helper.make_node("SequenceConstruct", ["a", "b", "c"], ["s"]),
              helper.make_node("ConcatFromSequence", ["s"], ["y"], axis=axis, new_axis=new_axis)]
-    _matches_reference(_model(nodes, ABC, [("y", F, None)]), _abc())
+    matches_reference(make_model(nodes, ABC, [("y", F, None)]), _abc())
 
 
 @pytest.mark.parametrize("axis,new_axis", [(1, 0), (-3, 1)])
 def test_concat_of_one_element(axis, new_axis):
     nodes = [helper.make_node("SequenceConstruct", ["a"], ["s"]),
              helper.make_node("ConcatFromSequence", ["s"], ["y"], axis=axis, new_axis=new_axis)]
-    _matches_reference(_model(nodes, ABC[:1], [("y", F, None)]), _abc("a"))
+    matches_reference(make_model(nodes, ABC[:1], [("y", F, None)]), _abc("a"))
 
 
 def test_identity_passes_a_sequence_through():
@@ -129,13 +158,13 @@ def test_identity_passes_a_sequence_through():
              helper.make_node("Identity", ["s"], ["t"]),
              _pos("p", 1),
              helper.make_node("SequenceAt", ["t", "p"], ["y"])]
-    _matches_reference(_model(nodes, ABC[:2], [("y", F, None)]), _abc("ab"))
+    matches_reference(make_model(nodes, ABC[:2], [("y", F, None)]), _abc("ab"))
 
 
 def _split_model(attrs: dict, split: np.ndarray | None, x_shape: list) -> onnx.ModelProto:
     """SplitToSequence of x; every piece is an output, and the count too."""
     ins = ["x"] + ([] if split is None else ["split"])
-    want = ReferenceEvaluator(_model(
+    want = ReferenceEvaluator(make_model(
         [helper.make_node("SplitToSequence", ins, ["s"], **attrs),
          helper.make_node("SequenceLength", ["s"], ["n"])],
         [("x", F, x_shape)], [("n", TensorProto.INT64, [])],
@@ -146,7 +175,7 @@ def _split_model(attrs: dict, split: np.ndarray | None, x_shape: list) -> onnx.M
     for k in range(int(want[0])):
         nodes += [_pos(f"p{k}", k), helper.make_node("SequenceAt", ["s", f"p{k}"], [f"y{k}"])]
         outs.append((f"y{k}", F, None))
-    return _model(nodes, [("x", F, x_shape)], outs,
+    return make_model(nodes, [("x", F, x_shape)], outs,
                   None if split is None else {"split": split})
 
 
@@ -162,7 +191,7 @@ def _x(shape: list) -> np.ndarray:
 def test_split_to_sequence_with_static_sizes(attrs, split):
     """Pieces of 1 (kept or squeezed), chunks of a scalar (7 by 4: the last is smaller), and
     sizes given as a constant tensor (including an empty piece)."""
-    _matches_reference(_split_model(attrs, split, [3, 7]), {"x": _x([3, 7])})
+    matches_reference(_split_model(attrs, split, [3, 7]), {"x": _x([3, 7])})
 
 
 def _runtime_split_model() -> onnx.ModelProto:
@@ -177,7 +206,7 @@ def _runtime_split_model() -> onnx.ModelProto:
     inputs = [("x", F, [2, "n"]), ("sizes", TensorProto.INT64, [3])]
     outs = [("n", TensorProto.INT64, []), ("last", F, None), ("first", F, None),
             ("all", F, None)]
-    return _model(nodes, inputs, outs)
+    return make_model(nodes, inputs, outs)
 
 
 @pytest.mark.parametrize("sizes,n", [([1, 2, 3], 6), ([4, 0, 1], 5), ([0, 0, 2], 2)])
@@ -187,7 +216,7 @@ def test_split_to_sequence_with_run_time_sizes(sizes, n):
     (last,) = [v for v in graph.outputs if v.name == "last"]
     assert last.type.shape[0] == 2 and not isinstance(last.type.shape[1], int)
     feeds = {"x": _x([2, n]), "sizes": np.asarray(sizes, np.int64)}
-    got = _matches_reference(model, feeds)
+    got = matches_reference(model, feeds)
     assert got["n"] == 3
     ort = gd.run(graph, feeds, backend="ort")  # the slices export as standard ONNX
     np.testing.assert_array_equal(ort["last"], got["last"])
@@ -198,10 +227,10 @@ def test_split_pieces_are_made_only_when_used():
     read by SequenceAt adds the one split."""
     count = [helper.make_node("SplitToSequence", ["x"], ["s"]),
              helper.make_node("SequenceLength", ["s"], ["n"])]
-    g = gd.from_onnx(_model(count, [("x", F, [4, 2])], [("n", TensorProto.INT64, [])]))
+    g = gd.from_onnx(make_model(count, [("x", F, [4, 2])], [("n", TensorProto.INT64, [])]))
     assert [n.op for n in g.nodes] == ["constant"]
     read = count[:1] + [_pos("p", 3), helper.make_node("SequenceAt", ["s", "p"], ["y"])]
-    g = gd.from_onnx(_model(read, [("x", F, [4, 2])], [("y", F, None)]))
+    g = gd.from_onnx(make_model(read, [("x", F, [4, 2])], [("y", F, None)]))
     assert [n.op for n in g.nodes] == ["split"]
 
 
@@ -211,12 +240,116 @@ def test_gradient_flows_through_run_time_split():
              helper.make_node("SequenceAt", ["s", "p"], ["piece"]),
              helper.make_node("Mul", ["piece", "w"], ["prod"]),
              helper.make_node("ReduceSum", ["prod"], ["loss"], keepdims=0)]
-    model = _model(nodes, [("x", F, ["n"]), ("sizes", TensorProto.INT64, [2]), ("w", F, [3])],
+    model = make_model(nodes, [("x", F, ["n"]), ("sizes", TensorProto.INT64, [2]), ("w", F, [3])],
                    [("loss", F, [])])
     grad = passes.grad(gd.from_onnx(model), "loss", ["x"])
     w = np.asarray([1.5, -2.0, 3.0], np.float32)
     got = gd.run(grad, {"x": _x([5]), "sizes": np.asarray([2, 3], np.int64), "w": w})
     np.testing.assert_array_equal(got["x_grad"], np.concatenate([np.zeros(2, np.float32), w]))
+
+
+# -- sequence graph inputs and outputs --------------------------------------------------------
+
+
+def _widths(*widths: int) -> list[np.ndarray]:
+    return [RNG.standard_normal((2, w)).astype(np.float32) for w in widths]
+
+
+def _reader_model() -> onnx.ModelProto:
+    """A sequence input read by SequenceAt (from the front and the back), ConcatFromSequence
+    and SequenceLength."""
+    nodes = [_pos("p", 1), _pos("q", -1),
+             helper.make_node("SequenceAt", ["xs", "p"], ["second"]),
+             helper.make_node("SequenceAt", ["xs", "q"], ["last"]),
+             helper.make_node("ConcatFromSequence", ["xs"], ["cat"], axis=1),
+             helper.make_node("SequenceLength", ["xs"], ["n"])]
+    outs = [("second", F, [2, None]), ("last", F, [2, None]), ("cat", F, [2, None]),
+            ("n", TensorProto.INT64, [])]
+    return make_model(nodes, [helper.make_tensor_sequence_value_info("xs", F, [2, None])], outs)
+
+
+@pytest.mark.parametrize("ref", ["onnx", "onnxruntime"])
+def test_sequence_input_of_length_3(ref):
+    """Three elements of different widths, fed to graphdl as the tensor inputs xs.0 .. xs.2."""
+    model, xs = _reader_model(), _widths(1, 2, 3)
+    got = matches_reference(model, {"xs": xs}, ref)
+    assert got["n"] == 3
+    graph = gd.from_onnx(model, sequence_lengths={"xs": 3})
+    assert [(v.name, str(v.type)) for v in graph.inputs] == [
+        ("xs.0", "f32[2,?]"), ("xs.1", "f32[2,?]"), ("xs.2", "f32[2,?]")]
+    assert json.loads(graph.metadata["graphdl.sequence_inputs"]) == {
+        "xs": ["xs.0", "xs.1", "xs.2"]}
+    exported = gd.run(graph, spread({"xs": xs})[0], backend="ort")  # xs.k export as they are
+    np.testing.assert_array_equal(exported["cat"], got["cat"])
+
+
+def _writer_model() -> onnx.ModelProto:
+    """A sequence input passed on with one element erased and one inserted in front."""
+    nodes = [_pos("p", 0), _pos("q", 1),
+             helper.make_node("SequenceErase", ["xs", "q"], ["erased"]),
+             helper.make_node("SequenceInsert", ["erased", "a", "p"], ["ys"])]
+    seq = helper.make_tensor_sequence_value_info
+    return make_model(nodes, [seq("xs", F, [2, None]), ("a", F, [2, 3])],
+                      [seq("ys", F, [2, None]), seq("erased", F, None)])
+
+
+@pytest.mark.parametrize("ref", ["onnx", "onnxruntime"])
+def test_sequence_outputs_become_tensor_outputs(ref):
+    model = _writer_model()
+    matches_reference(model, {"xs": _widths(1, 2, 4), "a": _x([2, 3])}, ref)
+    graph = gd.from_onnx(model, sequence_lengths={"xs": 3})
+    assert [v.name for v in graph.outputs] == ["ys.0", "ys.1", "ys.2", "erased.0", "erased.1"]
+    assert json.loads(graph.metadata["graphdl.sequence_outputs"]) == {
+        "ys": ["ys.0", "ys.1", "ys.2"], "erased": ["erased.0", "erased.1"]}
+
+
+def test_empty_sequence_input():
+    """Length 0: no tensor input, and an empty sequence output has no tensor output."""
+    nodes = [helper.make_node("SequenceLength", ["xs"], ["n"]),
+             helper.make_node("Identity", ["xs"], ["ys"])]
+    seq = helper.make_tensor_sequence_value_info
+    model = make_model(nodes, [seq("xs", F, [2])], [("n", TensorProto.INT64, []),
+                                                     seq("ys", F, [2])])
+    graph = gd.from_onnx(model, sequence_lengths={"xs": 0})
+    assert graph.inputs == () and [v.name for v in graph.outputs] == ["n"]
+    assert matches_reference(model, {"xs": []})["n"] == 0
+
+
+def test_gradient_reaches_a_sequence_input_element():
+    """d/d xs.k of sum(w * concat(xs)) is w's slice over element k's columns."""
+    nodes = [helper.make_node("ConcatFromSequence", ["xs"], ["cat"], axis=1),
+             helper.make_node("Mul", ["cat", "w"], ["prod"]),
+             helper.make_node("ReduceSum", ["prod"], ["loss"], keepdims=0)]
+    model = make_model(nodes, [helper.make_tensor_sequence_value_info("xs", F, [2, None]),
+                               ("w", F, [2, 5])], [("loss", F, [])])
+    graph = gd.from_onnx(model, sequence_lengths={"xs": 2})
+    grad = passes.grad(graph, "loss", ["xs.0", "xs.1"])
+    xs, w = _widths(2, 3), _x([2, 5])
+    got = gd.run(grad, {"xs.0": xs[0], "xs.1": xs[1], "w": w})
+    np.testing.assert_array_equal(got["xs.0_grad"], w[:, :2])
+    np.testing.assert_array_equal(got["xs.1_grad"], w[:, 2:])
+
+
+def test_command_line_takes_sequence_lengths(tmp_path, capsys):
+    """``--sequence-length xs=3``: inspect lists the element inputs, run feeds them."""
+    from graphdl.cli import main
+
+    path, xs = tmp_path / "reader.onnx", _widths(3, 1, 2)
+    onnx.save(_reader_model(), path)
+    assert main(["inspect", str(path), "--sequence-length", "xs=3"]) == 0
+    assert "sequence input 'xs' as tensors: xs.0, xs.1, xs.2" in capsys.readouterr().out
+    feeds = []
+    for k, x in enumerate(xs):
+        np.save(tmp_path / f"x{k}.npy", x)
+        feeds += ["--feed", f"xs.{k}={tmp_path / f'x{k}.npy'}"]
+    out = tmp_path / "out.npz"
+    assert main(["run", str(path), "--sequence-length", "xs=3", *feeds, "-o", str(out)]) == 0
+    want = ReferenceEvaluator(_reader_model()).run(["cat"], {"xs": xs})[0]
+    np.testing.assert_array_equal(np.load(out)["cat"], want)
+    assert main(["inspect", str(path)]) == 2
+    assert "--sequence-length xs=N" in capsys.readouterr().err
+    assert main(["inspect", str(path), "--sequence-length", "xs=three"]) == 2
+    assert "expected NAME=N" in capsys.readouterr().err
 
 
 # -- what graphdl refuses ----------------------------------------------------------------------
@@ -233,7 +366,7 @@ def _refused(model: onnx.ModelProto, *parts: str) -> str:
 def test_position_fed_at_run_time_is_refused():
     nodes = [helper.make_node("SequenceConstruct", ["a", "b"], ["s"], name="build"),
              helper.make_node("SequenceAt", ["s", "p"], ["y"], name="pick")]
-    model = _model(nodes, ABC[:2] + [("p", TensorProto.INT64, [])], [("y", F, None)])
+    model = make_model(nodes, ABC[:2] + [("p", TensorProto.INT64, [])], [("y", F, None)])
     _refused(model, "'pick' (op SequenceAt)", "'p'", "must be known at import time")
 
 
@@ -246,41 +379,71 @@ def test_position_out_of_range_is_refused(op, pos):
     out = ("t", F, None) if op == "SequenceAt" else ("n", TensorProto.INT64, [])
     if op != "SequenceAt":
         nodes.append(helper.make_node("SequenceLength", ["t"], ["n"]))
-    _refused(_model(nodes, ABC[:2], [out]), f"'bad' (op {op})", f"position {pos} is out of "
+    _refused(make_model(nodes, ABC[:2], [out]), f"'bad' (op {op})", f"position {pos} is out of "
              "range for a sequence of length 2")
 
 
-def test_sequence_as_graph_output_is_refused():
-    nodes = [helper.make_node("SequenceConstruct", ["a", "b"], ["s"], name="build")]
-    seq_out = helper.make_tensor_sequence_value_info("s", F, None)
-    _refused(_model(nodes, ABC[:2], [seq_out]), "graph output 's'",
-             "'build' (op SequenceConstruct)", "sequence")
-
-
-def test_sequence_as_graph_input_is_refused():
+def test_sequence_input_without_length_is_refused():
     seq_in = helper.make_tensor_sequence_value_info("s", F, None)
     nodes = [helper.make_node("SequenceLength", ["s"], ["n"], name="count")]
-    _refused(_model(nodes, [seq_in], [("n", TensorProto.INT64, [])]), "graph input 's'",
-             "'count' (op SequenceLength)", "built inside the graph")
+    _refused(make_model(nodes, [seq_in], [("n", TensorProto.INT64, [])]), "graph input 's'",
+             "'count' (op SequenceLength)", "sequence_lengths={'s': n}", "s.0 ... s.(n-1)")
+
+
+@pytest.mark.parametrize("options,says", [
+    ({"sequence_lengths": {"a": 2}}, "names 'a', which is no sequence graph input; those are "
+                                     "['s']"),
+    ({"sequence_lengths": {"s": -1}}, "sequence_lengths['s'] must be a count"),
+    ({"sequence_lengths": {"s": 2.0}}, "must be a count (an int >= 0), not 2.0"),
+    ({"sequence_lengths": {"s": 1}, "absent_inputs": ["s"]}, "no optional graph input"),
+])
+def test_bad_boundary_options_are_refused(options, says):
+    seq_in = helper.make_tensor_sequence_value_info("s", F, None)
+    nodes = [helper.make_node("SequenceLength", ["s"], ["n"]), helper.make_node("Relu", ["a"],
+                                                                               ["r"])]
+    model = make_model(nodes, [seq_in, ABC[0]], [("n", TensorProto.INT64, []), ("r", F, None)])
+    with pytest.raises(OnnxError) as e:
+        gd.from_onnx(model, **options)
+    assert says in str(e.value), str(e.value)
+
+
+def test_element_name_taken_by_a_model_value_is_refused():
+    seq_in = helper.make_tensor_sequence_value_info("s", F, None)
+    nodes = [helper.make_node("Relu", ["a"], ["s.1"]),
+             helper.make_node("SequenceInsert", ["s", "s.1"], ["t"]),
+             helper.make_node("SequenceLength", ["t"], ["n"])]
+    model = make_model(nodes, [seq_in, ABC[0]], [("n", TensorProto.INT64, [])])
+    with pytest.raises(OnnxError, match="'s.1': the model already has a value of that name"):
+        gd.from_onnx(model, sequence_lengths={"s": 2})
+
+
+@pytest.mark.parametrize("declared,says", [
+    (helper.make_tensor_value_info("s", F, None), "declared a tensor but is a sequence"),
+    (helper.make_tensor_sequence_value_info("s", TensorProto.INT64, None),
+     "declared a sequence of int64 but holds float32 tensors"),
+])
+def test_sequence_output_must_fit_its_declared_type(declared, says):
+    nodes = [helper.make_node("SequenceConstruct", ["a", "b"], ["s"], name="build")]
+    _refused(make_model(nodes, ABC[:2], [declared]), "graph output 's'", says)
 
 
 def test_tensor_op_reading_a_sequence_is_refused():
     nodes = [helper.make_node("SequenceConstruct", ["a", "b"], ["s"], name="build"),
              helper.make_node("Relu", ["s"], ["y"], name="act")]
-    _refused(_model(nodes, ABC[:2], [("y", F, None)]), "'act' (op Relu)", "'s', a sequence",
+    _refused(make_model(nodes, ABC[:2], [("y", F, None)]), "'act' (op Relu)", "'s', a sequence",
              "'build' (op SequenceConstruct)")
 
 
 def test_sequence_op_reading_a_tensor_is_refused():
     nodes = [helper.make_node("SequenceLength", ["a"], ["n"], name="count")]
-    _refused(_model(nodes, ABC[:1], [("n", TensorProto.INT64, [])]),
+    _refused(make_model(nodes, ABC[:1], [("n", TensorProto.INT64, [])]),
              "'count' (op SequenceLength)", "'a') is a tensor")
 
 
 def test_mixed_element_types_are_refused():
     nodes = [helper.make_node("SequenceConstruct", ["a", "i"], ["s"], name="build"),
              helper.make_node("SequenceLength", ["s"], ["n"])]
-    _refused(_model(nodes, [ABC[0], ("i", TensorProto.INT64, [2])],
+    _refused(make_model(nodes, [ABC[0], ("i", TensorProto.INT64, [2])],
                     [("n", TensorProto.INT64, [])]), "'build'", "float32", "int64")
 
 
@@ -288,9 +451,9 @@ def test_value_info_of_sequence_type_is_accepted():
     """Shape inference records sequence types in value_info; the importer reads past them."""
     nodes = [helper.make_node("SequenceConstruct", ["a", "b"], ["s"]), _pos("p", 0),
              helper.make_node("SequenceAt", ["s", "p"], ["y"])]
-    model = onnx.shape_inference.infer_shapes(_model(nodes, ABC[:2], [("y", F, None)]))
+    model = onnx.shape_inference.infer_shapes(make_model(nodes, ABC[:2], [("y", F, None)]))
     assert any(v.type.HasField("sequence_type") for v in model.graph.value_info)
-    _matches_reference(model, _abc("ab"))
+    matches_reference(model, _abc("ab"))
 
 
 def _sizes(name: str, value) -> onnx.NodeProto:
@@ -337,5 +500,5 @@ def test_malformed_sequence_nodes_are_clean_errors(name):
     """Each is a GraphError naming the node, never a Python exception from inside."""
     nodes, says = MALFORMED[name]
     with pytest.raises(gd.GraphError) as e:
-        gd.from_onnx(_model(nodes, ABC[:1], [("n", TensorProto.INT64, None)]))
+        gd.from_onnx(make_model(nodes, ABC[:1], [("n", TensorProto.INT64, None)]))
     assert "ONNX node #" in str(e.value) and says in str(e.value), str(e.value)

@@ -32,5 +32,6 @@ from . import recurrent  # noqa: E402,F401 - RNN, LSTM, GRU
 from . import conv  # noqa: E402,F401 - Conv, ConvTranspose, MaxPool, AveragePool, Global*Pool
 from . import normalization  # noqa: E402,F401 - BatchNormalization (inference, training)
 from . import sequence  # noqa: E402,F401 - static sequences (after core: wraps Identity)
+from . import optional  # noqa: E402,F401 - Optional* ops, presence known at import
 from . import strings  # noqa: E402,F401 - StringNormalizer
 from . import training  # noqa: E402,F401 - Gradient (ai.onnx.preview.training)

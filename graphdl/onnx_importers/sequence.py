@@ -5,9 +5,11 @@ graphdl tensors, the way a compiler unrolls a list whose length it knows: Sequen
 SequenceConstruct, SequenceInsert, SequenceErase, SequenceAt, SequenceLength (an int64
 constant), ConcatFromSequence, SplitToSequence and Identity build or read such tuples, and only
 the tensors they hold reach the graph. So positions must be known at import time (initializers
-or Constants), split sizes may be computed at run time only where their count is static, and no
-graph input or output may be a sequence (nor, as graphdl imports no Loop or If, a loop-carried
-one); anything else is refused with an OnnxError naming the node and why.
+or Constants), split sizes may be computed at run time only where their count is static, a
+sequence graph input needs its length given to ``from_onnx`` and a sequence graph output
+becomes one tensor output per element (see :mod:`graphdl.onnx_boundary`), and, as graphdl
+imports no Loop or If, no sequence is loop-carried; anything else is refused with an OnnxError
+naming the node and why.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from .. import ops
 from ..builder import Tensor
+from ..onnx_boundary import Absent
 from ..onnx_import import NodeCtx
 from ..types import DType, dims_equal
 from . import IMPORTERS, importer
@@ -53,6 +56,9 @@ def _seq(c: NodeCtx, i: int) -> StaticSequence:
         raise c.fail(f"input {i} (a sequence) is required")
     name = c.node.input[i]
     value = c.imp.env.get(name)
+    if isinstance(value, Absent):
+        raise c.fail(f"input {i} ({name!r}) is an absent optional (from {value.where}); op "
+                     f"{c.node.op_type} reads a sequence there")
     if not isinstance(value, StaticSequence):
         raise c.fail(f"input {i} ({name!r}) is a tensor; op {c.node.op_type} reads a sequence "
                      "there")
@@ -258,10 +264,13 @@ _tensor_identity = IMPORTERS.pop("Identity")  # core's importer, kept for tensor
 
 
 @importer("Identity")
-def _identity(c: NodeCtx) -> "Tensor | StaticSequence":
-    """Identity of a sequence is the same sequence; of a tensor, core's tensor Identity."""
+def _identity(c: NodeCtx) -> "Tensor | StaticSequence | Absent":
+    """Identity of a sequence is the same sequence, of an absent optional the same absence; of
+    a tensor, core's tensor Identity."""
     value = c.imp.env.get(c.node.input[0]) if c.has(0) else None
     if isinstance(value, StaticSequence):
         return value.with_items(c, list(value.items))
+    if isinstance(value, Absent):
+        return value
     return _tensor_identity(c)
 

@@ -152,6 +152,8 @@ def _equal_parts(c: NodeCtx, x: Tensor, axis: int) -> list[int]:
         raise c.fail(f"splitting axis {axis} of {x.type} into equal parts needs a static "
                      "size there")
     n = int(c.attr("num_outputs", len(c.node.output)))
+    if n != len(c.node.output) or n < 1:
+        raise c.fail(f"num_outputs is {n} but the node has {len(c.node.output)} outputs")
     if "num_outputs" in c.attrs:
         step = -(-d // n)
         return [min(step, d - k * step) for k in range(n)]

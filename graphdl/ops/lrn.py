@@ -17,12 +17,23 @@ from .common import need_float
 from .im2col_lowering import needs_fallback
 
 BIG = np.iinfo(np.int64).max
+MAX_SIZE = 1 << 16  # a window wider than this needs the channel count known to clamp it
 
 
-def _window(size: int) -> tuple[int, int]:
-    """How many channels before and after c the sum for channel c reaches."""
+def _window(size: int, channels: Any = None) -> tuple[int, int]:
+    """How many channels before and after c the sum for channel c reaches; with the channel
+    count known, at most channels - 1 each way (farther ones are the zeros past the ends), so
+    a hostile size costs no more than a window over every channel."""
     before = (size - 1) // 2
-    return before, size - 1 - before
+    after = size - 1 - before
+    if isinstance(channels, int):
+        return min(before, max(channels - 1, 0)), min(after, max(channels - 1, 0))
+    return before, after
+
+
+def _channels(t: Any) -> Any:
+    shape = t.type.shape
+    return shape[1] if shape is not None and len(shape) > 1 else None
 
 
 def _lrn_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -32,19 +43,23 @@ def _lrn_infer(types: list, attrs: dict) -> list[TensorType]:
         raise ShapeError(f"lrn's size must be at least 1, got {attrs['size']}")
     if x.rank is not None and x.rank < 2:
         raise ShapeError(f"lrn needs an input [N, C, ...] of rank >= 2, got rank {x.rank}")
+    channels = x.shape[1] if x.shape is not None else None
+    if int(attrs["size"]) > MAX_SIZE and not isinstance(channels, int):
+        raise ShapeError(f"lrn's size {attrs['size']} is over {MAX_SIZE} with the channel "
+                         "count unknown; give the input a static channel dim")
     return [TensorType(x.dtype, x.shape)]
 
 
 def _lrn_kernel(x: np.ndarray, *, size: int, alpha: float, beta: float,
                 bias: float) -> np.ndarray:
-    before, after = _window(size)
+    channels = x.shape[1]
+    before, after = _window(size, channels)
     sq = np.square(x)
     widths = [(0, 0)] * x.ndim
     widths[1] = (before, after)
     padded = np.pad(sq, widths)
     total = np.zeros_like(x)
-    channels = x.shape[1]
-    for k in range(size):
+    for k in range(before + after + 1):
         total += padded[:, k:k + channels]
     scale = (bias + (alpha / size) * total) ** beta
     return np.asarray(x / scale, x.dtype)
@@ -73,7 +88,7 @@ def _lrn_vjp(b, c: Call, gys):
     ``g s^-beta - 2 beta k x * window_sum^T(g x s^(-beta-1))``; the transposed window swaps the
     channels reached before and after."""
     (g,), (x,), a = gys, c.inputs, c.attrs
-    before, after = _window(int(a["size"]))
+    before, after = _window(int(a["size"]), _channels(x))
     k = float(a["alpha"]) / int(a["size"])
     s = window_sum(x * x, before, after) * k + float(a["bias"])
     p = s ** (-float(a["beta"]))
@@ -86,7 +101,7 @@ def _lrn_fallback(ctx: Any, node: Any) -> None:
     position of the zero-padded squares, then ``x / (bias + alpha/size * sum) ** beta``."""
     x, a = node.inputs[0], node.attrs
     size, rank, dt = int(a["size"]), x.type.rank, x.type.dtype.np
-    before, after = _window(size)
+    before, after = _window(size, _channels(x))
     sq = ctx.emit("Mul", [x, x])[0]
     pads = [0] * (2 * rank)
     pads[1], pads[rank + 1] = before, after
@@ -94,7 +109,7 @@ def _lrn_fallback(ctx: Any, node: Any) -> None:
         sq = ctx.emit("Pad", [sq, ctx.const(np.asarray(pads, np.int64))])[0]
     width, axis = before + after, ctx.const(np.array([1], np.int64))
     pieces = []
-    for k in range(size):
+    for k in range(width + 1):
         end = np.array([k - width if k < width else BIG], np.int64)
         pieces += ctx.emit("Slice", [sq, ctx.const(np.array([k], np.int64)), ctx.const(end),
                                      axis])
@@ -108,11 +123,17 @@ def _lrn_fallback(ctx: Any, node: Any) -> None:
 def _lrn_lower(ctx: Any, node: Any) -> None:
     """ONNX LRN where onnxruntime has a kernel that follows the definition (float32, 4-D input,
     odd size); elsewhere (float64, other ranks, even sizes) the definition as standard ops."""
-    x = node.inputs[0]
-    if needs_fallback(x) or x.type.rank != 4 or int(node.attrs["size"]) % 2 == 0:
+    x, attrs = node.inputs[0], dict(node.attrs)
+    if needs_fallback(x) or x.type.rank != 4 or int(attrs["size"]) % 2 == 0:
         _lrn_fallback(ctx, node)
         return
-    ctx.emit("LRN", node.inputs, node.outputs, **node.attrs)
+    channels = _channels(x)
+    if isinstance(channels, int) and int(attrs["size"]) > 2 * channels - 1 > 0:
+        # the same sums over a window that just spans every channel (onnxruntime would
+        # allocate the whole window), with alpha / size kept
+        attrs["alpha"] = float(attrs["alpha"]) * (2 * channels - 1) / int(attrs["size"])
+        attrs["size"] = 2 * channels - 1
+    ctx.emit("LRN", node.inputs, node.outputs, **attrs)
 
 
 register(OpDef("lrn", _lrn_infer, (1, 1), kernel=_lrn_kernel, lower=_lrn_lower,

@@ -11,4 +11,6 @@ SAMPLES = [
            atol=1e-6, label="wider-than-channels"),
     Sample("lrn", [randn(2, 4, 1, 3)], {"size": 1, "alpha": 0.5}, ort="f32", rtol=1e-5,
            atol=1e-6, label="size1"),
+    Sample("lrn", [randn(2, 3, 4, 2)], {"size": 2 ** 40 + 1, "alpha": 0.3}, ort="f32",
+           rtol=1e-5, atol=1e-6, label="window-past-every-channel"),
 ]
