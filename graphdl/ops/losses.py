@@ -68,7 +68,13 @@ def _need_matrix(t: TensorType) -> None:
 
 
 def _np_reduce(x: np.ndarray, reduction: str) -> np.ndarray:
-    return np.asarray(x.mean() if reduction == "mean" else x.sum(), dtype=x.dtype)
+    """The mean or sum of all of x, as np.mean / np.sum give it (float16 summed in float32)
+    without np.mean's Python-level wrapper, which costs more than the sum on a batch."""
+    acc = np.dtype(np.float32 if x.dtype == np.float16 else x.dtype)
+    total = np.add.reduce(x, axis=None, dtype=acc)
+    if reduction == "mean":  # an empty batch: nan, as np.mean gives
+        total = total / acc.type(x.size) if x.size else acc.type(np.nan)
+    return np.asarray(total, dtype=x.dtype)
 
 
 def _reduce(x: Tensor, reduction: str) -> Tensor:
