@@ -1,7 +1,7 @@
 """Pass-pipeline cost on generated graphs of 1k, 10k and 100k nodes: each pass's time per node
 (target <= 10 us at 100k) and its 100k / 10k time ratio (linear scaling: <= 12), plus the node
 counts before and after the default pipeline for the MLP training step (target: >= 30% fewer).
-Times are this thread's CPU time, the fastest of three runs.
+Times are this thread's CPU time, the fastest of five runs (fewer vary by +-20% at 100k).
 
 A plain linear walk over the same graphs (producers and uses maps, one scan) is timed alongside
 as the floor: on a machine whose caches hold the 10k-node graph but not the 100k-node one, even
@@ -63,7 +63,7 @@ def _walk_seconds(g: gd.Graph, clock=time.thread_time) -> float:
     return clock() - t0
 
 
-def pass_seconds(sizes: list[int], repeats: int = 3, clock=time.thread_time) -> dict[int, dict]:
+def pass_seconds(sizes: list[int], repeats: int = 5, clock=time.thread_time) -> dict[int, dict]:
     """Per requested size: the generated graph's node count before (``nodes``) and after
     (``after``) the pipeline, and ``seconds`` by pass name (a pass listed twice: its runs
     summed), plus ``linear_walk``; each the fastest of ``repeats`` runs (the least disturbed),
@@ -87,7 +87,7 @@ def pass_seconds(sizes: list[int], repeats: int = 3, clock=time.thread_time) -> 
     return out
 
 
-def pass_costs(sizes: list[int], repeats: int = 3) -> dict:
+def pass_costs(sizes: list[int], repeats: int = 5) -> dict:
     out: dict = {}
     per_size: dict[int, dict[str, float]] = {}
     for n, m in pass_seconds(sizes, repeats).items():

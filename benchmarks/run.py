@@ -57,7 +57,7 @@ class Config:
     rounds: int = 21
     chunk_s: float = 0.02
     pass_sizes: tuple[int, ...] = (1000, 10_000, 100_000)
-    pass_repeats: int = 3
+    pass_repeats: int = 5
 
     @classmethod
     def quick(cls) -> "Config":

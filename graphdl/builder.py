@@ -36,12 +36,13 @@ def _user_file(filename: str) -> str | None:
 
 
 def user_location() -> str | None:
-    """'file:line' of the innermost caller outside graphdl and passes."""
+    """'file:line' of the innermost caller outside graphdl and passes; one string per place,
+    shared by every node made there (a layer built in a loop makes many)."""
     f = sys._getframe(1)
     while f is not None:
         user = _user_file(f.f_code.co_filename)
         if user is not None:
-            return f"{user}:{f.f_lineno}"
+            return sys.intern(f"{user}:{f.f_lineno}")
         f = f.f_back
     return None
 
