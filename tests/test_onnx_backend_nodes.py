@@ -28,6 +28,7 @@ from onnx import numpy_helper
 
 import graphdl as gd
 from graphdl.onnx_importers import IMPORTERS
+from tests.onnx_models import spread
 
 #: ONNX op types the ONNX import issue names (beyond what graphdl imports), with the issue whose
 #: ops they are; a case using one that is not yet imported is skipped naming that issue.
@@ -141,22 +142,6 @@ def _freeze(case, feeds: dict) -> tuple[onnx.ModelProto, dict]:
     return model, {k: v for k, v in feeds.items() if k not in names}
 
 
-def _spread(feeds: dict) -> tuple[dict, dict[str, int], set[str]]:
-    """Tensor feeds, with each list spread into ``name.0`` ...; the lists' lengths (the
-    ``sequence_lengths``) and the names fed None (the ``absent_inputs``)."""
-    flat: dict[str, np.ndarray] = {}
-    lengths, absent = {}, set()
-    for name, value in feeds.items():
-        if value is None:
-            absent.add(name)
-        elif isinstance(value, list):
-            lengths[name] = len(value)
-            flat.update({f"{name}.{j}": arr for j, arr in enumerate(value)})
-        else:
-            flat[name] = value
-    return flat, lengths, absent
-
-
 def _assert_close(case, name: str, got: np.ndarray, want) -> None:
     want = numpy_helper.to_array(want) if isinstance(want, onnx.TensorProto) else want
     assert got.dtype == want.dtype, f"{case.name}: {name}"
@@ -183,8 +168,8 @@ def test_backend_node_case(case):
     if why:
         pytest.skip(why)
     model, feeds = _freeze(case, _feeds(case))
-    feeds, lengths, absent = _spread(feeds)
-    graph = gd.from_onnx(model, sequence_lengths=lengths, absent_inputs=absent)
+    feeds, options = spread(feeds)
+    graph = gd.from_onnx(model, **options)
     got = gd.run(graph, feeds)
     seq_outputs = json.loads(graph.metadata.get("graphdl.sequence_outputs", "{}"))
     for out, want in zip(model.graph.output, case.data_sets[0][1]):

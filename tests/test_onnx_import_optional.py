@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 import graphdl as gd
 from graphdl.errors import OnnxError
-from tests.test_onnx_import_sequences import make_model, matches_reference
+from tests.onnx_models import make_model, matches_reference
 
 F = TensorProto.FLOAT
 BOOL = TensorProto.BOOL
