@@ -58,3 +58,40 @@ def test_conv_kernels_match_torch(kind, r):
             assert got.dtype == dt and got.flags.c_contiguous
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
         done += 1
+
+
+@pytest.mark.parametrize("r", [1, 2, 3])
+def test_tapwise_matches_torch(r):
+    """The tapwise path (stride 1, one group; flat padded grid, K shifted adds) on random
+    kernels, dilations and asymmetric pads, called directly whatever the dispatch rule picks;
+    then a DenseNet-like 3x3 conv (C = 4 O), which the dispatch sends there."""
+    from graphdl.ops.conv_kernels import _tapwise
+
+    rng = np.random.default_rng(r)
+    done = 0
+    while done < 6:
+        kernel = tuple(int(k) for k in rng.integers(1, 4, r))
+        c = {"x": rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(2, 7)))
+                                      + tuple(int(n) for n in rng.integers(4, 8, r))),
+             "w": None, "b": None, "strides": (1,) * r, "group": 1,
+             "dilations": tuple(int(d) for d in rng.integers(1, 3, r)),
+             "pads": tuple(int(p) for p in rng.integers(0, 3, 2 * r))}
+        c["w"] = rng.standard_normal((int(rng.integers(1, 4)), c["x"].shape[1]) + kernel)
+        outs = [n + c["pads"][i] + c["pads"][r + i] - d * (k - 1)
+                for i, (n, d, k) in enumerate(zip(c["x"].shape[2:], c["dilations"], kernel))]
+        if min(outs) < 1:
+            continue
+        want = _torch_conv(c)
+        for dt, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
+            got = _tapwise(c["x"].astype(dt), c["w"].astype(dt), c["dilations"], c["pads"],
+                           outs)
+            assert got.dtype == dt and got.flags.c_contiguous
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+        done += 1
+    dense = {"x": rng.standard_normal((2, 32, 14, 14)), "w": rng.standard_normal((8, 32, 3, 3)),
+             "b": rng.standard_normal(8), "strides": (1, 1), "dilations": (1, 1),
+             "pads": (1, 1, 1, 1), "group": 1}
+    attrs = {k: dense[k] for k in ("strides", "dilations", "pads", "group")}
+    got = _conv_kernel(dense["x"], dense["w"], dense["b"], auto_pad="NOTSET", kernel_shape=None,
+                       **attrs)
+    np.testing.assert_allclose(got, _torch_conv(dense), rtol=1e-10, atol=1e-10)
