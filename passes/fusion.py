@@ -143,7 +143,17 @@ class ActivationFusion(Pass):
     PRODUCERS = frozenset({"gemm", "conv"})  # the ops with an ``activation`` epilogue
 
     def run(self, g: Graph) -> PassResult:
-        outs, uses = set(g.outputs), g.uses
+        made = {n.outputs[0] for n in g.nodes
+                if n.op in self.PRODUCERS and not n.attrs.get("activation")}
+        readers = dict.fromkeys((n.inputs[0] for n in g.nodes
+                                 if n.op in ACTIVATIONS and n.inputs[0] in made), 0)
+        if not readers:  # no activation reads a Gemm or Conv: nothing to sweep
+            return PassResult(g, False)
+        for n in g.nodes:  # readers of the candidates only, not a map of every value's uses
+            for v in n.inputs:
+                if v in readers:
+                    readers[v] += 1
+        outs = set(g.outputs)
 
         def rule(rw: Rewriter, n: Node) -> bool:
             if n.op not in ACTIVATIONS:
@@ -152,7 +162,7 @@ class ActivationFusion(Pass):
             p = rw.prod.get(v)
             if p is None or p.op not in self.PRODUCERS or p.attrs.get("activation"):
                 return False
-            if v in outs or len(uses.get(v, ())) != 1:
+            if v in outs or readers.get(v) != 1:
                 return False  # the pre-activation is read elsewhere: keep it
             rw.drop(p)
             rw.emit(p.op, list(p.inputs), n, out=n.outputs[0], **{**p.attrs, "activation": n.op})
