@@ -118,7 +118,8 @@ def fit_classifier(sgd: MinibatchSGD, infer: Graph, data: Sequence[np.ndarray], 
                    verbose: bool = True) -> dict[str, Any]:
     """Trains with ``sgd`` on ``data`` = (x_train, x_test, y_train, y_test) for ``epochs``,
     with a progress bar on a terminal and the loss and test accuracy per epoch; returns the
-    accuracy, every step's loss, the per-epoch ``history`` and the training time. The batches depend on ``seed`` only, so two engines see the same."""
+    accuracy, every step's loss, the per-epoch ``history`` and the training time. The batches
+    depend on ``seed`` only, so two engines see the same."""
     from .progress import Progress
 
     x_tr, x_te, y_tr, y_te = data
