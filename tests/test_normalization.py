@@ -210,6 +210,60 @@ def test_imported_training_batch_norm_follows_onnx_running_statistics():
                                rtol=1e-10)
 
 
+@pytest.mark.parametrize("opset, attrs", [(12, {}), (9, {}), (6, {"is_test": 0})])
+def test_old_opset_training_batch_norm_follows_onnx(opset, attrs):
+    """Before opset 14 training mode is the node's extra outputs (opset 7-13: y, running mean
+    and variance, the batch's mean and variance) or ``is_test=0`` (opset 6), as PyTorch's
+    exporter writes a model in .train() mode at those opsets."""
+    from onnx import TensorProto, helper
+
+    outs = ["y", "rm", "rv", "sm", "sv"]
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], outs,
+                            epsilon=1e-5, momentum=0.7, **attrs)
+    vec = [helper.make_tensor_value_info(n, TensorProto.DOUBLE, [3]) for n in "sbmv"]
+    graph = helper.make_graph([node], "bn", [helper.make_tensor_value_info(
+        "x", TensorProto.DOUBLE, [4, 3, 2])] + vec, [helper.make_tensor_value_info(
+            n, TensorProto.DOUBLE, None) for n in outs])
+    g = gd.from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
+    rng = np.random.default_rng(opset)
+    x, m, v = rng.standard_normal((4, 3, 2)), rng.standard_normal(3), rng.random(3) + 0.5
+    s, b = rng.standard_normal(3), rng.standard_normal(3)
+    out = gd.run(g, {"x": x, "s": s, "b": b, "m": m, "v": v})
+    mean, var = x.mean((0, 2)), x.var((0, 2))
+    want_y = (x - mean[:, None]) / np.sqrt(var[:, None] + 1e-5) * s[:, None] + b[:, None]
+    np.testing.assert_allclose(out["y"], want_y, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["rm"], 0.7 * m + 0.3 * mean, rtol=1e-6)
+    np.testing.assert_allclose(out["rv"], 0.7 * v + 0.3 * var, rtol=1e-6)
+    np.testing.assert_allclose(out["sm"], mean, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["sv"], var, rtol=1e-10)
+
+
+@pytest.mark.parametrize("opset", [9, 12, 14])
+def test_torch_training_mode_export_matches_torch(opset):
+    """A conv + batch-norm net exported by PyTorch in .train() mode at old and new opsets:
+    graphdl's output uses the batch's statistics, as torch's training forward does."""
+    import io
+    import warnings
+
+    import onnx
+
+    nn = torch.nn
+    torch.manual_seed(opset)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(64, 5), nn.BatchNorm1d(5)).train()
+    x = torch.randn(6, 3, 4, 4)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), buf, opset_version=opset, dynamo=False,
+                          training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
+                          input_names=["x"], output_names=["y"])
+    with torch.no_grad():
+        want = net(x).numpy()
+    got = gd.run(gd.from_onnx(onnx.load_from_string(buf.getvalue())), {"x": x.numpy()})["y"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_dropout_with_in_graph_random_mask_has_the_right_statistics():
     """Drawn in each engine: about `rate` of the units dropped, the rest scaled by 1/(1-rate),
     a different mask on every run. onnxruntime 1.32 implements RandomUniformLike only at
