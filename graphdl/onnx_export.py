@@ -22,6 +22,9 @@ from .types import TensorType
 #: every op graphdl lowers to at this opset (tests/test_onnx_export.py checks it).
 DEFAULT_OPSET = 28
 MIN_OPSET = 16  # ScatterElements gained reduction="add" (gather's gradient) in opset 16
+#: Stock onnxruntime (1.32) implements its random ops (RandomUniformLike) only up to their
+#: opset-21 versions: a graph that draws random numbers exports at 21 unless told otherwise.
+RANDOM_OPSET = 21
 
 
 class LowerCtx:
@@ -149,8 +152,12 @@ def _unread(g: Graph) -> set[str]:
 def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> onnx.ModelProto:
     """A standard ONNX model of ``graph`` (parameters as initializers, dynamic dims kept).
     ``functions``: fused nodes become calls of model-local ONNX functions (one per distinct
-    body) instead of their body inlined as standard ops."""
-    opset = DEFAULT_OPSET if opset is None else int(opset)
+    body) instead of their body inlined as standard ops. The default opset is DEFAULT_OPSET,
+    or RANDOM_OPSET for a graph with a random op."""
+    if opset is None:
+        random = any("random" in get_op(n.op).traits for n in graph.nodes)
+        opset = RANDOM_OPSET if random else DEFAULT_OPSET
+    opset = int(opset)
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise OnnxError(f"cannot export at opset {opset}: graphdl exports opsets "

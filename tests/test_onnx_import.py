@@ -229,10 +229,30 @@ def test_dropout_range_gather_elements_expand_where():
     assert not any(n.op == "dropout" for n in g.nodes)
 
 
-def test_dropout_in_training_mode_is_refused():
+@pytest.mark.parametrize("backend", ["numpy", "ort"])
+def test_dropout_in_training_mode_drops_at_the_ratio(backend):
+    """ONNX Dropout with training_mode true: each unit kept with probability 1 - ratio (a mask
+    drawn in the graph, new each run) and scaled by 1 / (1 - ratio); the mask output says
+    which were kept."""
+    m = make([helper.make_node("Dropout", ["x", "ratio", "train"], ["y", "mask"])],
+             [vi("x", [100, 200])], [vi("y", None), vi("mask", None, TensorProto.BOOL)],
+             [init("ratio", np.array(0.3, np.float32)), init("train", np.array(True))], 13)
+    g = gd.from_onnx(m)
+    x = RNG.standard_normal((100, 200)).astype(np.float32)
+    first = gd.run(g, {"x": x}, backend=backend)
+    second = gd.run(g, {"x": x}, backend=backend)
+    for out in (first, second):
+        assert out["mask"].dtype == np.bool_
+        np.testing.assert_allclose(out["y"], np.where(out["mask"], x / np.float32(0.7), 0),
+                                   rtol=1e-6)
+        assert abs(1.0 - out["mask"].mean() - 0.3) < 0.015  # 20000 draws: sd 0.0032
+    assert (first["mask"] != second["mask"]).any()
+
+
+def test_dropout_training_mode_given_at_run_time_is_refused():
     m = make([helper.make_node("Dropout", ["x", "", "train"], ["y"], name="drop")],
-             [vi("x", [2])], [vi("y", None)], [init("train", np.array(True))], 13)
-    with pytest.raises(gd.OnnxError, match="'drop'.*training mode"):
+             [vi("x", [2]), vi("train", [], TensorProto.BOOL)], [vi("y", None)], opset=13)
+    with pytest.raises(gd.OnnxError, match="'drop'.*training_mode must be known"):
         gd.from_onnx(m)
 
 

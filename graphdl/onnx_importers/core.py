@@ -15,6 +15,7 @@ from onnx import numpy_helper
 from .. import ops
 from ..builder import Tensor
 from ..onnx_import import NodeCtx
+from ..ops.dropout import random_keep_mask
 from ..types import DType
 from . import importer
 
@@ -267,17 +268,35 @@ def _instance_norm(c: NodeCtx) -> Tensor:
 
 @importer("Dropout")
 def _dropout(c: NodeCtx) -> list[Tensor]:
-    """Dropout at inference, or with ratio 0, is the identity with an all-true mask; a node
-    that really drops (training mode, ratio > 0) is refused."""
-    training = c.static(2)
+    """Dropout at inference, or with ratio 0, is the identity with an all-true mask. In
+    training mode (``training_mode`` true from opset 12, ``is_test=0`` before opset 7; opsets 7
+    to 11 have no training mode) it keeps each unit with probability 1 - ratio by a mask drawn
+    in the graph (``random_keep_mask``, the node's seed) and scales the kept ones by
+    1 / (1 - ratio), as ONNX defines it; ratio and mode must be known at import time."""
     ratio = c.static(1) if c.has(1) else c.attr("ratio", 0.5)
-    train = (c.has(2) and (training is None or bool(np.asarray(training)))) or \
-        (c.opset < 7 and not c.attr("is_test", 0))
-    if train and (ratio is None or float(np.asarray(ratio)) != 0.0):
-        raise c.fail("dropout in training mode is not supported; export the model in eval mode")
     x = c.x(0)
-    y = _apply(c, "identity", [x])
+    if not _dropout_training(c) or (ratio is not None and float(np.asarray(ratio)) == 0.0):
+        y = _apply(c, "identity", [x])
+        if len(c.node.output) < 2 or not c.node.output[1]:
+            return [y]
+        return [y, _apply(c, "constant_of_shape", [ops.shape_of(x)], value=np.asarray(True))]
+    if ratio is None:
+        raise c.fail("dropout in training mode needs its ratio known at import time (an "
+                     "initializer or Constant)")
+    rate = float(np.asarray(ratio))
+    seed = c.attr("seed", None)
+    keep = random_keep_mask(x, rate, None if seed is None else int(seed))
+    y = ops.dropout(x, keep, rate)
     if len(c.node.output) < 2 or not c.node.output[1]:
         return [y]
-    mask = _apply(c, "constant_of_shape", [ops.shape_of(x)], value=np.asarray(True))
-    return [y, mask]
+    return [y, ops.cast(keep, "bool")]
+
+
+def _dropout_training(c: NodeCtx) -> bool:
+    if c.has(2):
+        training = c.static(2)
+        if training is None:
+            raise c.fail("dropout's training_mode must be known at import time (an "
+                         "initializer or Constant)")
+        return bool(np.asarray(training))
+    return c.opset < 7 and not c.attr("is_test", 0)

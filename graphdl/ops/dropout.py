@@ -60,7 +60,8 @@ def _uniform_kernel(x: np.ndarray, *, seed: int | None) -> np.ndarray:
 
 def _uniform_lower(ctx, node) -> None:
     """ONNX RandomUniformLike. Stock onnxruntime 1.32 implements it (like every random op)
-    only up to its opset-21 version: export with ``opset=21`` to run it there."""
+    only up to its opset-21 version, so a graph holding it exports at opset 21 by default
+    (onnx_export.RANDOM_OPSET)."""
     seed = node.attrs["seed"]
     ctx.emit("RandomUniformLike", node.inputs, node.outputs, low=0.0, high=1.0,
              seed=None if seed is None else float(seed))
@@ -80,7 +81,7 @@ register(OpDef("random_uniform_like", _uniform_infer, (1, 1), kernel=_uniform_ke
 def random_keep_mask(x: Tensor, rate: float, seed: int | None = None) -> Tensor:
     """A keep-mask drawn in the graph, each entry 1 with probability ``1 - rate``. Engines draw
     different numbers, so runs compare across engines only with fed masks; onnxruntime runs the
-    exported op at opset 21 or lower (see ``_uniform_lower``)."""
+    exported op at opset 21 or lower, which the export picks (see ``_uniform_lower``)."""
     from .elementwise import cast
 
     _check_rate(rate)
