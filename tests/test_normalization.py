@@ -264,6 +264,48 @@ def test_torch_training_mode_export_matches_torch(opset):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("opset", [9, 14])
+def test_gradients_of_a_torch_training_mode_export_match_autograd(opset):
+    """conv, batch norm (training), ReLU, max pool, linear, batch norm and an MSE loss in
+    forward, exported in .train() mode: passes.grad w.r.t. every parameter equals autograd."""
+    import io
+    import warnings
+
+    import onnx
+
+    import passes
+
+    nn = torch.nn
+    torch.manual_seed(opset)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 5),
+                        nn.BatchNorm1d(5)).train()
+
+    class WithLoss(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x, t):
+            return ((self.net(x) - t) ** 2).mean()
+
+    model = WithLoss()
+    x, t = torch.randn(6, 3, 4, 4), torch.randn(6, 5)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x, t), buf, opset_version=opset, dynamo=False,
+                          training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
+                          input_names=["x", "t"], output_names=["loss"])
+    g = gd.from_onnx(onnx.load_from_string(buf.getvalue()))
+    names = [n for n, _ in model.named_parameters()]
+    got = gd.run(passes.grad(g, "loss", names), {"x": x.numpy(), "t": t.numpy()})
+    model(x, t).backward()
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(got[f"{name}_grad"], p.grad.numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+
+
 def test_dropout_with_in_graph_random_mask_has_the_right_statistics():
     """Drawn in each engine: about `rate` of the units dropped, the rest scaled by 1/(1-rate),
     a different mask on every run. onnxruntime 1.32 implements RandomUniformLike only at
