@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import ops
 from .builder import GraphBuilder, Tensor
 from .errors import (DTypeError, FeedError, GradError, GraphError, OnnxError, PassError,
-                     ShapeError, VerifyError)
+                     ShapeError, UnsupportedOpError, VerifyError)
 from .explain import explain
 from .ir import Graph, Node, Value
 from .ops import *  # noqa: F401,F403 - the op functions are the builder DSL
@@ -50,7 +50,7 @@ def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu"
 
 __all__ = ["Graph", "GraphBuilder", "Tensor", "Node", "Value", "DType", "Sym", "TensorType",
            "GraphError", "ShapeError", "DTypeError", "GradError", "OnnxError", "FeedError",
-           "PassError", "VerifyError", "OpDef", "register", "get_op", "all_ops", "verify",
+           "PassError", "VerifyError", "UnsupportedOpError", "OpDef", "register", "get_op", "all_ops", "verify",
            "to_onnx", "from_onnx", "run", *_ops_all]
 
 from . import nn, train  # noqa: E402 - layers (graphdl.nn.Dense, MLP) and minibatch SGD

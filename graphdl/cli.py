@@ -22,7 +22,7 @@ from typing import IO, Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import GraphError
+from .errors import GraphError, UnsupportedOpError
 from .fileio import write_atomic
 from .ir import Graph
 
@@ -125,7 +125,11 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     from .printing import format_node
     from .summary import summarize
 
-    g = load_model(args.model, args.sequence_length)
+    try:
+        g = load_model(args.model, args.sequence_length)
+    except UnsupportedOpError as e:  # still show the rest of the model, then the error
+        print_listing(e, args.json)
+        raise
     if args.passes:
         return print_pass_trace(g)
     if args.json:
@@ -146,6 +150,17 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     out.append(f"parameter count: {g.param_count()}")
     out += ["", str(summarize(g))]
     print("\n".join(out))
+
+
+def print_listing(e: UnsupportedOpError, as_json: bool) -> None:
+    """The ONNX model's own listing (inputs, outputs, parameters, every node with the
+    unsupported ones marked), for a model graphdl cannot import."""
+    from .onnx_listing import format_listing, model_listing
+
+    if e.proto is None:
+        return
+    listing = model_listing(e.proto, e.nodes)  # type: ignore[arg-type]
+    print(json.dumps(listing, indent=1) if as_json else format_listing(listing), flush=True)
 
 
 def print_pass_trace(g: Graph) -> None:

@@ -22,6 +22,16 @@ class OnnxError(GraphError):
     """An ONNX model that cannot be imported or exported."""
 
 
+class UnsupportedOpError(OnnxError):
+    """An ONNX model holding ops graphdl does not import. ``proto`` is the (checked) model and
+    ``nodes`` the positions of every such node, so a caller can still show the rest of it
+    (``graphdl inspect`` does)."""
+
+    def __init__(self, message: str, proto: object = None, nodes: tuple[int, ...] = ()):
+        super().__init__(message)
+        self.proto, self.nodes = proto, nodes
+
+
 class FeedError(GraphError):
     """Feeds that do not match a graph's inputs (names, dtypes, shapes)."""
 

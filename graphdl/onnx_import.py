@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from .builder import GraphBuilder, Tensor
-from .errors import GraphError, OnnxError
+from .errors import GraphError, OnnxError, UnsupportedOpError
 from .external_data import read_external
 from .ir import Graph, Value
 from .limits import DEFAULT_MAX_BYTES, check_graph
@@ -114,7 +114,7 @@ class _Importer:
 
     def __init__(self, proto: onnx.ModelProto, opset: int, src: str,
                  boundary: Boundary | None = None):
-        self.g, self.opset, self.src = proto.graph, opset, src
+        self.g, self.opset, self.src, self.proto = proto.graph, opset, src, proto
         self.boundary = boundary or Boundary({}, frozenset())
         names = {v.name for v in self.g.input} | {t.name for t in self.g.initializer}
         self.onnx_names = names | {o for n in self.g.node for o in n.output}
@@ -197,8 +197,11 @@ class _Importer:
         where = node_where(i, node)  # check_model has refused other domains already
         fn = table.get(node.op_type)
         if fn is None:
-            raise OnnxError(f"{where} is not supported at opset {self.opset}; graphdl imports: "
-                            f"{', '.join(sorted(table))}")
+            others = [k for k, n in enumerate(self.g.node) if n.op_type not in table]
+            more = f" (and {len(others) - 1} more unsupported nodes)" if len(others) > 1 else ""
+            raise UnsupportedOpError(
+                f"{where} is not supported at opset {self.opset}{more}; graphdl imports: "
+                f"{', '.join(sorted(table))}", self.proto, tuple(others))
         self.b.loc = where
         try:
             result = fn(NodeCtx(self, node, where))

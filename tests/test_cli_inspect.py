@@ -75,3 +75,43 @@ def test_user_errors_exit_2_with_one_line(base, args, needle):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert needle in r.stderr
     assert sorted(p.name for p in base.iterdir()) == before
+
+
+def _with_unsupported_ops(path) -> None:
+    """Gemm -> Erf -> Add -> Acos: two ops graphdl does not import, among ones it does."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((3, 4), np.float32), "w")
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="dense", transB=0),
+             helper.make_node("Erf", ["h"], ["e"], name="erf"),
+             helper.make_node("Add", ["e", "h"], ["s"]),
+             helper.make_node("Acos", ["s"], ["y"])]
+    graph = helper.make_graph(nodes, "odd", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 3])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_inspect_lists_a_model_with_unsupported_ops_then_names_them(tmp_path):
+    """The import fails on the first unsupported node, but inspect still prints the whole
+    model (types from ONNX's shape inference), marks both unsupported nodes, and ends with one
+    error line and exit status 2."""
+    _with_unsupported_ops(tmp_path / "odd.onnx")
+    r = cli("inspect", "odd.onnx", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (err,) = r.stderr.strip().splitlines()
+    assert "'erf' (op Erf) is not supported at opset 17 (and 1 more" in err
+    lines = r.stdout.splitlines()
+    nodes = [line.strip() for line in lines if line.startswith("  #")]
+    assert nodes == [
+        "#0 Gemm(x, w) -> h: float32[N,4]  {transB=0}",
+        "#1 Erf(h) -> e: float32[N,4]   <- not supported by graphdl",
+        "#2 Add(e, h) -> s: float32[N,4]",
+        "#3 Acos(s) -> y: float32[N,4]   <- not supported by graphdl"]
+    assert "  %x: float32[N,3]" in lines and "  %w: float32[3,4]" in lines
+    assert "parameter count: 12" in lines
+    listing = json.loads(cli("inspect", "odd.onnx", "--json", cwd=tmp_path).stdout)
+    assert listing["unsupported_ops"] == ["Acos", "Erf"]
+    assert [n["supported"] for n in listing["nodes"]] == [True, False, True, False]
+    assert listing["parameters"] == [{"name": "w", "dtype": "float32", "shape": [3, 4]}]
