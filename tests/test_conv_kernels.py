@@ -65,7 +65,7 @@ def test_tapwise_matches_torch(r):
     """The tapwise path (stride 1, one group; flat padded grid, K shifted adds) on random
     kernels, dilations and asymmetric pads, called directly whatever the dispatch rule picks;
     then a DenseNet-like 3x3 conv (C = 4 O), which the dispatch sends there."""
-    from graphdl.ops.conv_kernels import _tapwise
+    from graphdl.ops.conv_kernels import _FlatGrid, _tapwise
 
     rng = np.random.default_rng(r)
     done = 0
@@ -83,8 +83,8 @@ def test_tapwise_matches_torch(r):
             continue
         want = _torch_conv(c)
         for dt, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
-            got = _tapwise(c["x"].astype(dt), c["w"].astype(dt), c["dilations"], c["pads"],
-                           outs)
+            grid = _FlatGrid(c["x"].shape[2:], kernel, c["dilations"], c["pads"], outs)
+            got = _tapwise(c["x"].astype(dt), c["w"].astype(dt), grid)
             assert got.dtype == dt and got.flags.c_contiguous
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
         done += 1

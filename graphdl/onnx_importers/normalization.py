@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from ..builder import Tensor
 from ..onnx_import import NodeCtx
-from ..ops.normalization import batch_norm
-from ..ops.reduce import reduce_mean
+from ..ops.normalization import batch_norm, batch_stats
 from ..ops.shape import squeeze
 from . import importer
 
@@ -29,10 +28,9 @@ def _batch_norm(c: NodeCtx) -> Tensor | list[Tensor]:
                              unbiased=False)
     outs = [y, mean, var]
     if c.opset < 14 and len(c.node.output) > 3:  # the batch's own mean and variance
-        axes = (0,) + tuple(range(2, args[0].type.rank or 2))
-        batch_mean = reduce_mean(args[0], axes, keepdims=True)
-        centred = args[0] - batch_mean
-        outs += [squeeze(batch_mean, axes), reduce_mean(centred * centred, axes)]
+        mean_kept, var_kept, _ = batch_stats(args[0])
+        axes = [a for a in range(args[0].type.rank) if a != 1]
+        outs += [squeeze(mean_kept, axes), squeeze(var_kept, axes)]
     return outs[:max(len(c.node.output), 1)]
 
 

@@ -40,9 +40,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
         y = _depthwise(x, w, strides, dil, pads, outs)
     elif all(k == 1 for k in kernel) and not any(pads):
         y = _pointwise(x, w, strides, group, outs)
-    elif group == 1 and set(strides) == {1} and x.shape[1] >= 2 * w.shape[0] and \
-            _waste(x.shape[2:], kernel, dil, pads, outs) <= 1.35:
-        y = _tapwise(x, w, dil, pads, outs)
+    elif (grid := _tapwise_grid(x, w, strides, dil, pads, group, outs)) is not None:
+        y = _tapwise(x, w, grid)
     else:
         y = _im2col_matmul(x, w, strides, dil, pads, group, outs)
     if b is not None:
@@ -121,17 +120,19 @@ class _FlatGrid:
         return np.ascontiguousarray(grid[(Ellipsis,) + tuple(slice(m) for m in self.outs[1:])])
 
 
-def _waste(spatial: Sequence[int], kernel: Sequence[int], dil: Sequence[int],
-           pads: Sequence[int], outs: Sequence[int]) -> float:
-    """How much larger the flat grid's product is than the output (1.07 at 56x56, 3x3)."""
-    return _FlatGrid(spatial, kernel, dil, pads, outs).total / max(int(np.prod(outs)), 1)
+def _tapwise_grid(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int],
+                  pads: Sequence[int], group: int, outs: Sequence[int]) -> "_FlatGrid | None":
+    """The flat grid of a conv the tapwise path should take (stride 1, one group, C >= 2 O,
+    a grid at most 35% larger than the output: 1.07x at 56x56 with a 3x3 kernel), else None."""
+    if group != 1 or set(strides) != {1} or x.shape[1] < 2 * w.shape[0]:
+        return None
+    grid = _FlatGrid(x.shape[2:], w.shape[2:], dil, pads, outs)
+    return grid if grid.total <= 1.35 * max(int(np.prod(outs)), 1) else None
 
 
-def _tapwise(x: np.ndarray, w: np.ndarray, dil: Sequence[int], pads: Sequence[int],
-             outs: Sequence[int]) -> np.ndarray:
+def _tapwise(x: np.ndarray, w: np.ndarray, grid: _FlatGrid) -> np.ndarray:
     """Stride 1, one group: y = sum over taps t of w[:, :, t] @ (x shifted by t), as one
     product of all taps' weights [K*O, C] with the flat padded input, then K shifted adds."""
-    grid = _FlatGrid(x.shape[2:], w.shape[2:], dil, pads, outs)
     n, o, k = x.shape[0], w.shape[0], len(grid.offsets)
     taps = np.ascontiguousarray(w.reshape(o, x.shape[1], k).transpose(2, 0, 1))
     part = np.matmul(taps.reshape(k * o, -1), grid.flat(x)).reshape(n, k, o, -1)

@@ -23,7 +23,7 @@ from ..types import DType, TensorType, dims_equal, shape_str
 from .activations import _log_softmax_kernel, log_softmax, relu, sigmoid, softmax
 from .common import need_float, same_dtype
 from .elementwise import cast, exp, log
-from .reduce import _count, reduce_mean, reduce_sum
+from .reduce import _count, fast_mean, reduce_mean, reduce_sum
 from .rows import max_keepdims, picked, sum_keepdims
 from .shape import unsqueeze
 
@@ -68,12 +68,9 @@ def _need_matrix(t: TensorType) -> None:
 
 
 def _np_reduce(x: np.ndarray, reduction: str) -> np.ndarray:
-    """The mean or sum of all of x, as np.mean / np.sum give it (float16 summed in float32)
-    without np.mean's Python-level wrapper, which costs more than the sum on a batch."""
-    acc = np.dtype(np.float32 if x.dtype == np.float16 else x.dtype)
-    total = np.add.reduce(x, axis=None, dtype=acc)
-    if reduction == "mean":  # an empty batch: nan, as np.mean gives
-        total = total / acc.type(x.size) if x.size else acc.type(np.nan)
+    """The mean or sum of all of x (the mean without np.mean's wrapper, which costs more than
+    the sum on a batch)."""
+    total = fast_mean(x) if reduction == "mean" else np.add.reduce(x, axis=None)
     return np.asarray(total, dtype=x.dtype)
 
 

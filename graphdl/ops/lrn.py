@@ -31,9 +31,9 @@ def _window(size: int, channels: Any = None) -> tuple[int, int]:
     return before, after
 
 
-def _channels(t: Any) -> Any:
-    shape = t.type.shape
-    return shape[1] if shape is not None and len(shape) > 1 else None
+def _channels(t: TensorType) -> Any:
+    """The channel dim (axis 1) of type t: an int, a symbol, or None when unknown."""
+    return t.shape[1] if t.shape is not None and len(t.shape) > 1 else None
 
 
 def _lrn_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -43,8 +43,7 @@ def _lrn_infer(types: list, attrs: dict) -> list[TensorType]:
         raise ShapeError(f"lrn's size must be at least 1, got {attrs['size']}")
     if x.rank is not None and x.rank < 2:
         raise ShapeError(f"lrn needs an input [N, C, ...] of rank >= 2, got rank {x.rank}")
-    channels = x.shape[1] if x.shape is not None else None
-    if int(attrs["size"]) > MAX_SIZE and not isinstance(channels, int):
+    if int(attrs["size"]) > MAX_SIZE and not isinstance(_channels(x), int):
         raise ShapeError(f"lrn's size {attrs['size']} is over {MAX_SIZE} with the channel "
                          "count unknown; give the input a static channel dim")
     return [TensorType(x.dtype, x.shape)]
@@ -88,7 +87,7 @@ def _lrn_vjp(b, c: Call, gys):
     ``g s^-beta - 2 beta k x * window_sum^T(g x s^(-beta-1))``; the transposed window swaps the
     channels reached before and after."""
     (g,), (x,), a = gys, c.inputs, c.attrs
-    before, after = _window(int(a["size"]), _channels(x))
+    before, after = _window(int(a["size"]), _channels(x.type))
     k = float(a["alpha"]) / int(a["size"])
     s = window_sum(x * x, before, after) * k + float(a["bias"])
     p = s ** (-float(a["beta"]))
@@ -101,7 +100,7 @@ def _lrn_fallback(ctx: Any, node: Any) -> None:
     position of the zero-padded squares, then ``x / (bias + alpha/size * sum) ** beta``."""
     x, a = node.inputs[0], node.attrs
     size, rank, dt = int(a["size"]), x.type.rank, x.type.dtype.np
-    before, after = _window(size, _channels(x))
+    before, after = _window(size, _channels(x.type))
     sq = ctx.emit("Mul", [x, x])[0]
     pads = [0] * (2 * rank)
     pads[1], pads[rank + 1] = before, after
@@ -127,7 +126,7 @@ def _lrn_lower(ctx: Any, node: Any) -> None:
     if needs_fallback(x) or x.type.rank != 4 or int(attrs["size"]) % 2 == 0:
         _lrn_fallback(ctx, node)
         return
-    channels = _channels(x)
+    channels = _channels(x.type)
     if isinstance(channels, int) and int(attrs["size"]) > 2 * channels - 1 > 0:
         # the same sums over a window that just spans every channel (onnxruntime would
         # allocate the whole window), with alpha / size kept

@@ -75,12 +75,19 @@ def _decompose(b, ins: list, attrs: dict) -> list[Tensor]:
                        attrs["eps"])]
 
 
+def batch_stats(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """x's per-channel batch mean and biased variance (kept dims: they broadcast against x),
+    and x - mean."""
+    axes = _stat_axes(x)
+    mean = reduce_mean(x, axes, keepdims=True)
+    centred = x - mean
+    return mean, reduce_mean(centred * centred, axes, keepdims=True), centred
+
+
 def _train_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
     x, gamma, beta, run_mean, run_var = ins
     axes, m = _stat_axes(x), attrs["momentum"]
-    mean = reduce_mean(x, axes, keepdims=True)
-    centred = x - mean
-    var = reduce_mean(centred * centred, axes, keepdims=True)
+    mean, var, centred = batch_stats(x)
     y = centred * (1.0 / sqrt(var + attrs["eps"])) * _per_channel(gamma, x) \
         + _per_channel(beta, x)
     batch_var = squeeze(var, axes)

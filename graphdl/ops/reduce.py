@@ -34,7 +34,7 @@ def _kernel(fn):
     return kernel
 
 
-def _mean(x: np.ndarray, axis: tuple[int, ...] | None = None,
+def fast_mean(x: np.ndarray, axis: tuple[int, ...] | None = None,
           keepdims: bool = False) -> np.ndarray:
     """np.mean for floats without its Python-level wrapper (which costs more than the sum on
     small arrays): the sum, float16 accumulated in float32 as np.mean does, over the count."""
@@ -135,7 +135,7 @@ def _sum(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
 
 register(OpDef("reduce_sum", _reduce_infer, (1, 1), kernel=_kernel(_sum),
                lower=_lower("ReduceSum", 13), vjp=_sum_vjp, attrs=dict(_ATTRS)))
-register(OpDef("reduce_mean", _reduce_infer, (1, 1), kernel=_kernel(_mean),
+register(OpDef("reduce_mean", _reduce_infer, (1, 1), kernel=_kernel(fast_mean),
                lower=_lower("ReduceMean", 18), vjp=_mean_vjp, attrs=dict(_ATTRS)))
 register(OpDef("reduce_max", _reduce_infer, (1, 1), kernel=_max_kernel,
                lower=_lower("ReduceMax", 18), vjp=_max_vjp, attrs=dict(_ATTRS)))
