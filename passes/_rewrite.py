@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from graphdl.ir import Graph, Node, Value
-from graphdl.registry import get_op
-from graphdl.types import TensorType, dims_equal
+from graphdl.core.ir import Graph, Node, Value
+from graphdl.core.registry import get_op
+from graphdl.core.types import TensorType, dims_equal
 
 from .manager import PassResult
 

@@ -16,15 +16,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graphdl.builder import GraphBuilder, Tensor
-from graphdl.errors import GradError
-from graphdl.ir import Graph, Node, Value
+from graphdl.core.builder import GraphBuilder, Tensor
+from graphdl.core.errors import GradError
+from graphdl.core.ir import Graph, Node, Value
 from graphdl.ops.reduce import reduce_sum
 from graphdl.ops.shape import zeros_like
-from graphdl.paths import nodes_on_path
-from graphdl.registry import Call, get_op
-from graphdl.rewrite import expand_composites
-from graphdl.types import dims_equal, shape_str
+from graphdl.core.paths import nodes_on_path
+from graphdl.core.registry import Call, get_op
+from graphdl.core.rewrite import expand_composites
+from graphdl.core.types import dims_equal, shape_str
 
 from .dce import eliminate_dead_nodes
 

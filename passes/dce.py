@@ -1,7 +1,7 @@
 """Dead-code elimination: drop nodes whose outputs nothing reads."""
 from __future__ import annotations
 
-from graphdl.ir import Graph
+from graphdl.core.ir import Graph
 
 from .manager import Pass, PassResult
 

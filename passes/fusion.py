@@ -22,10 +22,10 @@ from typing import Any, Iterable
 
 import networkx as nx
 
-from graphdl.ir import Graph, Node, Value
+from graphdl.core.ir import Graph, Node, Value
 from graphdl.ops.epilogue import ACTIVATIONS
 from graphdl.ops.fused import UFUNCS
-from graphdl.types import dims_equal
+from graphdl.core.types import dims_equal
 
 from ._rewrite import Rewriter, same_type
 from .manager import Pass, PassResult

@@ -10,9 +10,9 @@ from typing import Callable
 
 import numpy as np
 
-from graphdl.ir import Graph, Node
-from graphdl.registry import get_op
-from graphdl.types import DType
+from graphdl.core.ir import Graph, Node
+from graphdl.core.registry import get_op
+from graphdl.core.types import DType
 
 from ._rewrite import Rewriter, by_op, on, same_type
 from .manager import Pass, PassResult

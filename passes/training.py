@@ -1,7 +1,7 @@
 """The training-step pass: (forward graph with a loss, optimiser) -> one training-step graph.
 
 Differentiates the loss w.r.t. the parameters, then appends the optimiser's update subgraph
-(graphdl.train_step describes the result). Nodes that carry state or randomness are found in the
+(graphdl.training.step describes the result). Nodes that carry state or randomness are found in the
 forward graph itself:
 
 - ``batch_norm_train`` nodes whose running mean/variance are initializers: those become
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from graphdl.builder import GraphBuilder
-from graphdl.errors import GraphError
-from graphdl.ir import Graph, Value
+from graphdl.core.builder import GraphBuilder
+from graphdl.core.errors import GraphError
+from graphdl.core.ir import Graph, Value
 from graphdl.optim import Optimizer
-from graphdl.train import params_as_inputs
-from graphdl.train_step import NEXT, TrainStep, assemble
+from graphdl.training.minibatch import params_as_inputs
+from graphdl.training.step import NEXT, TrainStep, assemble
 
 from .autodiff import grad
 from .dce import eliminate_dead_nodes

@@ -10,7 +10,7 @@ its reason in ``SKIPPED`` or in ``_skip_reason`` (an op not yet imported, comput
 importer table, so the list shrinks as ops land). A case that fails is a failure, never skipped.
 
 Cases run as shipped. Sequence and optional graph inputs and outputs are resolved at import time
-(graphdl/onnx_boundary.py), from the case's own data: an input fed a list of k arrays is a
+(graphdl/onnx/boundary.py), from the case's own data: an input fed a list of k arrays is a
 sequence of length k (``sequence_lengths``), fed as the tensor inputs ``name.0`` ...; one fed
 None is an absent optional (``absent_inputs``); an output expected as a list is compared
 element by element with the tensor outputs ``name.0`` ... that the graph's metadata names.
@@ -27,7 +27,7 @@ import pytest
 from onnx import numpy_helper
 
 import graphdl as gd
-from graphdl.onnx_importers import IMPORTERS
+from graphdl.onnx.importers import IMPORTERS
 from tests.onnx_models import spread
 
 #: ONNX op types the ONNX import issue names (beyond what graphdl imports), with the issue whose

@@ -7,7 +7,7 @@ import pytest
 import graphdl as gd
 import passes
 from benchmarks.mlp_step import batch, init_params, mlp_train_step, numpy_mlp_step
-from graphdl.interpreter import Plan
+from graphdl.engine.interpreter import Plan
 from passes import (ActivationFusion, DeadCodeElimination, ElementwiseFusion, GemmFusion,
                     PassManager)
 from passes.fusion import find_groups, is_convex
@@ -223,7 +223,7 @@ def test_relu_joins_the_conv_it_follows_and_batch_norm_does_not_fold_past_it():
 def test_fused_nodes_export_inline_or_as_model_local_functions():
     import onnx
 
-    from graphdl.onnx_export import to_onnx
+    from graphdl.onnx.export import to_onnx
 
     g = _chain()
     out = PassManager([ElementwiseFusion(), DeadCodeElimination()]).run(g).graph

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..builder import Tensor
-from ..errors import GraphError
+from ..core.builder import Tensor
+from ..core.errors import GraphError
 from ..ops.losses import mse_loss
 from .layer import Layer
 from .regularizers import kl_sparsity, l1_activity

@@ -14,12 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..builder import Tensor, user_location
-from ..errors import ShapeError
+from ..core.builder import Tensor, user_location
+from ..core.errors import ShapeError
 from ..ops.conv import conv
 from ..ops.pool import avg_pool, max_pool
 from ..ops.shape import flatten
-from ..types import dims_equal, shape_str
+from ..core.types import dims_equal, shape_str
 from .dense import Activation, default_init, get_activation
 from .init import Init, get_init
 from .layer import Layer, Seed

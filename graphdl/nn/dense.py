@@ -5,10 +5,10 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from ..builder import Tensor, user_location
-from ..errors import ShapeError
+from ..core.builder import Tensor, user_location
+from ..core.errors import ShapeError
 from ..ops.activations import elu, leaky_relu, relu, sigmoid, softmax, tanh
-from ..types import dims_equal, shape_str
+from ..core.types import dims_equal, shape_str
 from .init import Init, get_init
 from .layer import Layer, Seed, Sequential
 

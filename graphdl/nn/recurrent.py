@@ -23,11 +23,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..builder import Tensor, user_location
-from ..errors import ShapeError
+from ..core.builder import Tensor, user_location
+from ..core.errors import ShapeError
 from ..ops.recurrent import GATES, RNN_ACTIVATIONS, gru, lstm, rnn
 from ..ops.shape import squeeze, unsqueeze
-from ..types import dims_equal, shape_str
+from ..core.types import dims_equal, shape_str
 from .layer import Layer, Seed, param_dtype
 
 #: for each kind, the PyTorch gate block that goes to each ONNX gate position

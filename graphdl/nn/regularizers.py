@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..builder import Tensor
-from ..errors import GraphError
+from ..core.builder import Tensor
+from ..core.errors import GraphError
 from ..ops.elementwise import abs as abs_
 from ..ops.elementwise import log
 from ..ops.reduce import reduce_mean, reduce_sum

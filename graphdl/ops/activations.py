@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..builder import Tensor
-from ..registry import Call, OpDef, onnx_op, register
-from ..types import TensorType
+from ..core.builder import Tensor
+from ..core.registry import Call, OpDef, onnx_op, register
+from ..core.types import TensorType
 from .common import norm_axis, unary_infer
 from .elementwise import cast, exp, where
 from .reduce import reduce_sum

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import DTypeError, ShapeError
-from ..types import DType, Shape, TensorType, broadcast_shapes, dims_equal, shape_str
+from ..core.errors import DTypeError, ShapeError
+from ..core.types import DType, Shape, TensorType, broadcast_shapes, dims_equal, shape_str
 
 if TYPE_CHECKING:
-    from ..builder import Tensor
+    from ..core.builder import Tensor
 
 
 def same_dtype(types: Sequence[TensorType | None], what: str = "inputs") -> DType:

@@ -24,10 +24,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, register
-from ..types import Dim, TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, register
+from ..core.types import Dim, TensorType, dims_equal, shape_str
 from . import epilogue
 from .common import need_float, same_dtype
 from .conv_kernels import conv_forward

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError, ShapeError
-from ..registry import OpDef, no_grad, register
-from ..types import TensorType
+from ..core.builder import Tensor
+from ..core.errors import GraphError, ShapeError
+from ..core.registry import OpDef, no_grad, register
+from ..core.types import TensorType
 from .common import broadcast_infer, need_float
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import DTypeError, OnnxError
-from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
-from ..types import DType, TensorType, dim_div, dim_mul
+from ..core.builder import Tensor
+from ..core.errors import DTypeError, OnnxError
+from ..core.registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
+from ..core.types import DType, TensorType, dim_div, dim_mul
 from .common import broadcast_infer, same_dtype, unary_infer, unbroadcast
 
 # -- leaves ------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError
+from ..core.builder import Tensor
+from ..core.errors import GraphError
 from .elementwise import cast
 from .fused import UFUNCS
 

@@ -23,11 +23,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError
-from ..ir import Node, Value
-from ..registry import REQUIRED, OpDef, get_op, register
-from ..types import DType, TensorType
+from ..core.builder import Tensor
+from ..core.errors import GraphError
+from ..core.ir import Node, Value
+from ..core.registry import REQUIRED, OpDef, get_op, register
+from ..core.types import DType, TensorType
 from .elementwise import _np_dtype, where_kernel
 from .losses import check_labels
 from .rows import max_keepdims, sum_keepdims

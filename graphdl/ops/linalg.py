@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import Call, OpDef, onnx_op, register
-from ..types import TensorType, broadcast_shapes, dims_equal, dim_str, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import Call, OpDef, onnx_op, register
+from ..core.types import TensorType, broadcast_shapes, dims_equal, dim_str, shape_str
 from . import epilogue
 from .common import need_float, same_dtype, unbroadcast
 

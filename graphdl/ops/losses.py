@@ -16,10 +16,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import DTypeError, GraphError, ShapeError
-from ..registry import Call, OpDef, onnx_op, register
-from ..types import DType, TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import DTypeError, GraphError, ShapeError
+from ..core.registry import Call, OpDef, onnx_op, register
+from ..core.types import DType, TensorType, dims_equal, shape_str
 from .activations import _log_softmax_kernel, log_softmax, relu, sigmoid, softmax
 from .common import need_float, same_dtype
 from .elementwise import cast, exp, log

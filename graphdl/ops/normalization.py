@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import OpDef, register
-from ..types import TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import OpDef, register
+from ..core.types import TensorType, dims_equal, shape_str
 from .common import need_float, same_dtype
 from .elementwise import maximum, sqrt
 from .reduce import _count, reduce_mean

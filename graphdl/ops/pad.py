@@ -9,10 +9,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import Call, OpDef, register
-from ..types import Dim, TensorType, dims_equal
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import Call, OpDef, register
+from ..core.types import Dim, TensorType, dims_equal
 from .common import int_vector
 
 

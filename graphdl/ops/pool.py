@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, register
-from ..types import DType, TensorType, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, register
+from ..core.types import DType, TensorType, shape_str
 from .common import need_float
 from .conv import conv_transpose
 from .im2col_lowering import needs_fallback, static_spatial, window, window_slices

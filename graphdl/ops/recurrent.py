@@ -31,10 +31,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError, ShapeError
-from ..registry import OpDef, register
-from ..types import Dim, TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import GraphError, ShapeError
+from ..core.registry import OpDef, register
+from ..core.types import Dim, TensorType, dims_equal, shape_str
 from .activations import relu, sigmoid, tanh
 from .common import need_float, same_dtype
 from .linalg import matmul

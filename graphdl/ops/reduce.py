@@ -6,9 +6,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..registry import Call, OpDef, register
-from ..types import TensorType, dim_prod
+from ..core.builder import Tensor
+from ..core.registry import Call, OpDef, register
+from ..core.types import TensorType, dim_prod
 from .common import norm_axes
 
 _ATTRS = {"axes": None, "keepdims": True}

@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
-from ..types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
+from ..core.types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
                      dims_equal, shape_str)
 from .common import int_tuple, int_vector, norm_axis, unbroadcast
 from .scatter import gather  # noqa: F401  (re-exported)

@@ -11,9 +11,9 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..builder import Tensor
-from ..errors import GradError, ShapeError
-from ..types import Dim, shape_str
+from ..core.builder import Tensor
+from ..core.errors import GradError, ShapeError
+from ..core.types import Dim, shape_str
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 

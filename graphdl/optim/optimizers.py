@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..builder import Tensor
+from ..core.builder import Tensor
 from ..ops.elementwise import sqrt
 from .base import Optimizer
 
