@@ -94,9 +94,8 @@ def _grad_name(b: GraphBuilder, v: Value, taken: dict) -> str:
     """``NAME_grad``; when a graph already holds that name (a gradient of a gradient graph),
     ``NAME_grad`` followed by a number."""
     name = f"{v.name}_grad"
-    if name in taken or name in b._names:
-        name = b.fresh(name + "_")
-        b._names.discard(name)
+    if name in taken or b.names.is_taken(name):
+        name = b.names.fresh(name + "_", claim=False)
     return name
 
 

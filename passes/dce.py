@@ -17,7 +17,7 @@ def eliminate_dead_nodes(g: Graph) -> Graph:
     if len(keep) == len(g.nodes):
         return g
     inits = {v: a for v, a in g.initializers.items() if v in live}
-    return type(g)(g.inputs, tuple(reversed(keep)), g.outputs, inits, g.name)
+    return g.replace(nodes=tuple(reversed(keep)), initializers=inits)
 
 
 class DeadCodeElimination(Pass):

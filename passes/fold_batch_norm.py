@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from graphdl.core.ir import Graph, Node, Value
-from graphdl.core.types import DType, TensorType
+from graphdl.core.types import DType, TensorType, same_type
 
-from ._rewrite import Rewriter, same_type
+from ._rewrite import Rewriter
 from .manager import Pass, PassResult
 
 
@@ -43,7 +43,7 @@ class FoldBatchNorm(Pass):
         read = {v for n in out.nodes for v in n.inputs} | set(out.outputs)
         every = {**out.initializers, **fold.made}
         inits = {v: a for v, a in every.items() if v in read or v not in fold.spent}
-        return PassResult(Graph(out.inputs, out.nodes, out.outputs, inits, out.name), True)
+        return PassResult(out.replace(initializers=inits), True)
 
 
 class _Folder:

@@ -25,9 +25,9 @@ import networkx as nx
 from graphdl.core.ir import Graph, Node, Value
 from graphdl.ops.epilogue import ACTIVATIONS
 from graphdl.ops.fused import UFUNCS
-from graphdl.core.types import dims_equal
+from graphdl.core.types import dims_equal, same_type
 
-from ._rewrite import Rewriter, same_type
+from ._rewrite import Rewriter
 from .manager import Pass, PassResult
 
 # -- MatMul + Add -> Gemm ------------------------------------------------------------------------
@@ -203,7 +203,7 @@ class LossGradFusion(Pass):
                                   n.outputs + d.outputs, dict(n.attrs), n.name, n.loc, n.grad_of))
             elif n not in grads:
                 nodes.append(n)
-        return PassResult(Graph(g.inputs, tuple(nodes), g.outputs, g.initializers, g.name), True)
+        return PassResult(g.replace(nodes=tuple(nodes)), True)
 
 
 def _softmax_minus_onehot(prod: dict, n: Node) -> tuple[Value, Value] | None:
@@ -267,7 +267,7 @@ class ElementwiseFusion(Pass):
         if not fused:
             return PassResult(g, False)
         nodes = tuple(fused.get(n, n) for n in g.nodes if n in fused or n not in absorbed)
-        return PassResult(Graph(g.inputs, nodes, g.outputs, g.initializers, g.name), True)
+        return PassResult(g.replace(nodes=nodes), True)
 
 
 def find_groups(g: Graph, max_ops: int = 128) -> dict[Node, set[Node]]:

@@ -12,9 +12,9 @@ import numpy as np
 
 from graphdl.core.ir import Graph, Node
 from graphdl.core.registry import get_op
-from graphdl.core.types import DType
+from graphdl.core.types import DType, same_type
 
-from ._rewrite import Rewriter, by_op, on, same_type
+from ._rewrite import Rewriter, by_op, on
 from .manager import Pass, PassResult
 
 

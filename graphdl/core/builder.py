@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import DTypeError, GraphError
 from .ir import Graph, Node, Value
+from .names import NameGen
 from .registry import get_op
 from .types import DType, TensorType, tensor_type
 
@@ -94,32 +95,34 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self.value)
 
-    def _bin(self, op: str, other: Any, swap: bool = False) -> "Tensor":
+    def binary(self, op: str, other: Any, swap: bool = False) -> "Tensor":
+        """``op(self, other)`` (``op(other, self)`` with swap), a Python scalar or array taking
+        this tensor's dtype: the one path every binary operator and op function goes through."""
         o = self.b.lift(other, like=self)
         return self.b.apply1(op, [o, self] if swap else [self, o])
 
-    def __add__(self, o): return self._bin("add", o)
-    def __radd__(self, o): return self._bin("add", o, swap=True)
-    def __sub__(self, o): return self._bin("sub", o)
-    def __rsub__(self, o): return self._bin("sub", o, swap=True)
-    def __mul__(self, o): return self._bin("mul", o)
-    def __rmul__(self, o): return self._bin("mul", o, swap=True)
-    def __truediv__(self, o): return self._bin("div", o)
-    def __rtruediv__(self, o): return self._bin("div", o, swap=True)
-    def __pow__(self, o): return self._bin("pow", o)
-    def __rpow__(self, o): return self._bin("pow", o, swap=True)
-    def __matmul__(self, o): return self._bin("matmul", o)
-    def __rmatmul__(self, o): return self._bin("matmul", o, swap=True)
-    def __lt__(self, o): return self._bin("less", o)
-    def __gt__(self, o): return self._bin("greater", o)
-    def __le__(self, o): return self._bin("less_or_equal", o)
-    def __ge__(self, o): return self._bin("greater_or_equal", o)
+    def __add__(self, o): return self.binary("add", o)
+    def __radd__(self, o): return self.binary("add", o, swap=True)
+    def __sub__(self, o): return self.binary("sub", o)
+    def __rsub__(self, o): return self.binary("sub", o, swap=True)
+    def __mul__(self, o): return self.binary("mul", o)
+    def __rmul__(self, o): return self.binary("mul", o, swap=True)
+    def __truediv__(self, o): return self.binary("div", o)
+    def __rtruediv__(self, o): return self.binary("div", o, swap=True)
+    def __pow__(self, o): return self.binary("pow", o)
+    def __rpow__(self, o): return self.binary("pow", o, swap=True)
+    def __matmul__(self, o): return self.binary("matmul", o)
+    def __rmatmul__(self, o): return self.binary("matmul", o, swap=True)
+    def __lt__(self, o): return self.binary("less", o)
+    def __gt__(self, o): return self.binary("greater", o)
+    def __le__(self, o): return self.binary("less_or_equal", o)
+    def __ge__(self, o): return self.binary("greater_or_equal", o)
     def __neg__(self): return self.b.apply1("neg", [self])
     def __abs__(self): return self.b.apply1("abs", [self])
 
     def eq(self, o: Any) -> "Tensor":
         """Elementwise equality (``==`` stays Python identity so tensors can be dict keys)."""
-        return self._bin("equal", o)
+        return self.binary("equal", o)
 
     def __getitem__(self, key: Any) -> "Tensor":
         """Basic indexing with ints and slices (``x[:, 1:3]``, ``x[-1]``), as ONNX Slice and
@@ -140,11 +143,10 @@ class GraphBuilder:
         self._inputs: list[Value] = []
         self._nodes: list[Node] = []
         self._inits: dict[Value, np.ndarray] = {}
-        self._names: set[str] = set()
+        self.names = NameGen()  # every value and node name in the graph being built
+        self.metadata: dict[str, str] = {}  # Graph.metadata of the graph built
         self._own: set[Value] = set()
         self._consts: dict[tuple, Tensor] = {}
-        self._counter = 0
-        self._reserved: set[str] = set()
         self.grad_of: str | None = None
         self.loc: str | None = None
 
@@ -155,27 +157,22 @@ class GraphBuilder:
         b._inputs = list(g.inputs)
         b._nodes = list(g.nodes)
         b._inits = dict(g.initializers)
-        b._names = {v.name for v in g.all_values()} | {n.name for n in g.nodes}
+        b.names = NameGen({v.name for v in g.all_values()} | {n.name for n in g.nodes})
+        b.metadata = dict(g.metadata)
         return b
 
     # -- names -------------------------------------------------------------------------------
     def fresh(self, prefix: str) -> str:
         """A name not yet used in this graph."""
-        while True:
-            self._counter += 1
-            name = f"{prefix}{self._counter}"
-            if name not in self._names and name not in self._reserved:
-                self._names.add(name)
-                return name
+        return self.names.fresh(prefix)
 
     def reserve(self, names: Iterable[str]) -> None:
         """Keeps :meth:`fresh` from generating ``names``, which a replay will claim later."""
-        self._reserved.update(names)
+        self.names.reserve(names)
 
     def _claim(self, name: str) -> str:
-        if name in self._names:
+        if not self.names.claim(name):
             raise GraphError(f"the name {name!r} is already used in graph {self.name!r}")
-        self._names.add(name)
         return name
 
     def tensor(self, v: Value) -> Tensor:
@@ -286,7 +283,7 @@ class GraphBuilder:
                 v = self.rename(Tensor(self, v), name, taken=outs).value
             outs.append(v)
         return Graph(tuple(self._inputs), tuple(self._nodes), tuple(outs), dict(self._inits),
-                     self.name)
+                     self.name, dict(self.metadata))
 
     def rename(self, t: Tensor, name: str, taken: Sequence[Value] = ()) -> Tensor:
         """``t`` under the name ``name``: renamed in place if this builder made it, else through
@@ -294,8 +291,8 @@ class GraphBuilder:
         v = t.value
         if v.name == name:
             return t
-        if v in self._own and v not in taken and name not in self._names:
-            self._names.discard(v.name)
+        if v in self._own and v not in taken and not self.names.is_taken(name):
+            self.names.release(v.name)
             for node in reversed(self._nodes):  # a node is named after its first output
                 if node.outputs and node.outputs[0] is v and node.name == v.name:
                     node.name = name

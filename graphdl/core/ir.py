@@ -6,6 +6,7 @@ unique within a graph; graphs derived from another (a gradient graph) share its 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterator, Mapping
@@ -60,8 +61,13 @@ class Graph:
     initializers: Mapping[Value, np.ndarray] = field(default_factory=dict)
     name: str = "graph"
     #: free-form facts about where the graph came from (an imported model's producer, version,
-    #: doc string, metadata_props); not kept by passes that rebuild the graph
+    #: doc string, metadata_props, the sequence inputs' mapping); every rewrite keeps them
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "Graph":
+        """This graph with some fields changed (``nodes=...``, ``outputs=...``); the rest,
+        metadata included, carried over. Every pass rebuilds graphs through this."""
+        return dataclasses.replace(self, **changes)
 
     @cached_property
     def producers(self) -> dict[Value, Node]:
@@ -112,7 +118,7 @@ class Graph:
             yield from n.outputs
 
     def with_outputs(self, outputs: tuple[Value, ...]) -> "Graph":
-        return Graph(self.inputs, self.nodes, tuple(outputs), self.initializers, self.name)
+        return self.replace(outputs=tuple(outputs))
 
     def param_count(self) -> int:
         return int(sum(a.size for a in self.initializers.values()))

@@ -16,6 +16,7 @@ def rebuild(graph: Graph, replace: Replace | None = None) -> tuple[Graph, dict[V
     tensors for a node (built with the builder it is given) or None to keep it. Returns the new
     graph and the map from old values to new ones; names are kept."""
     b = GraphBuilder(graph.name)
+    b.metadata = dict(graph.metadata)
     b.reserve(v.name for v in graph.all_values())  # a decomposition must not take a later name
     vmap: dict[Value, Value] = {}
     for v in graph.inputs:

@@ -191,6 +191,13 @@ def dims_equal(a: Dim, b: Dim) -> bool | None:
     return None
 
 
+def same_type(a: "TensorType", b: "TensorType") -> bool:
+    """Provably the same dtype and shape (every dim provably equal)."""
+    if a.dtype != b.dtype or a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
+        return False
+    return all(dims_equal(x, y) is True for x, y in zip(a.shape, b.shape))
+
+
 def dim_str(d: Dim) -> str:
     return "?" if d is None else str(d)
 

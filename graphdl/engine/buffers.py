@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..core.ir import Graph, Node, Value
 from ..ops.fused import UFUNCS
-from ..core.types import DType, TensorType, dims_equal
+from ..core.types import DType, TensorType, same_type
 
 
 #: Ops whose kernels always return a new array (never a view of, or the same object as, an
@@ -50,10 +50,10 @@ def mask_casts(g: Graph) -> set[Node]:
     return found
 
 
-def same_type(a: TensorType, b: TensorType) -> bool:
-    return a.dtype == b.dtype and a.shape is not None and b.shape is not None and \
-        len(a.shape) == len(b.shape) > 0 and all(dims_equal(x, y) is True
-                                                 for x, y in zip(a.shape, b.shape))
+def same_buffer_type(a: TensorType, b: TensorType) -> bool:
+    """Whether a buffer of type a can hold a result of type b in place: provably the same
+    dtype and shape, of rank >= 1 (a 0-d result is a fresh NumPy scalar, never a buffer)."""
+    return same_type(a, b) and len(a.shape) > 0
 
 
 def last_uses(g: Graph, slot: dict[Value, int]) -> dict[int, int]:
@@ -118,6 +118,6 @@ class Buffers:
                 continue  # another input shares this buffer
             if n.inputs.index(v) != k:
                 continue  # the same value twice: donate it once
-            if n.op == "fused_elementwise" or same_type(v.type, out):
+            if n.op == "fused_elementwise" or same_buffer_type(v.type, out):
                 found.append(k)
         return found

@@ -22,7 +22,7 @@ from ..core.limits import DEFAULT_MAX_BYTES, check_bytes
 from ..ops.elementwise import select_or_zero
 from ..ops.epilogue import ACTIVATIONS
 from ..ops.fused import UFUNCS, literal
-from .buffers import Buffers, constant_outputs, last_uses, mask_casts, same_type
+from .buffers import Buffers, constant_outputs, last_uses, mask_casts, same_buffer_type
 from ..core.registry import get_op
 from ..core.rewrite import expand_composites
 from ..core.types import DType, TensorType
@@ -256,7 +256,7 @@ class _CodeGen:
                 owned.discard(names[a_s[0]])  # never a float result's buffer
                 continue
             out = next((names[a] for a in a_s if names[a] in owned and last[a] == j
-                        and same_type(types[a], t)), None)
+                        and same_buffer_type(types[a], t)), None)
             fn = f"u_{op}" if not at else f"u{step}_{j}"
             self.ns[fn] = partial(UFUNCS[op], **dict(at)) if at else UFUNCS[op]
             call = f"{fn}({', '.join(names[a] for a in a_s)}"

@@ -23,7 +23,7 @@ from .checks import node_where
 from ..core.types import DType, Dim, parse_dim
 
 if TYPE_CHECKING:
-    from .importer import _Importer
+    from .importer import Importer
     from .importers.sequence import StaticSequence
 
     Bound = Union[Tensor, StaticSequence, "Absent"]
@@ -62,7 +62,7 @@ def kind(tp: onnx.TypeProto) -> str:
     return (tp.WhichOneof("value") or "undefined").removesuffix("_type")
 
 
-def check_options(imp: "_Importer") -> None:
+def check_options(imp: "Importer") -> None:
     """Each length names a sequence graph input (optional or not) and is a count; each absent
     input is an optional graph input."""
     bd, src = imp.boundary, imp.src
@@ -92,7 +92,7 @@ def _sequence_inputs(types: dict[str, onnx.TypeProto]) -> list[str]:
     return sorted(k for k, tp in types.items() if is_seq(tp))
 
 
-def input_value(imp: "_Importer", vi: onnx.ValueInfoProto) -> "Bound":
+def input_value(imp: "Importer", vi: onnx.ValueInfoProto) -> "Bound":
     """What graph input ``vi`` is bound to: a new tensor input, a static sequence of new tensor
     inputs, or an absent optional."""
     tp = vi.type
@@ -105,7 +105,7 @@ def input_value(imp: "_Importer", vi: onnx.ValueInfoProto) -> "Bound":
     return _tensor_input(imp, vi.name, tp)
 
 
-def _sequence_input(imp: "_Importer", name: str, elem: onnx.TypeProto) -> "StaticSequence":
+def _sequence_input(imp: "Importer", name: str, elem: onnx.TypeProto) -> "StaticSequence":
     from .importers.sequence import StaticSequence
 
     if name not in imp.boundary.lengths:
@@ -130,7 +130,7 @@ def _sequence_input(imp: "_Importer", name: str, elem: onnx.TypeProto) -> "Stati
     return StaticSequence(items, dtype, f"graph input {name!r}")
 
 
-def _tensor_input(imp: "_Importer", name: str, tp: onnx.TypeProto) -> Tensor:
+def _tensor_input(imp: "Importer", name: str, tp: onnx.TypeProto) -> Tensor:
     dtype, shape = _tensor_type(f"graph input {name!r}", tp, imp.src)
     t = imp.b.input(name, shape, dtype)
     imp.bound.add(t.value)
@@ -159,7 +159,7 @@ def _dim(d: Any) -> Dim:
     return None
 
 
-def add_output(imp: "_Importer", vi: onnx.ValueInfoProto, outs: dict[str, Tensor]) -> None:
+def add_output(imp: "Importer", vi: onnx.ValueInfoProto, outs: dict[str, Tensor]) -> None:
     """Graph output ``vi`` as one tensor, or as ``name.k`` tensors for a sequence; the kind and
     element type it declares (through any optional) must fit the value."""
     from .importers.sequence import StaticSequence

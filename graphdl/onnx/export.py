@@ -13,10 +13,11 @@ from onnx import helper, numpy_helper
 
 from ..core.errors import OnnxError
 from ..core.ir import Graph, Value
-from .coverage import lower_node
+from ..core.names import NameGen
 from ..core.registry import get_op
 from ..core.rewrite import expand_composites
 from ..core.types import TensorType
+from .coverage import lower_node
 
 #: The newest opset of the pinned onnx (1.23); the pinned onnxruntime (1.32) has CPU kernels for
 #: every op graphdl lowers to at this opset (tests/test_onnx_export.py checks it).
@@ -35,20 +36,14 @@ class LowerCtx:
         self.functions = functions  # lower fused bodies as model-local ONNX functions
         self.function_protos: dict[str, onnx.FunctionProto] = {}
         self.nodes: list[onnx.NodeProto] = []
-        self._names = names
-        self._counter = 0
+        self.names = NameGen(names, sep="__")  # taken names are the graph's own
         self._consts: dict[Any, str] = {}
         #: Names of node outputs that no node and no graph output reads: a lowering may leave
         #: such an optional ONNX output off (MaxPool's Indices make onnxruntime ~4x slower).
         self.unread: set[str] = set()
 
     def fresh(self, prefix: str) -> str:
-        while True:
-            self._counter += 1
-            name = f"{prefix}__{self._counter}"
-            if name not in self._names:
-                self._names.add(name)
-                return name
+        return self.names.fresh(prefix)
 
     def emit(self, op_type: str, inputs: Sequence[Value | str | None],
              outputs: Sequence[Value | str] | int = 1, **attrs: Any) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Iterator
 
 import onnx
 from onnx import TensorProto
@@ -131,9 +132,7 @@ def save_model(model: onnx.ModelProto, path: str, location: str | None = None,
     outside the model's folder, never through a link)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     base = os.path.dirname(os.path.abspath(path))
-    from onnx.external_data_helper import _get_all_tensors
-
-    tensors = list(_get_all_tensors(model))
+    tensors = list(all_tensors(model.graph))
     if any(t.data_location == TensorProto.EXTERNAL for t in tensors):
         raise ExternalDataError(f"{path}: the model still references external data; load it "
                                 "first (graphdl.from_onnx reads it)")
@@ -160,3 +159,18 @@ def _externalise(tensors: list[TensorProto], location: str, threshold: int) -> b
         t.ClearField("raw_data")
         offset += len(data)
     return b"".join(chunks)
+
+
+def all_tensors(graph: onnx.GraphProto) -> Iterator[TensorProto]:
+    """Every tensor a graph stores: its initializers and its nodes' tensor attributes, in
+    subgraphs too (what may hold external data)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from all_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from all_tensors(sub)

@@ -20,7 +20,7 @@ from onnx import numpy_helper
 
 from ..core.builder import GraphBuilder, Tensor
 from ..core.errors import GraphError, OnnxError, UnsupportedOpError
-from .external_data import read_external
+from .external_data import all_tensors, read_external
 from ..core.ir import Graph, Value
 from ..core.limits import DEFAULT_MAX_BYTES, check_graph
 from .boundary import Absent, Boundary, add_output, check_options, input_value
@@ -58,7 +58,7 @@ def from_onnx(model: onnx.ModelProto | str | Path,
     absent = [absent_inputs] if isinstance(absent_inputs, str) else absent_inputs  # one name
     boundary = Boundary(dict(sequence_lengths or {}), frozenset(absent))
     try:
-        graph = _Importer(proto, opset, src, boundary).run()
+        graph = Importer(proto, opset, src, boundary).run()
     except (ValueError, TypeError, OverflowError, IndexError, KeyError) as e:
         raise OnnxError(f"{src}: cannot import ({type(e).__name__}: {e})") from None
     check_graph(graph, max_bytes)
@@ -98,15 +98,15 @@ def _load(model: onnx.ModelProto | str | Path, max_bytes: int) -> tuple[onnx.Mod
 def _load_external_data(proto: onnx.ModelProto, path: str, max_bytes: int) -> None:
     """Reads tensors stored beside the model under the rules of
     :mod:`graphdl.onnx.external_data`."""
-    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+    from onnx.external_data_helper import uses_external_data
 
     base = os.path.dirname(os.path.abspath(path))
-    for tensor in _get_all_tensors(proto):
+    for tensor in all_tensors(proto.graph):
         if uses_external_data(tensor):
             read_external(tensor, base, f"{path}: tensor {tensor.name!r}", max_bytes)
 
 
-class _Importer:
+class Importer:
     """Walks one ONNX graph in order, binding each ONNX value name to a graphdl tensor.
 
     Constants and non-float initializers are created lazily, on their first use as a tensor, so
@@ -249,7 +249,7 @@ class NodeCtx:
     """What an importer function sees of one ONNX node: its inputs (as tensors, or as values
     known at import time), its attributes, the opset and the builder."""
 
-    def __init__(self, imp: _Importer, node: onnx.NodeProto, where: str):
+    def __init__(self, imp: Importer, node: onnx.NodeProto, where: str):
         self.imp, self.node, self.where = imp, node, where
         self.b: GraphBuilder = imp.b
         self.opset = imp.opset

@@ -139,7 +139,7 @@ def _softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
     return e
 
 
-def _log_softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
+def log_softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
     z = x - max_keepdims(x, axis)
     return z - np.log(sum_keepdims(np.exp(z), axis))
 
@@ -158,7 +158,7 @@ def _log_softmax_vjp(b, c: Call, gys):
 
 register(OpDef("softmax", _softmax_infer, (1, 1), kernel=_softmax_kernel,
                lower=onnx_op("Softmax"), vjp=_softmax_vjp, attrs={"axis": -1}))
-register(OpDef("log_softmax", _softmax_infer, (1, 1), kernel=_log_softmax_kernel,
+register(OpDef("log_softmax", _softmax_infer, (1, 1), kernel=log_softmax_kernel,
                lower=onnx_op("LogSoftmax"), vjp=_log_softmax_vjp, attrs={"axis": -1}))
 
 

@@ -144,13 +144,13 @@ def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (q + inexact.astype(q.dtype)).astype(x.dtype)
 
 
-def add(x: Tensor, y: Any) -> Tensor: return x._bin("add", y)
-def sub(x: Tensor, y: Any) -> Tensor: return x._bin("sub", y)
-def mul(x: Tensor, y: Any) -> Tensor: return x._bin("mul", y)
-def div(x: Tensor, y: Any) -> Tensor: return x._bin("div", y)
-def pow(x: Tensor, y: Any) -> Tensor: return x._bin("pow", y)  # noqa: A001
-def maximum(x: Tensor, y: Any) -> Tensor: return x._bin("maximum", y)
-def minimum(x: Tensor, y: Any) -> Tensor: return x._bin("minimum", y)
+def add(x: Tensor, y: Any) -> Tensor: return x.binary("add", y)
+def sub(x: Tensor, y: Any) -> Tensor: return x.binary("sub", y)
+def mul(x: Tensor, y: Any) -> Tensor: return x.binary("mul", y)
+def div(x: Tensor, y: Any) -> Tensor: return x.binary("div", y)
+def pow(x: Tensor, y: Any) -> Tensor: return x.binary("pow", y)  # noqa: A001
+def maximum(x: Tensor, y: Any) -> Tensor: return x.binary("maximum", y)
+def minimum(x: Tensor, y: Any) -> Tensor: return x.binary("minimum", y)
 
 
 # -- unary math --------------------------------------------------------------------------------
@@ -222,11 +222,11 @@ _compare("less_or_equal", "LessOrEqual", np.less_equal)
 _compare("greater_or_equal", "GreaterOrEqual", np.greater_equal)
 
 
-def equal(x: Tensor, y: Any) -> Tensor: return x._bin("equal", y)
-def less(x: Tensor, y: Any) -> Tensor: return x._bin("less", y)
-def greater(x: Tensor, y: Any) -> Tensor: return x._bin("greater", y)
-def less_or_equal(x: Tensor, y: Any) -> Tensor: return x._bin("less_or_equal", y)
-def greater_or_equal(x: Tensor, y: Any) -> Tensor: return x._bin("greater_or_equal", y)
+def equal(x: Tensor, y: Any) -> Tensor: return x.binary("equal", y)
+def less(x: Tensor, y: Any) -> Tensor: return x.binary("less", y)
+def greater(x: Tensor, y: Any) -> Tensor: return x.binary("greater", y)
+def less_or_equal(x: Tensor, y: Any) -> Tensor: return x.binary("less_or_equal", y)
+def greater_or_equal(x: Tensor, y: Any) -> Tensor: return x.binary("greater_or_equal", y)
 
 
 # -- logic on bool tensors ---------------------------------------------------------------------
@@ -250,9 +250,9 @@ _logical("logical_xor", "Xor", np.logical_xor, 2)
 _logical("logical_not", "Not", np.logical_not, 1)
 
 
-def logical_and(x: Tensor, y: Any) -> Tensor: return x._bin("logical_and", y)
-def logical_or(x: Tensor, y: Any) -> Tensor: return x._bin("logical_or", y)
-def logical_xor(x: Tensor, y: Any) -> Tensor: return x._bin("logical_xor", y)
+def logical_and(x: Tensor, y: Any) -> Tensor: return x.binary("logical_and", y)
+def logical_or(x: Tensor, y: Any) -> Tensor: return x.binary("logical_or", y)
+def logical_xor(x: Tensor, y: Any) -> Tensor: return x.binary("logical_xor", y)
 def logical_not(x: Tensor) -> Tensor: return x.b.apply1("logical_not", [x])
 
 
@@ -336,13 +336,13 @@ def _cast_vjp(b, c: Call, gys):
 
 
 @functools.lru_cache(maxsize=None)
-def _np_dtype(name: str) -> np.dtype:
+def np_dtype(name: str) -> np.dtype:
     """The numpy dtype of a DType name (cached: the cast kernel runs per step)."""
     return np.dtype(DType.of(name).np)
 
 
 register(OpDef("cast", _cast_infer, (1, 1),
-               kernel=lambda x, *, to: np.asarray(x).astype(_np_dtype(to)),
+               kernel=lambda x, *, to: np.asarray(x).astype(np_dtype(to)),
                lower=_cast_lower, vjp=_cast_vjp, attrs={"to": REQUIRED},
                traits={"elementwise"}))
 

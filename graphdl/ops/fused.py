@@ -28,7 +28,7 @@ from ..core.errors import GraphError
 from ..core.ir import Node, Value
 from ..core.registry import REQUIRED, OpDef, get_op, register
 from ..core.types import DType, TensorType
-from .elementwise import _np_dtype, where_kernel
+from .elementwise import np_dtype, where_kernel
 from .losses import check_labels
 from .rows import max_keepdims, sum_keepdims
 
@@ -50,7 +50,7 @@ def _sigmoid(x, out=None):
 def _cast(x, out=None, *, to):
     """cast: a new array of dtype ``to`` (into ``out`` when given)."""
     if out is None:
-        return np.asarray(x).astype(_np_dtype(to))
+        return np.asarray(x).astype(np_dtype(to))
     np.copyto(out, x, casting="unsafe")
     return out
 

@@ -65,7 +65,7 @@ register(OpDef("matmul", _matmul_infer, (2, 2), kernel=lambda a, b: np.asarray(n
 
 
 def matmul(a: Tensor, b: Any) -> Tensor:
-    return a._bin("matmul", b)
+    return a.binary("matmul", b)
 
 
 # -- Gemm --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ..core.registry import OpDef, register
 from ..core.types import TensorType, dims_equal, shape_str
 from .common import need_float, same_dtype
 from .elementwise import maximum, sqrt
-from .reduce import _count, reduce_mean
+from .reduce import reduced_count, reduce_mean
 from .shape import squeeze, unsqueeze
 
 _ATTRS = {"eps": 1e-5}
@@ -92,7 +92,7 @@ def _train_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
         + _per_channel(beta, x)
     batch_var = squeeze(var, axes)
     if attrs["unbiased"]:
-        n = _count(x, axes)
+        n = reduced_count(x, axes)
         batch_var = batch_var * (n / maximum(n - 1.0, 1.0))  # a batch of 1 gives 0, not NaN
     new_mean = run_mean * (1.0 - m) + squeeze(mean, axes) * m
     new_var = run_var * (1.0 - m) + batch_var * m

@@ -76,7 +76,7 @@ def _expand_back(g: Tensor, c: Call) -> Tensor:
     return expand_as(g, c.inputs[0])
 
 
-def _count(x: Tensor, axes: Sequence[int]) -> Tensor:
+def reduced_count(x: Tensor, axes: Sequence[int]) -> Tensor:
     """The number of elements reduced over ``axes``, as a scalar of x's dtype."""
     from .elementwise import cast
     from .shape import dim_size
@@ -98,7 +98,7 @@ def _sum_vjp(b, c: Call, gys):
 
 
 def _mean_vjp(b, c: Call, gys):
-    return [_expand_back(gys[0], c) / _count(c.inputs[0], _axes(c))]
+    return [_expand_back(gys[0], c) / reduced_count(c.inputs[0], _axes(c))]
 
 
 def _max_vjp(b, c: Call, gys):

@@ -39,7 +39,7 @@ def params_as_inputs(graph: Graph, names: Iterable[str] | None = None
             raise GraphError(f"not initializers of graph {graph.name!r}: {unknown}")
         chosen = [by_name[n] for n in names]
     kept = {v: a for v, a in inits.items() if v not in set(chosen)}
-    g = Graph(tuple(graph.inputs) + tuple(chosen), graph.nodes, graph.outputs, kept, graph.name)
+    g = graph.replace(inputs=tuple(graph.inputs) + tuple(chosen), initializers=kept)
     return g, {v.name: np.array(inits[v]) for v in chosen}
 
 
