@@ -23,8 +23,7 @@ from typing import Any, Iterable
 import networkx as nx
 
 from graphdl.core.ir import Graph, Node, Value
-from graphdl.ops.epilogue import ACTIVATIONS
-from graphdl.ops.fused import UFUNCS
+from graphdl.core.registry import epilogues, get_op
 from graphdl.core.types import dims_equal, same_type
 
 from ._rewrite import Rewriter
@@ -139,14 +138,17 @@ def _add_into_conv(rw: Rewriter, n: Node, only_here) -> bool:
 # -- Gemm / Conv + activation -> one node ----------------------------------------------------
 
 
-class ActivationFusion(Pass):
-    PRODUCERS = frozenset({"gemm", "conv"})  # the ops with an ``activation`` epilogue
+def _takes_epilogue(n: Node | None) -> bool:
+    """A node of an op with an ``activation`` attribute (gemm, conv), not yet set."""
+    return n is not None and "activation" in get_op(n.op).attrs and not n.attrs["activation"]
 
+
+class ActivationFusion(Pass):
     def run(self, g: Graph) -> PassResult:
-        made = {n.outputs[0] for n in g.nodes
-                if n.op in self.PRODUCERS and not n.attrs.get("activation")}
+        acts = epilogues()  # the activations a producer can apply in place
+        made = {n.outputs[0] for n in g.nodes if _takes_epilogue(n)}
         readers = dict.fromkeys((n.inputs[0] for n in g.nodes
-                                 if n.op in ACTIVATIONS and n.inputs[0] in made), 0)
+                                 if n.op in acts and n.inputs[0] in made), 0)
         if not readers:  # no activation reads a Gemm or Conv: nothing to sweep
             return PassResult(g, False)
         for n in g.nodes:  # readers of the candidates only, not a map of every value's uses
@@ -156,11 +158,11 @@ class ActivationFusion(Pass):
         outs = set(g.outputs)
 
         def rule(rw: Rewriter, n: Node) -> bool:
-            if n.op not in ACTIVATIONS:
+            if n.op not in acts:
                 return False
             (v,) = n.inputs
             p = rw.prod.get(v)
-            if p is None or p.op not in self.PRODUCERS or p.attrs.get("activation"):
+            if not _takes_epilogue(p):
                 return False
             if v in outs or readers.get(v) != 1:
                 return False  # the pre-activation is read elsewhere: keep it
@@ -230,7 +232,7 @@ def _softmax_minus_onehot(prod: dict, n: Node) -> tuple[Value, Value] | None:
 
 
 def _fusable(n: Node) -> bool:
-    if n.op not in UFUNCS or len(n.outputs) != 1:
+    if get_op(n.op).inplace is None or len(n.outputs) != 1:
         return False
     vals = [v for v in n.inputs if v is not None and n.op != "cast"] + list(n.outputs)
     return all(v.type.dtype.is_float or v.type.dtype.name == "bool" for v in vals)

@@ -1,22 +1,14 @@
 """Which of a compiled plan's buffers it may overwrite, and when each dies.
 
 The interpreter (interpreter.py) writes a kernel's result into an input's buffer only when that
-buffer is the plan's own (a FRESH kernel made it), no view or alias of it is read later, and it
+buffer is the plan's own (a fresh kernel made it: ``OpDef.fresh``), no view or alias of it is read later, and it
 is not a graph output; this module works that out once per plan, by alias groups and last uses.
 """
 from __future__ import annotations
 
 from ..core.ir import Graph, Node, Value
-from ..ops.fused import UFUNCS
+from ..core.registry import get_op
 from ..core.types import DType, TensorType, same_type
-
-
-#: Ops whose kernels always return a new array (never a view of, or the same object as, an
-#: input or an attribute): their outputs are the plan's own buffers and may be overwritten.
-FRESH = frozenset(UFUNCS) | {"matmul", "gemm", "fused_elementwise", "softmax", "log_softmax",
-                             "cast", "reduce_sum", "reduce_mean", "reduce_max", "leaky_relu",
-                             "elu", "softmax_cross_entropy_and_grad",
-                             "conv", "max_pool", "avg_pool"}  # conv_kernels.py: never views
 
 
 def constant_outputs(g: Graph) -> set[Value]:
@@ -24,7 +16,7 @@ def constant_outputs(g: Graph) -> set[Value]:
     plan returns copies of these, so a caller writing into a result cannot change the graph."""
     shared = set(g.initializers)
     for n in g.nodes:
-        if n.op == "constant" or (n.op not in FRESH and shared.intersection(n.inputs)):
+        if n.op == "constant" or (not get_op(n.op).fresh and shared.intersection(n.inputs)):
             shared.update(n.outputs)
     return shared.intersection(g.outputs)
 
@@ -68,7 +60,7 @@ def last_uses(g: Graph, slot: dict[Value, int]) -> dict[int, int]:
 class Buffers:
     """Which values own their buffer, and which buffers die at which step.
 
-    A value is owned when a FRESH kernel made it (and ``aliases``, nodes the plan runs as a
+    A value is owned when a fresh kernel made it (and ``aliases``, nodes the plan runs as a
     rename, did not). Any other op's outputs may alias its inputs (views, identity,
     constants), so they join their inputs' alias group; a buffer dies at the
     last use of any value in its group, and never if the group holds a graph output."""
@@ -80,7 +72,7 @@ class Buffers:
         self.owned: set[int] = set()
         for n in g.nodes:
             outs = [slot[v] for v in n.outputs]
-            if n.op in FRESH and n not in aliases:
+            if get_op(n.op).fresh and n not in aliases:
                 self.owned.update(outs)
                 continue
             for v in n.inputs:
@@ -104,7 +96,9 @@ class Buffers:
 
     def donatable(self, n: Node, step: int) -> list[int]:
         """Input positions of ``n`` whose buffer may take its output."""
-        if len(n.outputs) != 1 or (n.op not in UFUNCS and n.op != "fused_elementwise"):
+        op = get_op(n.op)
+        body = "reuses_inputs" in op.traits  # its inline rule checks each buffer's type
+        if len(n.outputs) != 1 or (op.inplace is None and not body):
             return []
         out = n.outputs[0].type
         if out.shape is None or len(out.shape) == 0 or not out.dtype.is_float:
@@ -118,6 +112,6 @@ class Buffers:
                 continue  # another input shares this buffer
             if n.inputs.index(v) != k:
                 continue  # the same value twice: donate it once
-            if n.op == "fused_elementwise" or same_buffer_type(v.type, out):
+            if body or same_buffer_type(v.type, out):
                 found.append(k)
         return found

@@ -4,14 +4,15 @@ A :class:`Plan` turns the graph into the source of one Python function, a line p
 op's kernel (attrs bound) called on local variables, then ``del`` of the values whose last use
 that was, so buffers are released as early as the graph allows and no interpreter loop runs.
 Where an input's buffer dies at a node and has the output's shape and dtype, the node calls the
-op's in-place form (``out=`` that buffer; ``UFUNCS`` in ops/fused.py) instead of allocating.
-A fused elementwise node is inlined as its chain of in-place ufunc calls. Composite ops without
-a kernel are expanded to their decomposition first.
+op's in-place form (``OpDef.inplace``, ``out=`` that buffer) instead of allocating. An op with
+an ``inline`` rule writes its own lines (a fused elementwise body as its chain of in-place calls,
+Gemm as a matmul and in-place bias and activation). Composite ops without a kernel are expanded
+to their decomposition first.
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -19,13 +20,10 @@ from ..core.errors import GraphError
 from ..core.feeds import check_feeds
 from ..core.ir import Graph, Node, Value
 from ..core.limits import DEFAULT_MAX_BYTES, check_bytes
-from ..ops.elementwise import select_or_zero
-from ..ops.epilogue import ACTIVATIONS
-from ..ops.fused import UFUNCS, literal
-from .buffers import Buffers, constant_outputs, last_uses, mask_casts, same_buffer_type
 from ..core.registry import get_op
 from ..core.rewrite import expand_composites
-from ..core.types import DType, TensorType
+from .buffers import Buffers, constant_outputs, last_uses, mask_casts
+
 
 def _size_guarded(n: Node, max_bytes: int) -> Callable:
     """The node's kernel; for an op whose output size comes from run-time values (its
@@ -45,11 +43,23 @@ def _size_guarded(n: Node, max_bytes: int) -> Callable:
     return guarded
 
 
+class Step(NamedTuple):
+    """One node of a plan: its kernel and attrs, the slots it reads and writes, the slots whose
+    buffers die after it."""
+
+    kernel: Callable | None
+    attrs: dict
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    frees: tuple[int, ...]
+    node: Node
+
+
 class Plan:
     """A compiled graph: ``plan(feeds) -> {output name: array}``.
 
-    ``steps`` lists, per node, ``(kernel, attrs, input slots, output slots, freed slots, node)``
-    for inspection; ``source`` is the generated function that runs them."""
+    ``steps`` lists a :class:`Step` per node for inspection; ``source`` is the generated
+    function that runs them."""
 
     def __init__(self, graph: Graph, inplace: bool = True,
                  max_bytes: int = DEFAULT_MAX_BYTES):
@@ -71,13 +81,13 @@ class Plan:
                             and slot[v] not in keep]
         self.mask_casts = mask_casts(g)
         buffers = Buffers(g, slot, last_use, keep, self.mask_casts) if inplace else None
-        self.steps = []
+        self.steps: list[Step] = []
         for step, n in enumerate(g.nodes):
             ins = tuple(-1 if v is None else slot[v] for v in n.inputs)
             outs = tuple(slot[v] for v in n.outputs)
-            self.steps.append((get_op(n.op).kernel, dict(n.attrs), ins, outs,
-                               tuple(sorted(frees[step])), n))
-        code = _CodeGen(self, buffers)
+            self.steps.append(Step(get_op(n.op).kernel, dict(n.attrs), ins, outs,
+                                   tuple(sorted(frees[step])), n))
+        code = PlanWriter(self, buffers)
         self.source, self._fn, self._lines = code.compile()
         self.n_inplace = code.n_inplace  # kernel calls that write into a dying input
         self._inits = [arr for _, arr in self.init_slots]
@@ -118,27 +128,53 @@ class Plan:
             if tb.tb_frame.f_code is self._fn.__code__:
                 line = tb.tb_lineno
             tb = tb.tb_next
-        return self._lines.get(line, self.steps[-1][5])
+        return self._lines.get(line, self.steps[-1].node)
 
 
-class _CodeGen:
-    """Writes the plan's function: one statement per node (a few for an inlined fusion)."""
+class PlanWriter:
+    """Writes a plan's function: one statement per node (a few for an inlined node).
 
-    def __init__(self, plan: Plan, buffers: Buffers | None):
+    An op's ``inline`` rule (``OpDef.inline``) writes its node through this API: :meth:`bind`
+    puts an object into the function's namespace, :meth:`emit` adds a line owned by a node,
+    :meth:`constant_value` tells a constant node's array, and ``n_inplace`` counts the calls
+    that write into a dying input's buffer."""
+
+    def __init__(self, plan: "Plan", buffers: Buffers | None):
         self.plan, self.buffers = plan, buffers
         self.ns: dict[str, Any] = {"_asarray": np.asarray}
         self.lines: list[str] = []
         self.owner: dict[int, Node] = {}  # source line -> node
         self.n_inplace = 0
+        self.step = 0  # the node being written
+
+    def bind(self, hint: str, obj: Any) -> str:
+        """``obj`` in the namespace under a name made from ``hint`` and the node's step
+        (``k12`` for step 12's kernel), unique in the function."""
+        name, k = f"{hint}{self.step}", 0
+        while name in self.ns:
+            k += 1
+            name = f"{hint}{self.step}_{k}"
+        self.ns[name] = obj
+        return name
+
+    def emit(self, node: Node, line: str) -> None:
+        self.lines.append("    " + line)
+        self.owner[len(self.lines)] = node
+
+    def constant_value(self, v: Value | None) -> np.ndarray | None:
+        """The array of a constant node's output, else None."""
+        p = self.plan.graph.producers.get(v) if v is not None else None
+        return p.attrs["value"] if p is not None and p.op == "constant" else None
 
     def compile(self) -> tuple[str, Callable, dict[int, Node]]:
         p = self.plan
         params = [f"v{s}" for _, s in p.input_slots] + [f"v{s}" for s, _ in p.init_slots]
         self.lines.append(f"def _plan({', '.join(params)}):")
-        for step, (kernel, attrs, ins, outs, frees, node) in enumerate(p.steps):
-            self._node(step, node, ins, outs)
-            if frees:
-                self._emit(node, "del " + ", ".join(f"v{s}" for s in frees))
+        for step, st in enumerate(p.steps):
+            self.step = step
+            self._node(step, st)
+            if st.frees:
+                self.emit(st.node, "del " + ", ".join(f"v{s}" for s in st.frees))
         shared = constant_outputs(p.graph)
         self.ns["_copy"] = np.array
         outs = ", ".join(f"_copy(v{s})" if v in shared else f"v{s}"
@@ -148,161 +184,30 @@ class _CodeGen:
         exec(compile(src, f"<graphdl plan {p.graph.name}>", "exec"), self.ns)
         return src, self.ns["_plan"], self.owner
 
-    def _emit(self, node: Node, line: str) -> None:
-        self.lines.append("    " + line)
-        self.owner[len(self.lines)] = node
-
-    def _node(self, step: int, n: Node, ins: tuple, outs: tuple) -> None:
-        args = ["None" if s < 0 else f"v{s}" for s in ins]
-        targets = ", ".join(f"v{s}" for s in outs) + ("," if len(outs) > 1 else "")
+    def _node(self, step: int, st: "Step") -> None:
+        n, op = st.node, get_op(st.node.op)
+        args = ["None" if s < 0 else f"v{s}" for s in st.inputs]
+        targets = ", ".join(f"v{s}" for s in st.outputs) + ("," if len(st.outputs) > 1 else "")
         donated = self.buffers.donatable(n, step) if self.buffers is not None else []
-        if n.op == "fused_elementwise":
-            self._fused(step, n, args, targets, donated)
-            return
-        if n.op == "constant":  # its array itself, bound once: no call per run
-            self.ns[f"c{step}"] = n.attrs["value"]
-            self._emit(n, f"{targets} = c{step}")
-            return
         if n in self.plan.mask_casts:  # its readers multiply by the bool mask itself
-            self._emit(n, f"{targets} = {args[0]}")
+            self.emit(n, f"{targets} = {args[0]}")
             return
-        if donated and n.op == "where" and self._zero_const(n.inputs[2], n.inputs[1].type):
+        if op.inline is not None and op.inline(self, n, args, targets, donated):
+            return
+        if donated and op.inplace is not None:
             self.n_inplace += 1
-            self.ns["_select0"] = select_or_zero
-            out = args[donated[0]]
-            self._emit(n, f"{targets} = _select0({args[0]}, {args[1]}, {out})")
+            fn = self.bind("k", partial(op.inplace, **n.attrs) if n.attrs else op.inplace)
+            self.emit(n, f"{targets} = {fn}({', '.join(args)}, out={args[donated[0]]})")
             return
-        if donated and n.op in UFUNCS:
-            self.n_inplace += 1
-            self.ns[f"k{step}"] = partial(UFUNCS[n.op], **n.attrs) if n.attrs else UFUNCS[n.op]
-            self._emit(n, f"{targets} = k{step}({', '.join(args)}, out={args[donated[0]]})")
-            return
-        if n.op == "gemm" and n.attrs["alpha"] == 1.0 and n.attrs["beta"] == 1.0:
-            self._gemm(n, args, targets)
-            return
-        if _is_matrix_op(n):  # 2-D matmul / transpose: the NumPy call itself, no wrapper
-            self.ns["_matmul"] = np.matmul
-            call = f"{args[0]}.T" if n.op == "transpose" else f"_matmul({args[0]}, {args[1]})"
-            self._emit(n, f"{targets} = {call}")
-            return
-        first = get_op(n.op).kernel_first
-        if first is not None and set(outs[1:]) <= set(self.plan.steps[step][4]):
-            self.ns[f"k{step}"] = partial(first, **n.attrs) if n.attrs else first
-            nones = ", None" * (len(outs) - 1)  # the unread outputs, deleted right after
-            self._emit(n, f"{targets} = k{step}({', '.join(args)}){nones}")
+        first = op.kernel_first
+        if first is not None and set(st.outputs[1:]) <= set(st.frees):
+            fn = self.bind("k", partial(first, **n.attrs) if n.attrs else first)
+            nones = ", None" * (len(st.outputs) - 1)  # the unread outputs, deleted right after
+            self.emit(n, f"{targets} = {fn}({', '.join(args)}){nones}")
             return
         kernel = _size_guarded(n, self.plan.max_bytes)
-        if n.op in _REDUCE_UFUNCS and n.outputs[0].type.rank and \
-                (n.op == "reduce_sum" or _never_empty(n.inputs[0].type)):  # no wrapper
-            axes = n.attrs["axes"]
-            kernel = partial(_REDUCE_UFUNCS[n.op], axis=None if axes is None else tuple(axes),
-                             keepdims=bool(n.attrs["keepdims"]),
-                             dtype=n.inputs[0].type.dtype.np)  # numpy widens narrow ints
-            self.ns[f"k{step}"] = kernel
-        else:
-            self.ns[f"k{step}"] = partial(kernel, **n.attrs) if n.attrs else kernel
-        self._emit(n, f"{targets} = k{step}({', '.join(args)})")
-
-    def _zero_const(self, v: Value, x: TensorType) -> bool:
-        """Whether v is a +0.0 constant node's value and x a float32/64 of rank >= 1."""
-        p = self.plan.graph.producers.get(v)
-        return p is not None and p.op == "constant" and self._is_zero(p.attrs["value"], x)
-
-    def _zero_literal(self, name: str, x: TensorType) -> bool:
-        """Whether ``name`` is a +0.0 literal of a fused body and x a float32/64 of rank >= 1
-        (so where(c, x, it) can be a bitwise select)."""
-        return self._is_zero(self.ns.get(name), x)
-
-    @staticmethod
-    def _is_zero(lit: Any, x: TensorType) -> bool:
-        return isinstance(lit, np.ndarray) and lit.ndim == 0 and lit == 0 \
-            and not np.signbit(lit) and x.dtype.name in ("float32", "float64") \
-            and x.shape is not None and len(x.shape) > 0
-
-    def _gemm(self, n: Node, args: list[str], target: str) -> None:
-        """Gemm inlined: one matmul (transposes as views), the bias added and the fused
-        activation applied in place."""
-        a = args[0] + (".T" if n.attrs["transA"] else "")
-        b = args[1] + (".T" if n.attrs["transB"] else "")
-        self.ns["_matmul"], self.ns["_add"] = np.matmul, np.add
-        self._emit(n, f"{target} = _matmul({a}, {b})")
-        if len(args) > 2 and args[2] != "None":
-            self._emit(n, f"_add({target}, {args[2]}, out={target})")
-        act = n.attrs.get("activation")
-        if act is not None:
-            self.ns[f"_{act}"] = ACTIVATIONS[act].kernel
-            self._emit(n, f"_{act}({target})")
-
-    def _fused(self, step: int, n: Node, args: list[str], target: str, donated: list) -> None:
-        """The body inlined: each instruction an in-place ufunc call where a buffer dies."""
-        body = n.attrs["body"]
-        names = list(args)
-        types: list[TensorType] = [v.type for v in n.inputs]
-        owned = {names[k] for k in donated}
-        last = {a: j for j, (_, a_s, _) in enumerate(body) for a in a_s}
-        temps = []
-        for j, (op, a_s, at) in enumerate(body):
-            name = f"f{step}_{j}"
-            if op == "constant":
-                self.ns[name] = literal((op, a_s, at))
-                types.append(TensorType(DType.of(self.ns[name].dtype), ()))
-                names.append(name)
-                continue
-            opdef = get_op(op)
-            (t,) = opdef.infer([types[a] for a in a_s], opdef.check_attrs(dict(at)))
-            if _mask_for_mul(body, j, types[a_s[0]], t, len(args)):
-                names.append(names[a_s[0]])  # mul takes the bool mask as is: no float copy
-                types.append(t)
-                owned.discard(names[a_s[0]])  # never a float result's buffer
-                continue
-            out = next((names[a] for a in a_s if names[a] in owned and last[a] == j
-                        and same_buffer_type(types[a], t)), None)
-            fn = f"u_{op}" if not at else f"u{step}_{j}"
-            self.ns[fn] = partial(UFUNCS[op], **dict(at)) if at else UFUNCS[op]
-            call = f"{fn}({', '.join(names[a] for a in a_s)}"
-            call += f", out={out})" if out else ")"
-            if op == "where" and out and self._zero_literal(names[a_s[2]], types[a_s[1]]):
-                self.ns["_select0"] = select_or_zero
-                call = f"_select0({names[a_s[0]]}, {names[a_s[1]]}, {out})"
-            if t.shape is None or len(t.shape) == 0:
-                call = f"_asarray({call})"
-            self._emit(n, f"{name} = {call}")
-            self.n_inplace += out is not None
-            if t.shape is not None and len(t.shape) > 0:
-                owned.add(name)
-            names.append(name)
-            types.append(t)
-            temps.append(name)
-        self._emit(n, f"{target} = {names[-1]}")
-        self._emit(n, "del " + ", ".join(temps))
-
-
-def _mask_for_mul(body: Sequence, j: int, src: TensorType, t: TensorType, n_in: int) -> bool:
-    """Whether instruction j casts a bool mask to a float that only multiplies (not the
-    body's result): NumPy multiplies float32/64 by bool exactly as by its 0/1 float, so the
-    cast's array need not exist (the backprop's ReLU mask ``g * cast(y > 0)``)."""
-    op, _, _ = body[j]
-    if op != "cast" or src.dtype != DType.bool or not t.dtype.is_float or j == len(body) - 1:
-        return False
-    readers = [k for k, (_, a_s, _) in enumerate(body) if n_in + j in a_s]
-    return all(body[k][0] == "mul" for k in readers)
-
-
-_REDUCE_UFUNCS = {"reduce_sum": np.add.reduce, "reduce_max": np.maximum.reduce}
-
-
-def _never_empty(t: TensorType) -> bool:
-    """Whether t has no dim that is 0 or unknown (np.maximum.reduce has no value for an empty
-    set; reduce_max's own kernel gives ONNX's -inf there). A symbolic dim counts as nonzero."""
-    return t.shape is not None and all(d is not None and d != 0 for d in t.shape)
-
-
-def _is_matrix_op(n: Node) -> bool:
-    """A matmul of two 2-D operands, or a transpose of a 2-D one that swaps its axes."""
-    ranks = [v.type.rank for v in n.inputs if v is not None]
-    if n.op == "matmul":
-        return ranks == [2, 2]
-    return n.op == "transpose" and ranks == [2] and n.attrs["perm"] in (None, (1, 0), [1, 0])
+        fn = self.bind("k", partial(kernel, **n.attrs) if n.attrs else kernel)
+        self.emit(n, f"{targets} = {fn}({', '.join(args)})")
 
 
 def trace(graph: Graph, feeds: Mapping[str, Any]) -> dict[Node, tuple[np.ndarray, ...]]:

@@ -29,7 +29,7 @@ from ..core.errors import ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, register
 from ..core.types import Dim, TensorType, dims_equal, shape_str
 from . import epilogue
-from .common import need_float, same_dtype
+from .common import WIDEN_NONE, need_float, same_dtype
 from .conv_kernels import conv_forward
 from .im2col_lowering import (Window, conv_matmul, flipped_weight_matrix, needs_fallback,
                               static_spatial, weight_grad_matmul, weight_matrix, window,
@@ -169,6 +169,7 @@ def _conv_vjp(b, c: Call, gys):
 
 
 register(OpDef("conv", _conv_infer, (2, 3), kernel=_conv_kernel, lower=_conv_lower,
+               fresh=True, widen=WIDEN_NONE,  # conv_kernels.py: never views
                vjp=_conv_vjp, attrs={"strides": None, "pads": None, "dilations": None,
                                      "group": 1, "auto_pad": "NOTSET", "kernel_shape": None,
                                      "activation": None},
@@ -289,6 +290,7 @@ def _conv_transpose_vjp(b, c: Call, gys):
 
 
 register(OpDef("conv_transpose", _conv_transpose_infer, (2, 3), kernel=_conv_transpose_kernel,
+               widen=WIDEN_NONE,
                lower=_conv_transpose_lower, vjp=_conv_transpose_vjp,
                attrs={"strides": None, "pads": None, "dilations": None, "group": 1,
                       "output_padding": None},
@@ -391,6 +393,7 @@ def _weight_grad_vjp(b, c: Call, gys):
 
 
 register(OpDef("conv_weight_grad", _weight_grad_infer, (2, 2), kernel=_weight_grad_kernel,
+               widen=WIDEN_NONE,
                lower=_weight_grad_lower, vjp=_weight_grad_vjp,
                attrs={"kernel_shape": REQUIRED, "strides": REQUIRED, "pads": REQUIRED,
                       "dilations": REQUIRED, "group": 1},

@@ -39,7 +39,7 @@ def _dropout_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
 
 
 register(OpDef("dropout", _dropout_infer, (2, 2), decompose=_dropout_decompose,
-               attrs={"rate": 0.5}, traits={"composite"},
+               attrs={"rate": 0.5}, traits={"composite"}, mask=(1, "rate"),
                doc="x * mask / (1 - rate); mask holds 1 for kept units, 0 for dropped ones."))
 
 
