@@ -27,7 +27,7 @@ import pytest
 from onnx import numpy_helper
 
 import graphdl as gd
-from graphdl.onnx.importers import IMPORTERS
+from graphdl.onnx.importers import import_table
 from tests.onnx_models import spread
 
 #: ONNX op types the ONNX import issue names (beyond what graphdl imports), with the issue whose
@@ -104,7 +104,7 @@ def _cases() -> list:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cases = collect_testcases(None)
-    scope = set(IMPORTERS) | set(NAMED_OPS)
+    scope = set(import_table()) | set(NAMED_OPS)
     return [c for c in cases if {n.op_type for n in c.model.graph.node} <= scope
             and not _type_names(c.model) & EXCLUDED_TYPES and not _random(c)]
 
@@ -113,7 +113,7 @@ CASES = _cases()
 
 
 def _skip_reason(case) -> str | None:
-    missing = sorted({n.op_type for n in case.model.graph.node} - set(IMPORTERS))
+    missing = sorted({n.op_type for n in case.model.graph.node} - set(import_table()))
     if missing:
         return "; ".join(f"op {op} not yet in graphdl (issue {NAMED_OPS.get(op, 7)})"
                          for op in missing)

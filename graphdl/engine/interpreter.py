@@ -12,7 +12,7 @@ to their decomposition first.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -87,12 +87,44 @@ class Plan:
             outs = tuple(slot[v] for v in n.outputs)
             self.steps.append(Step(get_op(n.op).kernel, dict(n.attrs), ins, outs,
                                    tuple(sorted(frees[step])), n))
+        self._streams: dict[int | None, np.random.Generator] = {}
         code = PlanWriter(self, buffers)
         self.source, self._fn, self._lines = code.compile()
         self.n_inplace = code.n_inplace  # kernel calls that write into a dying input
         self._inits = [arr for _, arr in self.init_slots]
         self._input_names = [name for name, _ in self.input_slots]
         self._last_ok: list | None = None
+
+    def stream(self, seed: int | None) -> np.random.Generator:
+        """This plan's random stream for ``seed`` (one per seed, shared by the plan's random
+        nodes of that seed; unseeded ones share one from fresh entropy): a seeded random op's
+        draws depend only on this plan's earlier runs."""
+        key = None if seed is None else int(seed)
+        if key not in self._streams:
+            self._streams[key] = np.random.default_rng(key)
+        return self._streams[key]
+
+    def call_attrs(self, n: Node) -> dict[str, Any]:
+        """The keyword arguments of the node's kernel: its attrs, and for a random op this
+        plan's stream for its seed."""
+        attrs = dict(n.attrs)
+        if "random" in get_op(n.op).traits:
+            attrs["rng"] = self.stream(n.attrs.get("seed"))
+        return attrs
+
+    def run_nodes(self, feeds: Mapping[str, Any]
+                  ) -> Iterator[tuple[Node, tuple[np.ndarray, ...]]]:
+        """The plan's nodes run one at a time in order, each yielded with its outputs (no
+        buffer reused or freed): the loop that trace and the numerics check look through."""
+        arrays = check_feeds(self.graph.inputs, feeds)
+        env: dict[int, Any] = {s: arrays[name] for name, s in self.input_slots}
+        env.update(self.init_slots)
+        for st in self.steps:
+            res = st.kernel(*[None if s < 0 else env[s] for s in st.inputs],
+                            **self.call_attrs(st.node))
+            res = (res,) if len(st.outputs) == 1 else tuple(res)
+            env.update(zip(st.outputs, res))
+            yield st.node, res
 
     def __call__(self, feeds: Mapping[str, Any], check: bool = True) -> dict[str, np.ndarray]:
         args = self._checked(feeds) if check else [feeds[name] for name, _ in self.input_slots]
@@ -206,20 +238,11 @@ class PlanWriter:
             self.emit(n, f"{targets} = {fn}({', '.join(args)}){nones}")
             return
         kernel = _size_guarded(n, self.plan.max_bytes)
-        fn = self.bind("k", partial(kernel, **n.attrs) if n.attrs else kernel)
+        attrs = self.plan.call_attrs(n)
+        fn = self.bind("k", partial(kernel, **attrs) if attrs else kernel)
         self.emit(n, f"{targets} = {fn}({', '.join(args)})")
 
 
 def trace(graph: Graph, feeds: Mapping[str, Any]) -> dict[Node, tuple[np.ndarray, ...]]:
     """Every node's outputs (no freeing, nothing in place), for tests and debugging."""
-    plan = Plan(graph, inplace=False)
-    arrays = check_feeds(plan.graph.inputs, feeds)
-    env: dict = {v: arrays[v.name] for v in plan.graph.inputs}
-    env.update(plan.graph.initializers)
-    out = {}
-    for n in plan.graph.nodes:
-        res = get_op(n.op).kernel(*[None if v is None else env[v] for v in n.inputs], **n.attrs)
-        res = (res,) if len(n.outputs) == 1 else tuple(res)
-        env.update(zip(n.outputs, res))
-        out[n] = res
-    return out
+    return dict(Plan(graph, inplace=False).run_nodes(feeds))

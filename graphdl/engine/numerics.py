@@ -1,7 +1,8 @@
 """An opt-in numerics check: which node first produces NaN or Inf, in either engine.
 
 The NumPy engine is stepped node by node over the graph as written (no fusion, no buffer
-reuse), so the node named is the user's own. For ONNX Runtime the exported model gets every
+reuse; composite ops expanded into the ops they are made of, which keep the user's line), so the
+node named is the user's own. For ONNX Runtime the exported model gets every
 intermediate value as an extra output, and the first ONNX node (in the model's topological
 order) with a non-finite output is named, with the graphdl value it computes where the export
 kept the name. The check costs a full trace, so it is never on by default.
@@ -17,7 +18,7 @@ import onnx
 from ..core.errors import GraphError
 from ..core.feeds import check_feeds
 from ..core.ir import Graph
-from ..core.registry import get_op
+from .interpreter import Plan
 
 
 class NumericsError(GraphError):
@@ -71,19 +72,15 @@ def check_numerics(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy
 
 
 def _numpy(graph: Graph, arrays: dict[str, np.ndarray]) -> Finding | None:
-    env: dict = {v: arrays[v.name] for v in graph.inputs}
-    env.update(graph.initializers)
-    for n in graph.nodes:
-        ins = [None if v is None else env[v] for v in n.inputs]
-        with np.errstate(all="ignore"):  # reported below, with the node's name
-            res = get_op(n.op).kernel(*ins, **n.attrs)
-        res = (res,) if len(n.outputs) == 1 else tuple(res)
-        for v, arr in zip(n.outputs, res):
-            counts = _bad(arr)
-            if counts:
-                where = n.loc or f"node {n.name!r}"
-                return Finding("numpy", where, n.op, v.name, *counts)
-            env[v] = arr
+    """The plan's node loop (composites expanded to the ops they are made of, each keeping the
+    user's line), stopped at the first non-finite output."""
+    with np.errstate(all="ignore"):  # reported below, with the node's name
+        for n, res in Plan(graph, inplace=False).run_nodes(arrays):
+            for v, arr in zip(n.outputs, res):
+                counts = _bad(arr)
+                if counts:
+                    where = n.loc or f"node {n.name!r}"
+                    return Finding("numpy", where, n.op, v.name, *counts)
     return None
 
 

@@ -132,10 +132,12 @@ class Importer:
             raise OnnxError(f"{self.src}: sparse initializers are not supported")
         self._initializers()
         self._inputs()
-        from .importers import IMPORTERS
+        from .importers import import_table
+
+        table = import_table()
 
         for i, node in enumerate(self.g.node):
-            self._node(i, node, IMPORTERS)
+            self._node(i, node, table)
         self.b.loc = None
         outs: dict[str, Tensor] = {}
         for vi in self.g.output:

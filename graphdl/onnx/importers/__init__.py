@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...core.registry import all_ops
+
 if TYPE_CHECKING:
     from ..importer import ImportFn
 
@@ -35,3 +37,22 @@ from . import sequence  # noqa: E402,F401 - static sequences (after core: wraps 
 from . import optional  # noqa: E402,F401 - Optional* ops, presence known at import
 from . import strings  # noqa: E402,F401 - StringNormalizer
 from . import training  # noqa: E402,F401 - Gradient (ai.onnx.preview.training)
+
+
+def one_to_one(op_name: str) -> "ImportFn":
+    """The importer of an op that declares its ONNX op (``OpDef.onnx_type``): the node's inputs
+    and attributes, as they are."""
+    def imp(c):
+        ins = [c.x(i) if c.has(i) else None for i in range(len(c.node.input))]
+        return c.b.apply(op_name, ins, **c.attrs)
+
+    return imp
+
+
+def import_table() -> dict[str, "ImportFn"]:
+    """ONNX op type -> its importer: the importer modules' own, then every registered op that
+    is an ONNX op one to one (so adding such an op needs only its OpDef)."""
+    table = {op.onnx_type: one_to_one(name) for name, op in all_ops().items()
+             if op.onnx_type is not None}
+    table.update(IMPORTERS)
+    return table
