@@ -1,6 +1,6 @@
 """The backprop pass: the gradient graph of a scalar loss, built as ordinary graph code.
 
-It follows the chapter's path decomposition. For the loss ``o`` and any value ``h``::
+It follows the path decomposition of backpropagation. For the loss ``o`` and any value ``h``::
 
     delta(h) = sum over the uses (node, slot) of h of  vjp_node(delta(node.outputs))[slot]
     delta(o) = 1

@@ -7,7 +7,8 @@ from .manager import Pass, PassResult
 
 
 def eliminate_dead_nodes(g: Graph) -> Graph:
-    """``g`` without the nodes that no output depends on (random ops count as used)."""
+    """``g`` without the nodes that no output depends on; a random op that nothing reads goes
+    too (its draws change no output)."""
     live = set(g.outputs)
     keep = []
     for n in reversed(g.nodes):

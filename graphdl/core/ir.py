@@ -130,7 +130,7 @@ class Graph:
 
     def to_dot(self) -> str:
         """Graphviz DOT text: gradient nodes coloured apart, clustered by forward node."""
-        from ..tools.viz import to_dot
+        from .dot import to_dot
 
         return to_dot(self)
 

@@ -178,6 +178,8 @@ def check_facts(op: OpDef) -> None:
     def bad(why: str) -> ValueError:
         return ValueError(f"op {op.name!r}: {why}")
 
+    if ("composite" in op.traits) != (op.decompose is not None):
+        raise bad("the composite trait marks exactly the ops with a decompose rule")
     if op.inplace is not None:
         if op.kernel is None or not op.fresh:
             raise bad("an in-place form needs a kernel that returns fresh arrays (fresh=True)")

@@ -1,4 +1,4 @@
-"""Autoencoders (the chapter's section 3.5): ``x_hat = decoder(encoder(x))``, with the
+"""Autoencoders: ``x_hat = decoder(encoder(x))``, with the
 reconstruction loss and an optional sparsity penalty on the code as one differentiable loss."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Convolutional layers (the chapter's section 3.3): Conv1d / Conv2d (convolution plus the
+"""Convolutional layers: Conv1d / Conv2d (convolution plus the
 detection nonlinearity), MaxPool2d / AvgPool2d and Flatten, composable with Dense into the
 conv -> ReLU -> pool -> flatten -> dense framework::
 
@@ -77,7 +77,7 @@ class _ConvNd(Layer):
 
 
 class Conv1d(_ConvNd):
-    """1-D convolution over [N, C, W] (the seed's N=5, F=3, Q=1, s=2 example gives W=3).
+    """1-D convolution over [N, C, W] (N=5, F=3, Q=1, s=2 gives W=(5 - 3 + 2)/2 + 1 = 3).
     ``padding`` is an int, one per axis, or an ONNX auto_pad string ("SAME_UPPER", ...)."""
 
     kind = "conv1d"

@@ -1,4 +1,4 @@
-"""Fully connected layers (the chapter's section 3.2) and the MLP built from them."""
+"""Fully connected layers and the MLP built from them."""
 from __future__ import annotations
 
 from typing import Callable, Sequence, Union
@@ -39,7 +39,7 @@ def default_init(act: Callable[[Tensor], Tensor] | None) -> str:
 
 
 class Dense(Layer):
-    """``act(h @ W + b)`` with W [in, out], b [out]: the chapter's ``act(W h + b)`` applied to
+    """``act(h @ W + b)`` with W [in, out], b [out]: the column form ``act(W h + b)`` applied to
     a batch of row vectors h [..., in] (any leading dims, symbolic ones included)."""
 
     kind = "dense"

@@ -1,4 +1,4 @@
-"""Penalty terms added to a loss (the chapter's sections 3.5 and 3.6), as plain graph code.
+"""Penalty terms added to a loss, as plain graph code.
 
 Weight penalties act on parameters; activity penalties act on a code ``h`` (autoencoders):
 

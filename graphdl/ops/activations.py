@@ -1,6 +1,6 @@
-"""Activations of the chapter's section 3.2: ReLU, LeakyReLU, ELU, sigmoid, tanh, softmax and
-log-softmax. ELU is the standard ``alpha * (exp(x) - 1)`` for x < 0 (the seed's
-``exp(x - 1)`` is a typo)."""
+"""Activations: ReLU, LeakyReLU, ELU, sigmoid, tanh, softmax and
+log-softmax. ELU is the standard ``alpha * (exp(x) - 1)`` for x < 0 (a common misprint has
+``exp(x - 1)``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +15,7 @@ from .rows import max_keepdims, sum_keepdims
 
 
 def _relu_vjp(b, c: Call, gys):
-    """The chapter's delta * f'(a) with f'(a) = [a > 0] = [relu(a) > 0]: a multiply, which both
+    """The backprop's delta * f'(a) with f'(a) = [a > 0] = [relu(a) > 0]: a multiply, which both
     engines run several times faster than a select (onnxruntime's Where is ~8x its Mul); read
     from the output, so the pre-activation can die at the ReLU (which then runs in place)."""
     y = c.outputs[0]
@@ -126,7 +126,7 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, alpha: float = 0.01) -> Tensor:
-    """x for x > 0, else alpha * x (the chapter's LeakyReLU, slope 0.01 by default)."""
+    """x for x > 0, else alpha * x (LeakyReLU, slope 0.01 by default)."""
     return x.b.apply1("leaky_relu", [x], alpha=float(alpha))
 
 

@@ -1,4 +1,4 @@
-"""Convolution (the chapter's section 3.3) in NCW / NCHW / NC... layout, as ONNX ``Conv``
+"""Convolution in NCW / NCHW / NC... layout, as ONNX ``Conv``
 defines it: groups, dilations, strides, explicit pads or ``auto_pad``, optional bias.
 
 Three ops, each the adjoint of the others, so the gradient graph is ordinary ops that export to
@@ -14,7 +14,7 @@ ONNX and can be differentiated again:
 onnxruntime has none of ``Conv`` / ``ConvTranspose`` in float64: there the three lower to
 im2col with Slice and MatMul (:mod:`graphdl.ops.im2col_lowering`).
 
-Every spatial axis obeys ``O = floor((N + pads - dilation * (F - 1) - 1) / s) + 1``: the seed's
+Every spatial axis obeys ``O = floor((N + pads - dilation * (F - 1) - 1) / s) + 1``: the textbook
 ``O = (N - F + 2Q) / s + 1`` for dilation 1 and pads Q on both sides. That rule, ``auto_pad``
 and im2col live in :mod:`graphdl.ops.window`, shared with pooling.
 """

@@ -1,4 +1,4 @@
-"""Losses of the chapter's section 3.2; each returns a scalar, averaged (``reduction="mean"``,
+"""Losses; each returns a scalar, averaged (``reduction="mean"``,
 the default) or summed (``"sum"``).
 
 ``mse_loss`` and ``binary_cross_entropy`` are composites defined only by their decomposition, so

@@ -1,4 +1,4 @@
-"""Batch normalisation (the chapter's section 3.6), channels on axis 1: (N, C) or (N, C, H, W).
+"""Batch normalisation, channels on axis 1: (N, C) or (N, C, H, W).
 
 - ``batch_norm`` (inference) normalises with given population statistics; it lowers to ONNX
   ``BatchNormalization`` and takes its kernel and gradient from its decomposition.

@@ -1,4 +1,4 @@
-"""Pooling (the chapter's section 3.3): max and average pooling over windows, as ONNX MaxPool and
+"""Pooling: max and average pooling over windows, as ONNX MaxPool and
 AveragePool define them (kernel, strides, pads or auto_pad, dilations, ceil_mode,
 count_include_pad), and global average / max pooling.
 

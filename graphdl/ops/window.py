@@ -2,7 +2,7 @@
 defaults, ``auto_pad``, the output-size rule, and the strided window view the kernels use.
 
 Every spatial axis obeys ``O = floor((N + pads - dilation * (F - 1) - 1) / s) + 1`` (ceil with
-pooling's ``ceil_mode``): the seed's ``O = (N - F + 2Q) / s + 1`` for dilation 1 and pads Q.
+pooling's ``ceil_mode``): the textbook ``O = (N - F + 2Q) / s + 1`` for dilation 1 and pads Q.
 """
 from __future__ import annotations
 

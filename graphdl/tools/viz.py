@@ -1,8 +1,8 @@
-"""Pictures of a graph: Graphviz DOT text, and SVG/PNG drawings with forward and gradient nodes
-told apart.
+"""Pictures of a graph: SVG/PNG drawings with forward and gradient nodes told apart (the DOT
+text they are drawn from is graphdl.core.dot's).
 
 Ops are boxes labelled with their op and output types (forward: blue; gradient: orange, grouped
-by the forward node they were built for, so the backward half reads as the seed's per-edge
+by the forward node they were built for, so the backward half reads as the backprop recursion's per-edge
 terms); inputs, parameters and outputs are ellipses. :func:`render` uses Graphviz's ``dot`` when
 it is installed and otherwise draws with networkx and matplotlib (the ``viz`` extra), so a
 picture never needs a system package.
@@ -16,81 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import GraphError
+from ..core.dot import (CLUSTER_COLOR, FORWARD_COLOR, GRADIENT_COLOR, INPUT_COLOR,
+                        OUTPUT_COLOR, PARAM_COLOR, node_label, to_dot, value_label)
 from ..core.ir import Graph, Node, Value
 
-FORWARD_COLOR = "#dbe9f6"
-GRADIENT_COLOR = "#fbd9b5"
-INPUT_COLOR = "#d8f0d2"
-PARAM_COLOR = "#eeeeee"
-OUTPUT_COLOR = "#ffffff"
-CLUSTER_COLOR = "#d08030"
 FORMATS = ("dot", "svg", "png")
-
-_FORWARD = f'shape=box, style="rounded,filled", fillcolor="{FORWARD_COLOR}"'
-_GRADIENT = f'shape=box, style="rounded,filled", fillcolor="{GRADIENT_COLOR}"'
-_INPUT = f'shape=ellipse, style=filled, fillcolor="{INPUT_COLOR}"'
-_PARAM = f'shape=ellipse, style=filled, fillcolor="{PARAM_COLOR}"'
-_OUTPUT = 'shape=ellipse, peripheries=2'
-
-
-def _q(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _value_label(v: Value) -> str:
-    return f"{v.name}\n{v.type}"
-
-
-def node_label(n: Node) -> str:
-    """``op`` over the node's output types, e.g. ``matmul\\nf32[N,256]``."""
-    return n.op + "".join(f"\n{v.type}" for v in n.outputs)
-
-
-def to_dot(graph: Graph) -> str:
-    """The graph as Graphviz DOT text (render with ``dot -Tsvg``)."""
-    ids: dict[object, str] = {}
-    lines = [f"digraph {_q(graph.name)} {{", '  node [fontname="Helvetica", fontsize=10];',
-             '  edge [fontname="Helvetica", fontsize=8];']
-    for i, v in enumerate(graph.inputs):
-        ids[v] = f"in{i}"
-        lines.append(f"  in{i} [label={_q(_value_label(v))}, {_INPUT}];")
-    for i, v in enumerate(graph.initializers):
-        ids[v] = f"p{i}"
-        lines.append(f"  p{i} [label={_q(_value_label(v))}, {_PARAM}];")
-    clusters: dict[str, list[str]] = {}
-    for i, n in enumerate(graph.nodes):
-        ids[n] = f"n{i}"
-        line = f"n{i} [label={_q(node_label(n))}, tooltip={_q(n.name)}, "
-        line += (_GRADIENT if n.grad_of is not None else _FORWARD) + "];"
-        if n.grad_of is None:
-            lines.append("  " + line)
-        else:
-            clusters.setdefault(n.grad_of, []).append(line)
-    for k, (fwd, members) in enumerate(clusters.items()):
-        lines.append(f"  subgraph cluster_grad{k} {{")
-        lines.append(f'    label={_q("grad of " + fwd)}; style=dashed; color="{CLUSTER_COLOR}";')
-        lines += [f"    {m}" for m in members]
-        lines.append("  }")
-    lines += _edges(graph, ids)
-    return "\n".join(lines) + "\n}\n"
-
-
-def _edges(graph: Graph, ids: dict[object, str]) -> list[str]:
-    prod: dict[Value, Node] = graph.producers
-    out = []
-    for n in graph.nodes:
-        for v in n.inputs:
-            if v is None:
-                continue
-            src = ids[prod[v]] if v in prod else ids[v]
-            label = _q(_value_label(v)) if v in prod else '""'
-            out.append(f"  {src} -> {ids[n]} [label={label}];")
-    for i, v in enumerate(graph.outputs):
-        out.append(f"  out{i} [label={_q(_value_label(v))}, {_OUTPUT}];")
-        src = ids[prod[v]] if v in prod else ids[v]
-        out.append(f"  {src} -> out{i};")
-    return out
 
 
 # -- the pure-Python drawing -------------------------------------------------------------------
@@ -161,7 +91,7 @@ def _items(graph: Graph) -> tuple[dict[str, Drawn], list[tuple[str, str]]]:
                               ("param", PARAM_COLOR, graph.initializers)):
         for v in vals:
             key[v] = f"value:{v.name}"
-            items[key[v]] = Drawn(key[v], _value_label(v), kind, color, (0.0, 0.0))
+            items[key[v]] = Drawn(key[v], value_label(v), kind, color, (0.0, 0.0))
     for n in graph.nodes:
         kind = "forward" if n.grad_of is None else "gradient"
         color = FORWARD_COLOR if n.grad_of is None else GRADIENT_COLOR
@@ -173,7 +103,7 @@ def _items(graph: Graph) -> tuple[dict[str, Drawn], list[tuple[str, str]]]:
     for v in graph.outputs:
         k = f"output:{v.name}"
         group = prod[v].grad_of if v in prod else None
-        items[k] = Drawn(k, _value_label(v), "output", OUTPUT_COLOR, (0.0, 0.0), group)
+        items[k] = Drawn(k, value_label(v), "output", OUTPUT_COLOR, (0.0, 0.0), group)
         edges.append((key[prod[v]] if v in prod else key[v], k))
     return items, edges
 
