@@ -17,7 +17,7 @@ from .errors import DTypeError, GraphError
 from .ir import Graph, Node, Value
 from .names import NameGen
 from .registry import get_op
-from .types import DType, TensorType, tensor_type
+from .types import DType, TensorType, constant_key, tensor_type
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: The folders of graphdl's and passes' own code: frames there are never the user's.
@@ -199,7 +199,7 @@ class GraphBuilder:
         arr = np.asarray(value, dtype=None if dtype is None else DType.of(dtype).np)
         if dtype is None and arr.dtype == np.float64 and not isinstance(value, np.ndarray):
             arr = arr.astype(np.float32)
-        key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 16 else None
+        key = constant_key(arr)
         if key is not None and key in self._consts:
             return self._consts[key]
         t = self.apply1("constant", [], value=arr)

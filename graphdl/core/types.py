@@ -191,6 +191,13 @@ def dims_equal(a: Dim, b: Dim) -> bool | None:
     return None
 
 
+def constant_key(arr: np.ndarray) -> tuple | None:
+    """The key under which equal small constants are shared (one node or initializer for
+    every use of, say, the scalar 0.5): dtype, shape and bytes; None for arrays over 16
+    elements, which are not deduplicated."""
+    return (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 16 else None
+
+
 def same_type(a: "TensorType", b: "TensorType") -> bool:
     """Provably the same dtype and shape (every dim provably equal)."""
     if a.dtype != b.dtype or a.shape is None or b.shape is None or len(a.shape) != len(b.shape):

@@ -16,7 +16,7 @@ from ..core.ir import Graph, Value
 from ..core.names import NameGen
 from ..core.registry import get_op
 from ..core.rewrite import expand_composites
-from ..core.types import TensorType
+from ..core.types import TensorType, constant_key
 from .coverage import lower_node
 
 #: The newest opset of the pinned onnx (1.23); the pinned onnxruntime (1.32) has CPU kernels for
@@ -84,7 +84,7 @@ class LowerCtx:
     def const(self, value: Any, dtype: Any = None) -> str:
         """A Constant node holding ``value`` (shared by equal small constants); its name."""
         arr = np.asarray(value, dtype=dtype)
-        key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 16 else None
+        key = constant_key(arr)
         if key in self._consts:
             return self._consts[key]
         name = self.fresh("const")
