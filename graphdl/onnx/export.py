@@ -13,6 +13,7 @@ from onnx import helper, numpy_helper
 
 from ..core.errors import OnnxError
 from ..core.ir import Graph, Value
+from .tags import tag
 from .coverage import lower_node
 from ..core.registry import get_op
 from ..core.rewrite import expand_composites
@@ -166,7 +167,9 @@ def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> 
     ctx = LowerCtx(opset, {v.name for v in g.all_values()}, functions)
     ctx.unread = _unread(g)
     for n in g.nodes:
+        first = len(ctx.nodes)
         lower_node(ctx, n)  # the op's lowering, through a wider dtype where ORT needs one
+        tag(ctx.nodes[first:], n)  # which graphdl (and forward) node each ONNX node is for
     inits = [numpy_helper.from_array(np.asarray(a), v.name) for v, a in g.initializers.items()]
     outputs = list(g.outputs)
     out_set, types = set(outputs), {}
