@@ -18,6 +18,7 @@ from ..core.registry import get_op
 from ..core.rewrite import expand_composites
 from ..core.types import TensorType, constant_key
 from .coverage import lower_node
+from .tags import tag
 
 #: The newest opset of the pinned onnx (1.23); the pinned onnxruntime (1.32) has CPU kernels for
 #: every op graphdl lowers to at this opset (tests/test_onnx_export.py checks it).
@@ -161,7 +162,9 @@ def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> 
     ctx = LowerCtx(opset, {v.name for v in g.all_values()}, functions)
     ctx.unread = _unread(g)
     for n in g.nodes:
+        first = len(ctx.nodes)
         lower_node(ctx, n)  # the op's lowering, through a wider dtype where ORT needs one
+        tag(ctx.nodes[first:], n)  # which graphdl (and forward) node each ONNX node is for
     inits = [numpy_helper.from_array(np.asarray(a), v.name) for v, a in g.initializers.items()]
     outputs = list(g.outputs)
     out_set, types = set(outputs), {}

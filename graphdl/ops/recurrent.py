@@ -37,8 +37,9 @@ from ..core.registry import OpDef, register
 from ..core.types import Dim, TensorType, dims_equal, shape_str
 from .activations import relu, sigmoid, tanh
 from .common import need_float, same_dtype
-from .linalg import matmul
-from .shape import squeeze, transpose, unsqueeze
+from .linalg import gemm, matmul
+from .lstm_scan import lstm_scan
+from .shape import flatten, reshape, squeeze, transpose, unsqueeze
 from .slice import concat
 from .split import split
 
@@ -176,12 +177,11 @@ def _per_direction(t: Tensor | None, n_dirs: int) -> list[Tensor | None]:
 
 
 def _input_projection(kind: str, x: Tensor, w: Tensor, bias: Tensor | None,
-                      attrs: dict) -> tuple[list[Tensor], Tensor | None]:
-    """``W x(t) + biases`` for every t in one matmul, cut into T steps [N, G*H]; and, for a
-    GRU with linear_before_reset, the recurrent bias of h~ that stays inside the reset product."""
+                      attrs: dict) -> tuple[Tensor, Tensor | None]:
+    """``W x(t) + biases`` for every t in one matmul [T, N, G*H]; and, for a GRU with
+    linear_before_reset, the recurrent bias of h~ that stays inside the reset product."""
     gh = w.shape[0]
-    xw = matmul(x, transpose(w))
-    rb_h = None
+    rb_h = both = None
     if bias is not None:
         wb, rb = split(bias, [gh, gh], axis=0)
         if kind == "gru" and attrs["linear_before_reset"]:
@@ -189,17 +189,24 @@ def _input_projection(kind: str, x: Tensor, w: Tensor, bias: Tensor | None,
             rb_zr, rb_h = split(rb, [2 * hidden, hidden], axis=0)
             zeros = x.b.const(np.zeros(hidden, x.dtype.np))
             rb = concat([rb_zr, zeros], 0)
-        xw = xw + (wb + rb)
-    steps = split(xw, [1] * x.shape[0], axis=0)
-    return [squeeze(s, (0,)) for s in steps], rb_h
+        both = wb + rb
+    # one Gemm over [T*N, I]: its weight gradient is one GEMM too, not T products summed
+    xw = gemm(flatten(x, 2), w, both, transB=1)
+    return reshape(xw, [x.shape[0], -1, gh]), rb_h
 
 
 def _direction(kind: str, x: Tensor, w: Tensor, r: Tensor, bias: Tensor | None,
                h: Tensor | None, c: Tensor | None, peep: Tensor | None, attrs: dict,
-               reverse: bool) -> tuple[list[Tensor], Tensor, Tensor | None]:
-    """One direction over the whole sequence: the states in time order, the last h and c."""
-    xws, rb_h = _input_projection(kind, x, w, bias, attrs)
-    order = range(len(xws) - 1, -1, -1) if reverse else range(len(xws))
+               reverse: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One direction over the whole sequence: the states [T, N, H] in time order, the last h
+    and c. An LSTM without peepholes runs as ``lstm_scan`` (its VJP is BPTT written out)."""
+    xw, rb_h = _input_projection(kind, x, w, bias, attrs)
+    if kind == "lstm" and peep is None:
+        y, h, c = lstm_scan(xw, r, h, c, reverse)[:3]
+        return y, h, c
+    t_len = x.shape[0]
+    xws = [squeeze(s, (0,)) for s in split(xw, [1] * t_len, axis=0)]
+    order = range(t_len - 1, -1, -1) if reverse else range(t_len)
     if kind == "gru":
         hidden = r.shape[1]
         r_zr, r_h = split(r, [2 * hidden, hidden], axis=0)
@@ -217,7 +224,7 @@ def _direction(kind: str, x: Tensor, w: Tensor, r: Tensor, bias: Tensor | None,
         else:
             h = gru_step(xws[t], h, r_t, rb_h, attrs["linear_before_reset"])
         hs[t] = h
-    return [hs[t] for t in range(len(xws))], h, c
+    return concat([unsqueeze(hs[t], (0,)) for t in range(t_len)], 0), h, c
 
 
 def _decompose(kind: str):
@@ -232,8 +239,8 @@ def _decompose(kind: str):
         ys, last_h, last_c = [], [], []
         for d in range(n_dirs):
             reverse = attrs["direction"] == "reverse" or d == 1
-            hs, h, c = _direction(kind, x, *[p[d] for p in per], attrs, reverse)
-            ys.append(concat([unsqueeze(s, (0, 1)) for s in hs], 0))
+            y, h, c = _direction(kind, x, *[p[d] for p in per], attrs, reverse)
+            ys.append(unsqueeze(y, (1,)))
             last_h.append(unsqueeze(h, (0,)))
             last_c.append(None if c is None else unsqueeze(c, (0,)))
         outs = [concat(ys, 1), concat(last_h, 0)]

@@ -23,6 +23,7 @@ from typing import IO, Any, Callable, Sequence
 import numpy as np
 
 from ..core.builder import in_library
+from .cli_profile import add_command as add_profile_command
 from ..core.errors import GraphError, UnsupportedOpError
 from ..core.fileio import write_atomic
 from ..core.ir import Graph
@@ -380,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: graphdl's)")
     s.set_defaults(func=cmd_grad)
     _add_inspection_commands(sub, model_help)
+    add_profile_command(sub, model_help)
     for s in sub.choices.values():  # every command loads a model
         s.add_argument("--sequence-length", action="append", default=[], type=_length_item,
                        metavar="NAME=N", help="an .onnx model's sequence input NAME holds N "

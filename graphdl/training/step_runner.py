@@ -50,15 +50,15 @@ class OrtRunner:
     """
 
     def __init__(self, step: TrainStep, state: Mapping[str, np.ndarray] | None = None,
-                 provider: str = "cpu", threads: int | None = None):
+                 provider: str = "cpu", threads: int | None = None, options: Any = None):
+        """``options``: an :class:`~graphdl.engine.ort_options.OrtOptions` or an
+        ``onnxruntime.SessionOptions`` (graphdl/engine/ort_options.py; default: OrtOptions())."""
         import onnxruntime as ort
 
+        from ..engine.ort_options import session_options
         from ..engine.runtime import ort_providers
 
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
+        opts = session_options(options, threads)
         self.step, self.device = step, _DEVICES.get(provider, "cpu")
         self.sess = ort.InferenceSession(step.to_onnx().SerializeToString(), opts,
                                          providers=ort_providers(provider))
@@ -136,12 +136,14 @@ class OrtRunner:
 
 
 def make_runner(step: TrainStep, engine: str = "numpy", provider: str = "cpu",
-                state: Mapping[str, np.ndarray] | None = None, threads: int | None = None):
-    """A runner for ``engine`` "numpy" (the interpreter) or "ort" (ONNX Runtime)."""
+                state: Mapping[str, np.ndarray] | None = None, threads: int | None = None,
+                options: Any = None):
+    """A runner for ``engine`` "numpy" (the interpreter) or "ort" (ONNX Runtime, with
+    ``options`` as OrtRunner takes them)."""
     from ..core.errors import GraphError
 
     if engine == "numpy":
         return NumpyRunner(step, state)
     if engine == "ort":
-        return OrtRunner(step, state, provider, threads)
+        return OrtRunner(step, state, provider, threads, options)
     raise GraphError(f"unknown engine {engine!r}; expected 'numpy' or 'ort'")

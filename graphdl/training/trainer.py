@@ -29,20 +29,21 @@ EvalFn = Callable[[dict[str, np.ndarray]], Mapping[str, float]]
 
 class Trainer:
     """Trains ``step`` on arrays by input name; ``evaluate(params_and_state)`` may add metrics
-    (e.g. test accuracy) after each epoch."""
+    (e.g. test accuracy) after each epoch. ``ort_options`` (engine "ort"): an OrtOptions or an
+    onnxruntime SessionOptions (graphdl/engine/ort_options.py)."""
 
     def __init__(self, step: TrainStep, engine: str = "numpy", provider: str = "cpu",
                  batch_size: int = 32, seed: int = 0, hyperparams: Mapping[str, float] = (),
                  evaluate: EvalFn | None = None, checkpoint: str | None = None,
-                 verbose: bool = True, threads: int | None = None):
+                 verbose: bool = True, threads: int | None = None, ort_options=None):
         self.step, self.engine, self.provider = step, engine, provider
         self.batch_size, self.evaluate, self.checkpoint = int(batch_size), evaluate, checkpoint
-        self.verbose, self.threads = verbose, threads
+        self.verbose, self.threads, self.ort_options = verbose, threads, ort_options
         self.hp = step.hyperparam_feeds(**dict(hyperparams))
         self.rng = np.random.default_rng(seed)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
-        self.runner = make_runner(step, engine, provider, threads=threads)
+        self.runner = make_runner(step, engine, provider, threads=threads, options=ort_options)
 
     @property
     def state(self) -> dict[str, np.ndarray]:
@@ -111,4 +112,5 @@ class Trainer:
         self.epoch, self.history = int(meta["epoch"]), meta["history"]
         self.rng.bit_generator.state = meta["rng"]
         self.hp = self.step.hyperparam_feeds(**meta["hyperparams"])
-        self.runner = make_runner(self.step, self.engine, self.provider, state, self.threads)
+        self.runner = make_runner(self.step, self.engine, self.provider, state, self.threads,
+                                  self.ort_options)

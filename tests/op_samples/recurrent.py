@@ -1,5 +1,7 @@
 """Sample rows: the recurrent composites rnn, lstm, gru (graphdl/ops/recurrent.py), over both
-layouts, every direction, absent and given initial states, peepholes and both GRU reset forms.
+layouts, every direction, absent and given initial states, peepholes and both GRU reset forms;
+and lstm_scan (graphdl/ops/lstm_scan.py), the LSTM's recurrence with its BPTT rule, whose rows
+weight every output, the saved gate values too (so its second-order rule is checked).
 onnxruntime's RNN/LSTM/GRU kernels are float32 only, hence ort="f32"."""
 from __future__ import annotations
 
@@ -40,4 +42,11 @@ SAMPLES = [
     Sample("gru", [_x(1), *_weights(3, 2)], {"direction": "bidirectional", "layout": 1,
                                              "linear_before_reset": 1},
            ort="f32", label="bidirectional-batch-major-lbr"),
+    Sample("lstm_scan", [0.8 * randn(T, N, 4 * H, seed=3), 0.6 * randn(4 * H, H, seed=4),
+                         randn(N, H, seed=5), randn(N, H, seed=6)],
+           second_order=True, label="initial-state"),
+    Sample("lstm_scan", [0.8 * randn(T, N, 4 * H, seed=7), 0.6 * randn(4 * H, H, seed=8)],
+           {"reverse": 1}, second_order=True, label="reverse-zero-state"),
+    Sample("lstm_scan", [0.8 * randn(1, N, 4 * H, seed=9), 0.6 * randn(4 * H, H, seed=10),
+                         randn(N, H, seed=11)], label="one-step-h0-only"),
 ]
