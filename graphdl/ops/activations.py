@@ -68,7 +68,7 @@ def _elu_lower(ctx, node) -> None:
     ctx.emit("Where", [pos, x, scaled], node.outputs)
 
 
-def _sigmoid_kernel(x: np.ndarray) -> np.ndarray:
+def sigmoid_kernel(x: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(-x))``: within an ulp everywhere (no cancellation in either tail); where
     exp(-x) overflows the result is its limit 0 (below float32's normal range). Twice as fast
     as the two-branch form, which matters in the LSTM's gates."""
@@ -113,7 +113,7 @@ register(OpDef("leaky_relu", unary_infer, (1, 1), kernel=_leaky_kernel,
                traits={"elementwise"}, fresh=True))
 register(OpDef("elu", unary_infer, (1, 1), kernel=_elu_kernel, lower=_elu_lower,
                vjp=_elu_vjp, attrs={"alpha": 1.0}, traits={"elementwise"}, fresh=True))
-register(OpDef("sigmoid", unary_infer, (1, 1), kernel=_sigmoid_kernel, lower=onnx_op("Sigmoid"),
+register(OpDef("sigmoid", unary_infer, (1, 1), kernel=sigmoid_kernel, lower=onnx_op("Sigmoid"),
                vjp=_sigmoid_vjp, traits={"elementwise"}, inplace=_sigmoid_inplace, fresh=True,
                epilogue=_SIGMOID_EPILOGUE))
 register(OpDef("tanh", unary_infer, (1, 1), kernel=np.tanh, lower=onnx_op("Tanh"),

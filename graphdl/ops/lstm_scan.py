@@ -28,7 +28,7 @@ from ..core.builder import Tensor
 from ..core.errors import ShapeError
 from ..core.registry import Call, OpDef, register
 from ..core.types import TensorType, shape_str
-from .activations import _sigmoid_kernel, tanh
+from .activations import sigmoid_kernel, tanh
 from .common import need_float, same_dtype
 from .linalg import gemm, matmul
 from .shape import flatten, reshape, squeeze, zeros_like
@@ -70,7 +70,7 @@ def _kernel(xw: np.ndarray, r: np.ndarray, h0: np.ndarray | None = None,
     for t in _order(t_len, reverse):
         h_prev[t] = 0 if h is None else h
         pre = xw[t] if h is None else xw[t] + h @ r_t
-        sig[t] = _sigmoid_kernel(pre[:, :3 * hid])
+        sig[t] = sigmoid_kernel(pre[:, :3 * hid])
         np.tanh(pre[:, 3 * hid:], out=cand[t])
         i, o, f = sig[t, :, :hid], sig[t, :, hid:2 * hid], sig[t, :, 2 * hid:]
         ig = np.multiply(i, cand[t], out=igs[t])

@@ -28,7 +28,7 @@ from ..core.errors import GraphError, UnsupportedOpError
 from ..core.fileio import write_atomic
 from ..core.ir import Graph
 
-_PY_SPEC = re.compile(r"^(?P<path>.+\.py)(?::(?P<name>[A-Za-z_][A-Za-z0-9_]*))?$")
+PY_SPEC = re.compile(r"^(?P<path>.+\.py)(?::(?P<name>[A-Za-z_][A-Za-z0-9_]*))?$")
 
 
 class UserError(Exception):
@@ -49,7 +49,7 @@ def load_model(spec: str, lengths: Sequence[tuple[str, int]] = ()) -> Graph:
     """A graph from an ``.onnx`` file or ``FILE.py[:NAME]`` (NAME() returns a Graph), with any
     gradient request (ONNX Gradient) expanded into its backprop graph; ``lengths`` are the
     ``--sequence-length`` items, the lengths of an ONNX model's sequence inputs."""
-    m = _PY_SPEC.match(spec)
+    m = PY_SPEC.match(spec)
     if m and lengths:
         raise UserError("--sequence-length is for the sequence inputs of .onnx models")
     if m:

@@ -33,11 +33,11 @@ def _positive(text: str) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
-    from .cli import _PY_SPEC, load_model, parse_feeds
+    from .cli import PY_SPEC, load_model, parse_feeds
     from .profiling import profile
 
     feeds = parse_feeds(args.feed)
-    if _PY_SPEC.match(args.model):
+    if PY_SPEC.match(args.model):
         model: Any = load_model(args.model)
     elif os.path.isdir(args.model) or os.path.isfile(args.model):
         model = args.model
