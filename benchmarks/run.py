@@ -20,7 +20,10 @@ manager's trace (thread CPU time too, the fastest of a few runs). Sections:
 - train: the exported training step (forward, backward, Adam) in onnxruntime against PyTorch
   eager, as a ratio of steps per second;
 - passes: each pass's cost per node on generated graphs of 1k, 10k and 100k nodes and its
-  100k/10k scaling, beside a plain linear walk over the same graphs (the machine's floor).
+  100k/10k scaling, beside a plain linear walk over the same graphs (the machine's floor);
+- realistic: issue 14's MLP and CIFAR ResNet training steps (and the LSTM where
+  benchmarks/realistic_lstm.py exists) in onnxruntime and the interpreter against PyTorch
+  eager, at 1 and 2 threads (benchmarks/bench_realistic.py; ``--quick`` shrinks the models).
 
 Exit status 1 when a section's contenders disagree or a section fails (its row says why; the
 other sections still run). ``--quick`` is a smoke run (few short rounds, generated graphs of 1k
@@ -58,10 +61,12 @@ class Config:
     chunk_s: float = 0.02
     pass_sizes: tuple[int, ...] = (1000, 10_000, 100_000)
     pass_repeats: int = 5
+    smoke: bool = False  # --quick: sections may also shrink their models
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(rounds=5, chunk_s=0.005, pass_sizes=(1000, 10_000), pass_repeats=1)
+        return cls(rounds=5, chunk_s=0.005, pass_sizes=(1000, 10_000), pass_repeats=1,
+                   smoke=True)
 
 
 def has_torch() -> bool:
@@ -286,9 +291,16 @@ def section_passes(cfg: Config) -> tuple[list[Row], dict]:
     return rows, info
 
 
+def section_realistic(cfg: Config) -> tuple[list[Row], dict]:
+    from benchmarks.bench_realistic import section
+
+    return section(cfg)
+
+
 SECTIONS: dict[str, Callable[[Config], tuple[list[Row], dict]]] = {
     "mlp": section_mlp, "memory": section_memory, "nodes": section_nodes, "cnn": section_cnn,
     "lstm": section_lstm, "ort": section_ort, "train": section_train, "passes": section_passes,
+    "realistic": section_realistic,
 }
 
 

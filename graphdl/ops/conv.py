@@ -9,7 +9,8 @@ ONNX and can be differentiated again:
 - ``conv_transpose(x, w, b)``: ONNX ``ConvTranspose``, the adjoint of ``conv`` in its input;
   it is conv's input gradient.
 - ``conv_weight_grad(x, gy)``: d<conv(x, w), gy>/dw, conv's weight gradient; ONNX has no such
-  op, so it lowers to a ``Conv`` of the transposed input with the transposed output gradient.
+  op, so it lowers to MatMuls (:mod:`graphdl.ops.conv_grad_lowering`) or, for grouped convs,
+  a ``Conv`` of the transposed input with the transposed output gradient.
 
 onnxruntime has none of ``Conv`` / ``ConvTranspose`` in float64: there the three lower to
 im2col with Slice and MatMul (:mod:`graphdl.ops.im2col_lowering`).
@@ -30,12 +31,13 @@ from ..core.registry import REQUIRED, Call, OpDef, register
 from ..core.types import Dim, TensorType, dims_equal, shape_str
 from . import epilogue
 from .common import WIDEN_NONE, need_float, same_dtype
-from .conv_kernels import conv_forward
+from .conv_grad_lowering import lower_weight_grad
+from .conv_kernels import conv_forward, conv_transpose_forward
 from .im2col_lowering import (Window, conv_matmul, flipped_weight_matrix, needs_fallback,
                               static_spatial, weight_grad_matmul, weight_matrix, window,
                               zero_insert)
 from .reduce import reduce_sum
-from .window import (as_pads, as_tuple, fit_transpose, im2col, offset_slices, out_dims,
+from .window import (as_pads, as_tuple, fit_transpose, im2col, out_dims,
                      resolve_pads, spatial, static_sizes)
 
 
@@ -225,27 +227,10 @@ def _conv_transpose_infer(types: list, attrs: dict) -> list[TensorType]:
 
 def _conv_transpose_kernel(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
                            strides, pads, dilations, group, output_padding) -> np.ndarray:
-    """col2im: cols [N*in, K*C_out] = x @ w per group, then one strided add per kernel offset
-    (no loop over pixels or batch items), then the pads cropped. Channels stay last while
-    adding, so every add runs over contiguous rows."""
-    r, kernel, sizes = x.ndim - 2, w.shape[2:], x.shape[2:]
+    r = x.ndim - 2
     strides, dil, pads = spatial({"strides": strides, "dilations": dilations, "pads": pads}, r)
-    extra = tuple(output_padding or (0,) * r)
-    full = [s * (n - 1) + d * (k - 1) + 1 + e
-            for s, n, d, k, e in zip(strides, sizes, dil, kernel, extra)]
-    x_last = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])  # [N*in, C_in]
-    w_last = np.moveaxis(w, 1, -1)  # [C_in, K..., C_out/group]
-    c_g = w.shape[1]
-    out = np.zeros((x.shape[0], *full, c_g * group), x.dtype)  # channels last
-    for g, (wg, xg) in enumerate(zip(_groups(w_last, group), _groups(x_last.T, group))):
-        cols = (xg.T @ wg.reshape(len(wg), -1)).reshape((x.shape[0], *sizes, *kernel, c_g))
-        for off in np.ndindex(*kernel):
-            dst = (slice(None),) + offset_slices(off, strides, dil, sizes)
-            out[dst + (slice(g * c_g, (g + 1) * c_g),)] += cols[(slice(None),) * (1 + r) + off]
-    y = out[(slice(None),) + tuple(slice(pads[i], full[i] - pads[r + i]) for i in range(r))]
-    if b is not None:
-        y = y + b
-    return np.moveaxis(y, -1, 1)
+    return conv_transpose_forward(x, w, b, strides, dil, pads, group,
+                                  tuple(output_padding or (0,) * r))
 
 
 def _conv_transpose_fallback(ctx: Any, node: Any) -> None:
@@ -355,7 +340,11 @@ def _weight_grad_fallback(ctx: Any, node: Any) -> None:
 def _weight_grad_lower(ctx: Any, node: Any) -> None:
     """dW = Conv(x', gy') with batch and channels swapped: x' [C/G, G*N, S...] is the input,
     gy' [O, N, out...] the kernel, strides and dilations exchanged; cropped to the kernel.
-    In float64 (no onnxruntime Conv kernel): im2col of x and one MatMul per group."""
+    In float64 (no onnxruntime Conv kernel): im2col of x and one MatMul per group. Ungrouped
+    convs with static channels and spatial dims take MatMuls instead (about the forward
+    conv's rate, :mod:`.conv_grad_lowering`)."""
+    if lower_weight_grad(ctx, node):
+        return
     if needs_fallback(node.inputs[0]):
         _weight_grad_fallback(ctx, node)
         return

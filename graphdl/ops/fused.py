@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

@@ -61,17 +61,19 @@ def ints(ctx: Any, values: Sequence[int]) -> str:
     return ctx.const(np.asarray(values, np.int64))
 
 
-def window_slices(ctx: Any, x: str, sizes: Sequence[int], win: Window, axis: int = 2
-                  ) -> list[str]:
-    """One strided slice of x per kernel offset (row-major), each [..., out...]: the values
-    that offset sees in every window. x's spatial axes start at ``axis``; x is zero padded
-    where the windows reach past it."""
+def window_slices(ctx: Any, x: str, sizes: Sequence[int], win: Window, axis: int = 2,
+                  trailing: int = 0) -> list[str]:
+    """One strided slice of x per kernel offset (row-major), each [..., out..., ...]: the
+    values that offset sees in every window. x's spatial axes start at ``axis`` and are
+    followed by ``trailing`` other axes (1 for channels-last); x is zero padded where the
+    windows reach past it."""
     r = len(sizes)
     lo = [max(0, -b) for b in win.begin]
     hi = [max(0, b + d * (k - 1) + s * (o - 1) + 1 - n) for b, d, k, s, o, n
           in zip(win.begin, win.dil, win.kernel, win.strides, win.outs, sizes)]
     if any(lo) or any(hi):
-        pads = [0] * axis + lo + [0] * axis + hi
+        rest = [0] * trailing
+        pads = [0] * axis + lo + rest + [0] * axis + hi + rest
         x = ctx.emit("Pad", [x, ints(ctx, pads)])[0]
     axes = ints(ctx, range(axis, axis + r))
     steps = ints(ctx, win.strides)

@@ -28,7 +28,7 @@ from ..core.builder import Tensor
 from ..core.errors import ShapeError
 from ..core.registry import Call, OpDef, register
 from ..core.types import TensorType, shape_str
-from .activations import sigmoid_kernel, tanh
+from .activations import sigmoid_kernel
 from .common import need_float, same_dtype
 from .linalg import gemm, matmul
 from .shape import flatten, reshape, squeeze, zeros_like

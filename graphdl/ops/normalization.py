@@ -6,8 +6,8 @@
   outputs the running statistics updated with ``momentum`` as PyTorch does:
   ``new = (1 - momentum) * old + momentum * batch``, the variance unbiased (n / (n - 1)) unless
   ``unbiased=False`` (ONNX BatchNormalization's training mode uses the biased one). It is a
-  composite, so it exports as plain ops and backprop differentiates through the batch
-  statistics.
+  composite of ``batch_norm_core`` (:mod:`.batch_norm_core`: the normalisation with its
+  closed-form VJP) and the running-statistics update, so it exports as plain ops.
 """
 from __future__ import annotations
 
@@ -16,29 +16,14 @@ from typing import Any
 from ..core.builder import Tensor
 from ..core.errors import ShapeError
 from ..core.registry import OpDef, register
-from ..core.types import TensorType, dims_equal, shape_str
-from .common import need_float, same_dtype
+from ..core.types import TensorType
+from .batch_norm_core import batch_norm_core, check_inputs as _check, per_channel as _per_channel, \
+    stat_axes as _stat_axes
+from .batch_norm_core import batch_stats  # noqa: F401 - importers take it from here
 from .elementwise import maximum, sqrt
-from .reduce import reduced_count, reduce_mean
-from .shape import squeeze, unsqueeze
+from .reduce import reduced_count
 
 _ATTRS = {"eps": 1e-5}
-
-
-def _check(types: list, n_vectors: int) -> TensorType:
-    x = types[0]
-    same_dtype(types, "batch_norm inputs")
-    need_float(x, "batch_norm input")
-    if x.shape is None:
-        return x
-    if len(x.shape) < 2:
-        raise ShapeError(f"batch_norm needs (N, C, ...) input, got {shape_str(x.shape)}")
-    c = x.shape[1]
-    for t in types[1:1 + n_vectors]:
-        if t.shape is not None and (len(t.shape) != 1 or dims_equal(t.shape[0], c) is False):
-            raise ShapeError(f"batch_norm: per-channel inputs must be [{c}] for input "
-                             f"{shape_str(x.shape)}, got {shape_str(t.shape)}")
-    return x
 
 
 def _infer(types: list, attrs: dict) -> list[TensorType]:
@@ -53,16 +38,6 @@ def _train_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(x.dtype, x.shape), types[3], types[4]]
 
 
-def _stat_axes(x: Tensor) -> tuple[int, ...]:
-    return (0,) + tuple(range(2, x.type.rank))
-
-
-def _per_channel(v: Tensor, x: Tensor) -> Tensor:
-    """A [C] vector shaped to broadcast against x: [C] for (N, C), [C, 1, 1] for NCHW."""
-    extra = tuple(range(1, x.type.rank - 1))
-    return unsqueeze(v, extra) if extra else v
-
-
 def _normalise(x: Tensor, mean: Tensor, var: Tensor, gamma: Tensor, beta: Tensor,
                eps: float) -> Tensor:
     inv = 1.0 / sqrt(var + eps)
@@ -75,26 +50,15 @@ def _decompose(b, ins: list, attrs: dict) -> list[Tensor]:
                        attrs["eps"])]
 
 
-def batch_stats(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """x's per-channel batch mean and biased variance (kept dims: they broadcast against x),
-    and x - mean."""
-    axes = _stat_axes(x)
-    mean = reduce_mean(x, axes, keepdims=True)
-    centred = x - mean
-    return mean, reduce_mean(centred * centred, axes, keepdims=True), centred
-
-
 def _train_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
     x, gamma, beta, run_mean, run_var = ins
     axes, m = _stat_axes(x), attrs["momentum"]
-    mean, var, centred = batch_stats(x)
-    y = centred * (1.0 / sqrt(var + attrs["eps"])) * _per_channel(gamma, x) \
-        + _per_channel(beta, x)
-    batch_var = squeeze(var, axes)
+    y, _, _, mean, var = batch_norm_core(x, gamma, beta, attrs["eps"])
+    batch_var = var
     if attrs["unbiased"]:
         n = reduced_count(x, axes)
         batch_var = batch_var * (n / maximum(n - 1.0, 1.0))  # a batch of 1 gives 0, not NaN
-    new_mean = run_mean * (1.0 - m) + squeeze(mean, axes) * m
+    new_mean = run_mean * (1.0 - m) + mean * m
     new_var = run_var * (1.0 - m) + batch_var * m
     return [y, new_mean, new_var]
 
@@ -125,3 +89,4 @@ def batch_norm_train(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Tenso
     y, m, v = x.b.apply("batch_norm_train", [x, gamma, beta, running_mean, running_var],
                         eps=float(eps), momentum=float(momentum))
     return y, m, v
+

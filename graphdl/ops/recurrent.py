@@ -37,7 +37,7 @@ from ..core.registry import OpDef, register
 from ..core.types import Dim, TensorType, dims_equal, shape_str
 from .activations import relu, sigmoid, tanh
 from .common import need_float, same_dtype
-from .linalg import gemm, matmul
+from .linalg import gemm
 from .lstm_scan import lstm_scan
 from .shape import flatten, reshape, squeeze, transpose, unsqueeze
 from .slice import concat

@@ -86,12 +86,13 @@ def reduced_count(x: Tensor, axes: Sequence[int]) -> Tensor:
     if isinstance(static, int):
         return x.b.const(np.asarray(static, x.dtype.np))
     n = None
-    for a in axes:
+    for a in axes:  # the symbolic dims' sizes, then the static ones' product once
         d = x.shape[a]
-        s = x.b.const(np.asarray(d, x.dtype.np)) if isinstance(d, int) else cast(dim_size(x, a),
-                                                                                 x.dtype)
-        n = s if n is None else n * s
-    return n
+        if not isinstance(d, int):
+            s = cast(dim_size(x, a), x.dtype)
+            n = s if n is None else n * s
+    fixed = int(np.prod([x.shape[a] for a in axes if isinstance(x.shape[a], int)]))
+    return n if fixed == 1 else n * x.b.const(np.asarray(fixed, x.dtype.np))
 
 
 def _sum_vjp(b, c: Call, gys):

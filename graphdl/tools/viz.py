@@ -18,7 +18,7 @@ from typing import Any
 from ..core.errors import GraphError
 from ..core.dot import (CLUSTER_COLOR, FORWARD_COLOR, GRADIENT_COLOR, INPUT_COLOR,
                         OUTPUT_COLOR, PARAM_COLOR, node_label, to_dot, value_label)
-from ..core.ir import Graph, Node, Value
+from ..core.ir import Graph
 
 FORMATS = ("dot", "svg", "png")
 

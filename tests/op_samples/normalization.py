@@ -20,6 +20,12 @@ SAMPLES = [
     Sample("batch_norm_train", [randn(5, 3), *_stats(3, 3)], label="NC"),
     Sample("batch_norm_train", [randn(2, 3, 2, 3), *_stats(3, 4)], {"momentum": 0.3},
            label="NCHW"),
+    # all four outputs get a random cotangent: checks the closed-form VJP and the statistics'
+    # own gradient paths against finite differences
+    Sample("batch_norm_core", [randn(5, 3), randn(3, seed=1), randn(3, seed=2)],
+           second_order=True, label="NC"),
+    Sample("batch_norm_core", [randn(3, 2, 2, 3), randn(2, seed=1), randn(2, seed=2)],
+           {"eps": 1e-3}, second_order=True, label="NCHW"),
     Sample("dropout", [randn(4, 6), _mask(4, 6)], {"rate": 0.3}),
     Sample("dropout", [randn(2, 3, 4), _mask(3, 4)], {"rate": 0.5}, label="broadcast-mask"),
     # random: no gradient, and engines draw different numbers (tests/test_normalization.py

@@ -1,0 +1,202 @@
+"""Training steps at realistic sizes (issue 14): per model, one step (forward, backward, update)
+of graphdl's exported step in onnxruntime (``OrtRunner``), of graphdl's interpreter on the
+``passes.optimize``'d step, and of PyTorch eager, from the same initial weights on the same
+batch, interleaved round by round in one process, at 1 and 2 threads
+(``torch.set_num_threads``, onnxruntime's intra-op threads, NumPy's BLAS via threadpoolctl).
+
+A model entry is a function ``case(threads, quick) -> dict[contender, step]`` where each step
+is a zero-argument callable running one training step and returning its loss; contenders are
+``ort``, ``interpreter`` and ``torch``. Before timing, two steps of every contender are checked
+against torch's losses (the second loss checks the update too). The LSTM entry lives in
+``benchmarks/realistic_lstm.py`` (``lstm_case(threads)``) and joins when that module exists.
+
+At 1 thread every contender runs on the calling thread, so the clock is that thread's CPU time
+(other processes' load does not count); at 2 threads it is wall time.
+
+    python -m benchmarks --only realistic [--quick]
+    python benchmarks/bench_realistic.py [--quick] [--threads 1,2] [--models resnet,mlp]
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+Step = Callable[[], float]
+Case = Callable[[int, bool], dict[str, Step]]
+
+
+def _blas_limit(threads: int):
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the interpreter then runs with the process's BLAS threads
+        return None
+    return threadpool_limits(threads)
+
+
+def _graphdl_steppers(step, feeds: dict, threads: int) -> dict[str, Step]:
+    """The exported step in onnxruntime and the optimised step in the interpreter."""
+    import passes
+    from graphdl.engine.interpreter import Plan
+    from graphdl.training.step_runner import OrtRunner
+
+    runner, hp = OrtRunner(step, threads=threads), step.hyperparam_feeds()
+    plan, state = Plan(passes.optimize(step.graph)), dict(step.initial)
+    loss = step.manifest["loss"]
+
+    def interp() -> float:
+        nonlocal state
+        out = plan({**feeds, **state, **hp})
+        state = step.carry(out)
+        return float(out[loss])
+
+    return {"ort": lambda: runner(feeds, hp)[loss], "interpreter": interp}
+
+
+def _mlp_case(threads: int, quick: bool) -> dict[str, Step]:
+    import torch
+
+    from benchmarks import realistic_models as rm
+
+    sizes = (784, 64, 64, 10) if quick else rm.MLP_SIZES
+    step = rm.mlp_step(sizes)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((rm.MLP_BATCH, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], rm.MLP_BATCH).astype(np.int64)
+    fns = _graphdl_steppers(step, {"x": x, "y": y}, threads)
+    forward, t = rm.torch_mlp(step.params(step.initial))
+    fns["torch"] = rm.torch_stepper(forward, t, lambda p: torch.optim.Adam(p, lr=1e-3), x, y)
+    return fns
+
+
+def _resnet_case(threads: int, quick: bool) -> dict[str, Step]:
+    import torch
+
+    from benchmarks import realistic_models as rm
+
+    chans, side, blocks = ((4, 8, 8), 8, 1) if quick else \
+        (rm.RESNET_CHANNELS, rm.RESNET_SIDE, rm.RESNET_BLOCKS)
+    step = rm.resnet_step(chans, side, blocks)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((rm.RESNET_BATCH, 3, side, side)).astype(np.float32)
+    y = rng.integers(0, 10, rm.RESNET_BATCH).astype(np.int64)
+    fns = _graphdl_steppers(step, {"x": x, "y": y}, threads)
+    forward, t = rm.torch_resnet(rm.resnet_layout(chans, blocks),
+                                 {k: v.astype(np.float32) for k, v in step.initial.items()})
+    fns["torch"] = rm.torch_stepper(
+        forward, t, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), x, y)
+    return fns
+
+
+def cases() -> dict[str, Case]:
+    """The model entries: ResNet and MLP, and the LSTM where ``realistic_lstm`` exists."""
+    out: dict[str, Case] = {"resnet": _resnet_case, "mlp": _mlp_case}
+    if importlib.util.find_spec("benchmarks.realistic_lstm") is not None:
+        lstm = importlib.import_module("benchmarks.realistic_lstm").lstm_case
+        out["lstm"] = lambda threads, quick: lstm(threads)
+    return out
+
+
+def check_losses(name: str, fns: dict[str, Step], steps: int = 2, rtol: float = 1e-4) -> None:
+    """Every contender's first ``steps`` losses equal torch's (relative ``rtol``)."""
+    from benchmarks.harness import OutputsDiffer
+
+    losses = {k: [fn() for _ in range(steps)] for k, fn in fns.items()}
+    want = np.asarray(losses["torch"])
+    for k, got in losses.items():
+        err = float(np.max(np.abs(np.asarray(got) - want) / np.abs(want)))
+        if not err <= rtol:
+            raise OutputsDiffer(f"{name}: {k} losses {got} differ from torch's "
+                                f"{list(want)} by {err:.1e} (relative; limit {rtol})")
+
+
+def measure(name: str, case: Case, threads: int, rounds: int, chunk_s: float,
+            quick: bool) -> dict[str, list[float]]:
+    """Seconds per step of each contender per round (after the loss check)."""
+    import torch
+
+    from benchmarks.harness import interleaved
+
+    torch.set_num_threads(threads)
+    limit = _blas_limit(threads)
+    try:
+        fns = case(threads, quick)
+        check_losses(f"{name} at {threads} thread(s)", fns)
+        clock = time.thread_time if threads == 1 else time.perf_counter
+        return interleaved(fns, rounds, chunk_s, clock=clock, warmup=1)
+    finally:
+        if limit is not None:
+            limit.unregister()
+
+
+def ratio_stats(times: dict[str, list[float]], num: str, den: str = "torch"
+                ) -> tuple[float, float, float]:
+    """(median, min, max) over rounds of ``num``'s time / ``den``'s in the same round."""
+    r = [a / b for a, b in zip(times[num], times[den])]
+    return statistics.median(r), min(r), max(r)
+
+
+#: (model, contender) -> the issue's target for the 1-thread ratio to PyTorch eager
+TARGETS = {("resnet", "ort"): 1.2, ("mlp", "ort"): 0.7, ("resnet", "interpreter"): 2.0,
+           ("lstm", "ort"): 1.0}
+LABELS = {"ort": "graphdl in onnxruntime", "interpreter": "graphdl interpreter"}
+
+
+def section(cfg) -> tuple[list, dict]:
+    """``python -m benchmarks --only realistic``: per model, thread count and graphdl engine,
+    the median ratio to PyTorch eager over the rounds (min and max in the note); the issue's
+    targets on the 1-thread rows. ``--quick``: shrunken models at 1 thread, a smoke run."""
+    from benchmarks.harness import Row
+
+    if importlib.util.find_spec("torch") is None:
+        return [Row("realistic", "realistic steps / torch eager", None,
+                    note="torch not installed")], {}
+    rows, info = [], {}
+    for name, case in cases().items():
+        for threads in (1,) if cfg.smoke else (1, 2):
+            t = measure(name, case, threads, cfg.rounds, cfg.chunk_s * 10, cfg.smoke)
+            info[f"{name}@{threads}"] = {k: statistics.median(v) * 1e3 for k, v in t.items()}
+            for k, label in LABELS.items():
+                med, lo, hi = ratio_stats(t, k)
+                # the quick run's shrunken models are not the issue's: no targets there
+                target = None if cfg.smoke or threads != 1 else TARGETS.get((name, k))
+                rows.append(Row("realistic", f"{name} step, {threads} thread(s): {label} / "
+                                f"torch eager", med, target and ("<=", target),
+                                note=f"min {lo:.2f}, max {hi:.2f}"))
+    return rows, {"median_ms": info}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small models, few rounds (smoke)")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--models", default=None, help="comma-separated (default: all)")
+    ap.add_argument("--rounds", type=int, default=None)
+    args = ap.parse_args(argv)
+    entries = cases()
+    names = args.models.split(",") if args.models else list(entries)
+    rounds = args.rounds or (3 if args.quick else 15)
+    for threads in (int(t) for t in args.threads.split(",")):
+        for name in names:
+            t = measure(name, entries[name], threads, rounds, 0.002 if args.quick else 0.2,
+                        args.quick)
+            ms = {k: statistics.median(v) * 1e3 for k, v in t.items()}
+            for k in ("ort", "interpreter"):
+                med, lo, hi = ratio_stats(t, k)
+                print(f"model={name} threads={threads} contender={k} ratio_to_torch={med:.2f} "
+                      f"min={lo:.2f} max={hi:.2f} ms={ms[k]:.2f} torch_ms={ms['torch']:.2f}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main()
