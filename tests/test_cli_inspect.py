@@ -78,13 +78,13 @@ def test_user_errors_exit_2_with_one_line(base, args, needle):
 
 
 def _with_unsupported_ops(path) -> None:
-    """Gemm -> Erf -> Add -> Acos: two ops graphdl does not import, among ones it does."""
+    """Gemm -> Atan -> Add -> Acos: two ops graphdl does not import, among ones it does."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.ones((3, 4), np.float32), "w")
     nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="dense", transB=0),
-             helper.make_node("Erf", ["h"], ["e"], name="erf"),
+             helper.make_node("Atan", ["h"], ["e"], name="atan"),
              helper.make_node("Add", ["e", "h"], ["s"]),
              helper.make_node("Acos", ["s"], ["y"])]
     graph = helper.make_graph(nodes, "odd", [helper.make_tensor_value_info(
@@ -101,17 +101,17 @@ def test_inspect_lists_a_model_with_unsupported_ops_then_names_them(tmp_path):
     r = cli("inspect", "odd.onnx", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (err,) = r.stderr.strip().splitlines()
-    assert "'erf' (op Erf) is not supported at opset 17 (and 1 more" in err
+    assert "'atan' (op Atan) is not supported at opset 17 (and 1 more" in err
     lines = r.stdout.splitlines()
     nodes = [line.strip() for line in lines if line.startswith("  #")]
     assert nodes == [
         "#0 Gemm(x, w) -> h: float32[N,4]  {transB=0}",
-        "#1 Erf(h) -> e: float32[N,4]   <- not supported by graphdl",
+        "#1 Atan(h) -> e: float32[N,4]   <- not supported by graphdl",
         "#2 Add(e, h) -> s: float32[N,4]",
         "#3 Acos(s) -> y: float32[N,4]   <- not supported by graphdl"]
     assert "  %x: float32[N,3]" in lines and "  %w: float32[3,4]" in lines
     assert "parameter count: 12" in lines
     listing = json.loads(cli("inspect", "odd.onnx", "--json", cwd=tmp_path).stdout)
-    assert listing["unsupported_ops"] == ["Acos", "Erf"]
+    assert listing["unsupported_ops"] == ["Acos", "Atan"]
     assert [n["supported"] for n in listing["nodes"]] == [True, False, True, False]
     assert listing["parameters"] == [{"name": "w", "dtype": "float32", "shape": [3, 4]}]

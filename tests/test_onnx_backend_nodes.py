@@ -51,6 +51,7 @@ STATIC_SLOTS = {
     "ReduceMax": (1,), "ReduceL1": (1,), "ReduceL2": (1,), "ReduceSumSquare": (1,),
     "Split": (1,), "Pad": (1, 2, 3), "Dropout": (1, 2), "LSTM": (4,), "GRU": (4,), "RNN": (4,),
     "SequenceInsert": (2,), "SequenceErase": (1,), "SequenceAt": (1,), "SplitToSequence": (1,),
+    "Trilu": (1,), "CumSum": (1,), "OneHot": (1,), "Resize": (1, 2, 3),
 }
 #: case name (or a regular expression over names) -> why it is skipped
 SKIPPED: dict[str, str] = {}

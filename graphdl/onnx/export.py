@@ -67,8 +67,9 @@ class LowerCtx:
         from ..core.builder import GraphBuilder
 
         b = GraphBuilder("decomposition")
-        ins = [None if v is None else b.input(v.name, v.type.shape, v.type.dtype)
-               for v in node.inputs]
+        made: dict[str, Any] = {}  # one input per value (a node may read a value twice)
+        ins = [None if v is None else made.get(v.name) or made.setdefault(
+            v.name, b.input(v.name, v.type.shape, v.type.dtype)) for v in node.inputs]
         outs = get_op(node.op).decompose(b, ins, dict(node.attrs))
         sub, _ = expand_composites(b.build(list(outs)), lambda op: op.lower is None)
         outer = {v.name for v in sub.inputs}

@@ -28,6 +28,14 @@ from .normalization import batch_norm, batch_norm_train
 from .recurrent import gru, lstm, rnn
 from .fused import fused_elementwise
 from .strings import string_normalizer
+from .special import cos, erf, sin
+from .gelu import gelu, hard_sigmoid, hard_swish
+from .positions import argmax, cumsum, one_hot_values, trilu
+from .einsum import einsum
+from .attention import attention
+from .mod import mod
+from .resize import resize
+from .layer_norm import layer_norm, layer_norm_stats, rms_norm
 
 __all__ = [
     "dropout",
@@ -115,4 +123,21 @@ __all__ = [
     "gru",
     "fused_elementwise",
     "string_normalizer",
+    "cos",
+    "erf",
+    "sin",
+    "gelu",
+    "hard_sigmoid",
+    "hard_swish",
+    "layer_norm",
+    "layer_norm_stats",
+    "rms_norm",
+    "argmax",
+    "cumsum",
+    "one_hot_values",
+    "trilu",
+    "einsum",
+    "attention",
+    "mod",
+    "resize",
 ]

@@ -37,6 +37,9 @@ from . import sequence  # noqa: E402,F401 - static sequences (after core: wraps 
 from . import optional  # noqa: E402,F401 - Optional* ops, presence known at import
 from . import strings  # noqa: E402,F401 - StringNormalizer
 from . import training  # noqa: E402,F401 - Gradient (ai.onnx.preview.training)
+from . import transformer  # noqa: E402,F401 - Erf, Gelu, LayerNormalization, HardSwish, ...
+from . import positions  # noqa: E402,F401 - Trilu, CumSum, ArgMax, OneHot
+from . import resize  # noqa: E402,F401 - Resize
 
 
 def one_to_one(op_name: str) -> "ImportFn":

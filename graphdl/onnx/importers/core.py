@@ -97,7 +97,12 @@ def _cast(c: NodeCtx) -> Tensor:
 
 @importer("CastLike")
 def _cast_like(c: NodeCtx) -> Tensor:
-    return ops.cast(c.x(0), c.x(1).dtype)
+    """A constant cast like another value stays known at import time (ONNX's Attention
+    function body pads with CastLike(-inf, bias))."""
+    known, dtype = c.static(0), c.x(1).dtype
+    if known is not None and dtype.np is not None and np.asarray(known).dtype.kind in "fiub":
+        return c.defer_constant(np.asarray(known).astype(dtype.np))
+    return ops.cast(c.x(0), dtype)
 
 
 @importer("Clip")
