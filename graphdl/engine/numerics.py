@@ -18,6 +18,8 @@ from ..core.errors import GraphError
 from ..core.feeds import check_feeds
 from ..core.ir import Graph
 from ..core.registry import get_op
+from ..core.rewrite import expand_composites
+from ..onnx.specialisation import bind
 
 
 class NumericsError(GraphError):
@@ -50,6 +52,7 @@ def _bad(arr: Any) -> tuple[int, int] | None:
 def find_nonfinite(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy",
                    provider: str = "cpu") -> Finding | None:
     """The first node whose output holds NaN or Inf, or None when every value is finite."""
+    graph, feeds = bind(graph, feeds)
     arrays = check_feeds(graph.inputs, feeds)
     for name, arr in arrays.items():
         counts = _bad(arr)
@@ -71,6 +74,9 @@ def check_numerics(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy
 
 
 def _numpy(graph: Graph, arrays: dict[str, np.ndarray]) -> Finding | None:
+    """Steps the kernels node by node; composite ops (which have no kernel) are stepped
+    through their decomposition, whose nodes keep the composite's source location."""
+    graph, _ = expand_composites(graph, lambda op: op.kernel is None)
     env: dict = {v: arrays[v.name] for v in graph.inputs}
     env.update(graph.initializers)
     for n in graph.nodes:

@@ -16,6 +16,7 @@ from ..core.ir import Graph, Value
 from .coverage import lower_node
 from ..core.registry import get_op
 from ..core.rewrite import expand_composites
+from .specialisation import require_static
 from ..core.types import TensorType
 
 #: The newest opset of the pinned onnx (1.23); the pinned onnxruntime (1.32) has CPU kernels for
@@ -154,6 +155,7 @@ def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> 
     ``functions``: fused nodes become calls of model-local ONNX functions (one per distinct
     body) instead of their body inlined as standard ops. The default opset is DEFAULT_OPSET,
     or RANDOM_OPSET for a graph with a random op."""
+    require_static(graph, "export")
     if opset is None:
         random = any("random" in get_op(n.op).traits for n in graph.nodes)
         opset = RANDOM_OPSET if random else DEFAULT_OPSET

@@ -1,36 +1,34 @@
-"""Pictures of a graph: Graphviz DOT text, and SVG/PNG drawings with forward and gradient nodes
-told apart.
+"""Pictures of a graph: Graphviz DOT text, and SVG/PNG/PDF drawings with forward and gradient
+nodes told apart.
 
-Ops are boxes labelled with their op and output types (forward: blue; gradient: orange, grouped
-by the forward node they were built for, so the backward half reads as the seed's per-edge
-terms); inputs, parameters and outputs are ellipses. :func:`render` uses Graphviz's ``dot`` when
-it is installed and otherwise draws with networkx and matplotlib (the ``viz`` extra), so a
-picture never needs a system package.
+Forward ops are blue boxes named by their node, over their op and output types; gradient ops
+are orange boxes grouped in a frame per forward node (``grad of matmul_4 (matmul)``), so the
+backward half reads as the seed's per-edge terms; inputs, parameters and outputs are ellipses.
+The picture runs top to bottom, and a forward value that a gradient node reads is drawn as a
+small tag naming it beside the reader instead of an edge across the picture. :func:`render`
+uses Graphviz's ``dot`` when it is installed and otherwise draws with networkx and matplotlib
+(:mod:`graphdl.tools.viz_layout`, the ``viz`` extra), so a picture never needs a system package.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
-from typing import Any
 
 from ..core.errors import GraphError
 from ..core.ir import Graph, Node, Value
+from .viz_layout import (CLUSTER_COLOR, FORWARD_COLOR, GRADIENT_COLOR, INPUT_COLOR,  # noqa: F401
+                         OUTPUT_COLOR, PARAM_COLOR, Drawn, draw_matplotlib, layout, node_label,
+                         title, value_label)
 
-FORWARD_COLOR = "#dbe9f6"
-GRADIENT_COLOR = "#fbd9b5"
-INPUT_COLOR = "#d8f0d2"
-PARAM_COLOR = "#eeeeee"
-OUTPUT_COLOR = "#ffffff"
-CLUSTER_COLOR = "#d08030"
-FORMATS = ("dot", "svg", "png")
+FORMATS = ("dot", "svg", "png", "pdf")
 
 _FORWARD = f'shape=box, style="rounded,filled", fillcolor="{FORWARD_COLOR}"'
 _GRADIENT = f'shape=box, style="rounded,filled", fillcolor="{GRADIENT_COLOR}"'
 _INPUT = f'shape=ellipse, style=filled, fillcolor="{INPUT_COLOR}"'
 _PARAM = f'shape=ellipse, style=filled, fillcolor="{PARAM_COLOR}"'
 _OUTPUT = 'shape=ellipse, peripheries=2'
+_TAG = 'shape=box, style="rounded,dashed", fontsize=8, fontcolor="#1f4e79", color="#1f4e79"'
 
 
 def _q(text: str) -> str:
@@ -38,27 +36,23 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _value_label(v: Value) -> str:
-    return f"{v.name}\n{v.type}"
-
-
-def node_label(n: Node) -> str:
-    """``op`` over the node's output types, e.g. ``matmul\\nf32[N,256]``."""
-    return n.op + "".join(f"\n{v.type}" for v in n.outputs)
-
-
 def to_dot(graph: Graph) -> str:
-    """The graph as Graphviz DOT text (render with ``dot -Tsvg``)."""
+    """The graph as Graphviz DOT text (render with ``dot -Tsvg``): top to bottom, the forward
+    graph first, then one frame of gradient nodes per forward node in backprop order, forward
+    values read by gradient nodes shown as tags inside the reader's frame."""
     ids: dict[object, str] = {}
-    lines = [f"digraph {_q(graph.name)} {{", '  node [fontname="Helvetica", fontsize=10];',
-             '  edge [fontname="Helvetica", fontsize=8];']
+    lines = [f"digraph {_q(graph.name)} {{",
+             "  rankdir=TB; newrank=true; nodesep=0.2; ranksep=0.3;",
+             f'  label={_q(title(graph))}; labelloc=t; fontname="Helvetica"; fontsize=12;',
+             '  node [fontname="Helvetica", fontsize=10];']
     for i, v in enumerate(graph.inputs):
         ids[v] = f"in{i}"
-        lines.append(f"  in{i} [label={_q(_value_label(v))}, {_INPUT}];")
+        lines.append(f"  in{i} [label={_q(value_label(v))}, {_INPUT}];")
     for i, v in enumerate(graph.initializers):
         ids[v] = f"p{i}"
-        lines.append(f"  p{i} [label={_q(_value_label(v))}, {_PARAM}];")
-    clusters: dict[str, list[str]] = {}
+        lines.append(f"  p{i} [label={_q(value_label(v))}, {_PARAM}];")
+    frames: dict[str, list[str]] = {}  # forward node -> its frame's lines
+    members: dict[str, list[str]] = {}  # forward node -> ids in its frame
     for i, n in enumerate(graph.nodes):
         ids[n] = f"n{i}"
         line = f"n{i} [label={_q(node_label(n))}, tooltip={_q(n.name)}, "
@@ -66,164 +60,65 @@ def to_dot(graph: Graph) -> str:
         if n.grad_of is None:
             lines.append("  " + line)
         else:
-            clusters.setdefault(n.grad_of, []).append(line)
-    for k, (fwd, members) in enumerate(clusters.items()):
+            frames.setdefault(n.grad_of, []).append(line)
+            members.setdefault(n.grad_of, []).append(f"n{i}")
+    edges = _edges(graph, ids, frames, members)
+    lines += [f"  out{i} [label={_q(value_label(v))}, {_OUTPUT}];"
+              for i, v in enumerate(graph.outputs)]
+    ops = {n.name: n.op for n in graph.nodes}
+    for k, (fwd, body) in enumerate(frames.items()):
         lines.append(f"  subgraph cluster_grad{k} {{")
-        lines.append(f'    label={_q("grad of " + fwd)}; style=dashed; color="{CLUSTER_COLOR}";')
-        lines += [f"    {m}" for m in members]
+        label = f"grad of {fwd} ({ops.get(fwd, '?')})"
+        lines.append(f'    label={_q(label)}; style=dashed; color="{CLUSTER_COLOR}"; '
+                     f'fontcolor="{CLUSTER_COLOR}";')
+        lines += [f"    {m}" for m in body]
         lines.append("  }")
-    lines += _edges(graph, ids)
+    lines += [f"  {a} -> {b}{attrs};" for a, b, attrs in edges]
+    lines += [f"  {a} -> {b} [style=invis];" for a, b in _stacking(graph, edges, members)]
     return "\n".join(lines) + "\n}\n"
 
 
-def _edges(graph: Graph, ids: dict[object, str]) -> list[str]:
+def _edges(graph: Graph, ids: dict[object, str], frames: dict[str, list[str]],
+           members: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+    """(source, target, attributes) of every edge. One from a forward node or leaf into a
+    gradient node becomes a tag node in the reader's frame naming the source, with a short,
+    heavy edge to the reader (so the tag sits just above it)."""
     prod: dict[Value, Node] = graph.producers
-    out = []
+    out: list[tuple[str, str, str]] = []
     for n in graph.nodes:
         for v in n.inputs:
             if v is None:
                 continue
-            src = ids[prod[v]] if v in prod else ids[v]
-            label = _q(_value_label(v)) if v in prod else '""'
-            out.append(f"  {src} -> {ids[n]} [label={label}];")
+            src = prod.get(v)
+            if n.grad_of is not None and (src is None or src.grad_of is None):
+                tag = f"t{len(out)}"
+                frames[n.grad_of].append(f"{tag} [label={_q(v.name)}, {_TAG}];")
+                members[n.grad_of].append(tag)
+                out.append((tag, ids[n], ' [style=dashed, color="#1f4e79", weight=10]'))
+                continue
+            out.append((ids[src] if src is not None else ids[v], ids[n], ""))
     for i, v in enumerate(graph.outputs):
-        out.append(f"  out{i} [label={_q(_value_label(v))}, {_OUTPUT}];")
-        src = ids[prod[v]] if v in prod else ids[v]
-        out.append(f"  {src} -> out{i};")
+        out.append((ids[prod[v]] if v in prod else ids[v], f"out{i}", ""))
     return out
 
 
-# -- the pure-Python drawing -------------------------------------------------------------------
-
-
-@dataclass
-class Drawn:
-    """One box or ellipse of a drawing: what it stands for, where, and how it is filled."""
-
-    key: str
-    label: str
-    kind: str  # "forward", "gradient", "input", "param" or "output"
-    color: str
-    xy: tuple[float, float]
-    grad_of: str | None = None
-
-
-def layout(graph: Graph) -> tuple[dict[str, Drawn], list[tuple[str, str]]]:
-    """Boxes and edges of a drawing. Rows run top to bottom: forward nodes as early as they can
-    be, leaves and gradient nodes as late as they can be (just above their first use).
-    Forward nodes and leaves sit on the left; each forward node's gradient nodes sit in a column
-    group of their own on the right, groups in backprop order, so the frames never overlap."""
-    import networkx as nx
-
-    items, edges = _items(graph)
-    g = nx.DiGraph(edges)
-    g.add_nodes_from(items)
-    rows = _rows(g, items)
-    fwd_order = {n.name: i for i, n in enumerate(graph.nodes) if n.grad_of is None}
-    groups = sorted({d.grad_of for d in items.values() if d.grad_of is not None},
-                    key=lambda f: -fwd_order.get(f, -1))
-    x0 = 0
-    for group in [None, *groups]:
-        members = [k for k in items if items[k].grad_of == group]
-        by_row: dict[int, list[str]] = {}
-        for k in members:
-            by_row.setdefault(rows[k], []).append(k)
-        for y, row in by_row.items():
-            for x, k in enumerate(row):
-                items[k].xy = (float(x0 + x), float(-y))
-        x0 += max((len(r) for r in by_row.values()), default=0) + (group is None)
-    return items, edges
-
-
-def _rows(g: Any, items: dict[str, Drawn]) -> dict[str, int]:
-    """The row of every item: longest path from a leaf, then leaves and gradient nodes pushed
-    down to just above their first non-output use; outputs one row below their producer."""
-    import networkx as nx
-
-    order = list(nx.topological_sort(g))
-    rows: dict[str, int] = {}
-    for k in order:
-        rows[k] = max((rows[p] + 1 for p in g.predecessors(k)), default=0)
-    for k in reversed(order):
-        users = [rows[s] for s in g.successors(k) if items[s].kind != "output"]
-        if items[k].kind in ("gradient", "input", "param") and users:
-            rows[k] = max(rows[k], min(users) - 1)
-    for k in order:
-        if items[k].kind == "output":
-            rows[k] = max(rows[p] for p in g.predecessors(k)) + 1
-    return rows
-
-
-def _items(graph: Graph) -> tuple[dict[str, Drawn], list[tuple[str, str]]]:
-    items: dict[str, Drawn] = {}
-    key: dict[object, str] = {}
-    for kind, color, vals in (("input", INPUT_COLOR, graph.inputs),
-                              ("param", PARAM_COLOR, graph.initializers)):
-        for v in vals:
-            key[v] = f"value:{v.name}"
-            items[key[v]] = Drawn(key[v], _value_label(v), kind, color, (0.0, 0.0))
-    for n in graph.nodes:
-        kind = "forward" if n.grad_of is None else "gradient"
-        color = FORWARD_COLOR if n.grad_of is None else GRADIENT_COLOR
-        key[n] = n.name
-        items[n.name] = Drawn(n.name, node_label(n), kind, color, (0.0, 0.0), n.grad_of)
+def _stacking(graph: Graph, edges: list[tuple[str, str, str]],
+              members: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Invisible edges that rank the frames one below the other in backprop order, below the
+    forward graph's outputs: dot then draws a narrow picture that reads top to bottom instead
+    of spreading the frames side by side."""
+    order = sorted(members, key=lambda f: -next(
+        (i for i, n in enumerate(graph.nodes) if n.name == f), -1))
+    inside = {f: set(ms) for f, ms in members.items()}
     prod = graph.producers
-    edges = [(key[prod[v]] if v in prod else key[v], key[n])
-             for n in graph.nodes for v in n.inputs if v is not None]
-    for v in graph.outputs:
-        k = f"output:{v.name}"
-        group = prod[v].grad_of if v in prod else None
-        items[k] = Drawn(k, _value_label(v), "output", OUTPUT_COLOR, (0.0, 0.0), group)
-        edges.append((key[prod[v]] if v in prod else key[v], k))
-    return items, edges
-
-
-def draw_matplotlib(graph: Graph, fmt: str) -> bytes:
-    """The drawing of :func:`layout` as PNG or SVG bytes, made by matplotlib (through a bare
-    Figure, so a user's pyplot state and backend are left alone)."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise GraphError("drawing without Graphviz needs matplotlib: pip install "
-                         "'graphdl[viz]' (or install Graphviz's dot)") from None
-    import io
-
-    items, edges = layout(graph)
-    xs = [d.xy[0] for d in items.values()] or [0.0]
-    ys = [d.xy[1] for d in items.values()] or [0.0]
-    fig = Figure(figsize=(max(6.0, 1.4 * (max(xs) + 1)), max(4.0, 0.95 * (1 - min(ys)))))
-    ax = fig.subplots()
-    _draw_clusters(ax, items)
-    for a, b in edges:
-        ax.annotate("", xy=items[b].xy, xytext=items[a].xy, arrowprops=dict(
-            arrowstyle="->", color="#555555", lw=0.7, shrinkA=14, shrinkB=14))
-    for d in items.values():
-        style = "round,pad=0.3" if d.kind in ("forward", "gradient") else "round4,pad=0.3"
-        ax.text(d.xy[0], d.xy[1], d.label, ha="center", va="center", fontsize=6.5,
-                bbox=dict(boxstyle=style, fc=d.color, ec="#333333", lw=0.6), zorder=3)
-    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
-    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
-    ax.set_title(f"{graph.name}: forward (blue) and gradient (orange) nodes", fontsize=9)
-    ax.axis("off")
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _draw_clusters(ax: Any, items: dict[str, Drawn]) -> None:
-    """A dashed frame around the gradient nodes of each forward node, labelled ``grad of X``."""
-    from matplotlib.patches import FancyBboxPatch
-
-    groups: dict[str, list[tuple[float, float]]] = {}
-    for d in items.values():
-        if d.grad_of is not None and d.kind == "gradient":
-            groups.setdefault(d.grad_of, []).append(d.xy)
-    for fwd, pts in groups.items():
-        x0, x1 = min(p[0] for p in pts) - 0.45, max(p[0] for p in pts) + 0.45
-        y0, y1 = min(p[1] for p in pts) - 0.4, max(p[1] for p in pts) + 0.4
-        ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle="round,pad=0.02",
-                                    fill=False, ls="--", lw=0.7, ec=CLUSTER_COLOR, zorder=1))
-        ax.text(x0, y1, f"grad of {fwd}", fontsize=6.5, color=CLUSTER_COLOR, va="bottom")
+    above = [f"out{i}" for i, v in enumerate(graph.outputs)
+             if v in prod and prod[v].grad_of is None]
+    pairs = []
+    for f in order:
+        tops = [m for m in members[f] if not any(b == m and a in inside[f] for a, b, _ in edges)]
+        pairs += [(a, t) for a in above for t in tops]
+        above = [m for m in members[f] if not any(a == m and b in inside[f] for a, b, _ in edges)]
+    return pairs
 
 
 # -- rendering to a file -----------------------------------------------------------------------
@@ -245,7 +140,7 @@ def choose_engine(engine: str = "auto") -> str:
 
 
 def render_bytes(graph: Graph, fmt: str, engine: str = "auto") -> bytes:
-    """The picture of ``graph`` in ``fmt`` ("dot", "svg" or "png"), drawn by ``engine``
+    """The picture of ``graph`` in ``fmt`` ("dot", "svg", "png" or "pdf"), drawn by ``engine``
     ("graphviz", "matplotlib", or "auto": see :func:`choose_engine`)."""
     if fmt not in FORMATS:
         raise GraphError(f"cannot draw to {fmt!r}; the formats are {', '.join(FORMATS)}")
@@ -262,16 +157,16 @@ def render_bytes(graph: Graph, fmt: str, engine: str = "auto") -> bytes:
 
 
 def picture_format(path: str) -> str:
-    """"dot", "svg" or "png" from a file name; GraphError for any other extension."""
+    """"dot", "svg", "png" or "pdf" from a file name; GraphError for any other extension."""
     fmt = os.path.splitext(path)[1].lstrip(".").lower()
     if fmt not in FORMATS:
         raise GraphError(f"{path}: cannot tell the picture format from the extension; "
-                         "name a .dot, .svg or .png file")
+                         "name a .dot, .svg, .png or .pdf file")
     return fmt
 
 
 def render(graph: Graph, path: str, engine: str = "auto") -> str:
-    """Writes the picture of ``graph`` to ``path`` (.dot, .svg or .png) atomically; returns
+    """Writes the picture of ``graph`` to ``path`` (.dot, .svg, .png, .pdf) atomically; returns
     what drew it ("dot text", "graphviz" or "matplotlib")."""
     from ..core.fileio import write_atomic
 
