@@ -15,6 +15,7 @@ from .core.ir import Graph, Node, Value
 from .ops import *  # noqa: F401,F403 - the op functions are the builder DSL
 from .ops import __all__ as _ops_all
 from .core.registry import OpDef, all_ops, get_op, register
+from .onnx.specialisation import SpecialisableGraph, specialise
 from .core.types import DType, Sym, TensorType
 from .core.verify import verify
 
@@ -27,17 +28,20 @@ def to_onnx(graph: Graph, opset: int | None = None):
 
 
 def from_onnx(model, max_bytes: int | None = None, *, sequence_lengths=None,
-              absent_inputs=()) -> Graph:
+              absent_inputs=(), constants=None) -> Graph:
     """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file; no tensor may
     exceed ``max_bytes`` (default: graphdl.core.limits.DEFAULT_MAX_BYTES, 4 GiB). A sequence input
     ``x`` needs its length in ``sequence_lengths`` and becomes tensor inputs ``x.0``, ``x.1``,
-    ...; optional inputs are present unless named in ``absent_inputs`` (see
-    graphdl.onnx.importer.from_onnx)."""
+    ...; optional inputs are present unless named in ``absent_inputs``; ``constants`` binds
+    graph inputs to values. Inputs graphdl needs at import time (axes, split sizes, ...) left
+    unbound are specialised on at run time (see graphdl.onnx.importer.from_onnx and
+    graphdl.onnx.specialisation)."""
     from .core.limits import DEFAULT_MAX_BYTES
     from .onnx.importer import from_onnx as _from_onnx
 
     return _from_onnx(model, DEFAULT_MAX_BYTES if max_bytes is None else max_bytes,
-                      sequence_lengths=sequence_lengths, absent_inputs=absent_inputs)
+                      sequence_lengths=sequence_lengths, absent_inputs=absent_inputs,
+                      constants=constants)
 
 
 def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu",
@@ -55,8 +59,7 @@ def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu"
 __all__ = ["Graph", "GraphBuilder", "Tensor", "Node", "Value", "DType", "Sym", "TensorType",
            "GraphError", "ShapeError", "DTypeError", "GradError", "OnnxError", "FeedError",
            "PassError", "VerifyError", "UnsupportedOpError", "OpDef", "register", "get_op", "all_ops",
-           "verify",
-           "to_onnx", "from_onnx", "run", *_ops_all]
+           "verify", "to_onnx", "from_onnx", "run", "specialise", "SpecialisableGraph", *_ops_all]
 
 from . import nn  # noqa: E402 - layers (graphdl.nn.Dense, MLP)
 from .training import minibatch as train  # noqa: E402 - minibatch SGD on a gradient graph

@@ -24,6 +24,7 @@ from graphdl.ops.shape import zeros_like
 from graphdl.core.paths import nodes_on_path
 from graphdl.core.registry import Call, get_op
 from graphdl.core.rewrite import expand_composites
+from graphdl.onnx.specialisation import require_static
 from graphdl.core.types import dims_equal, shape_str
 
 from .dce import eliminate_dead_nodes
@@ -32,6 +33,7 @@ from .dce import eliminate_dead_nodes
 def grad(graph: Graph, loss: Any, wrt: Sequence[Any]) -> Graph:
     """The graph computing ``graph``'s outputs, then ``NAME_grad`` = d loss / d NAME for each
     value in ``wrt`` (graph inputs, parameters or intermediate values, by value or name)."""
+    require_static(graph, "differentiating")
     loss_v = graph.value(loss)
     wrt_vs = [graph.value(w) for w in wrt]
     _check_loss(loss_v)

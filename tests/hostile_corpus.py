@@ -104,6 +104,18 @@ def _attr_type_mismatch() -> onnx.ModelProto:
     return model([node], [vi("x", [2, 3])], [vi("y", [3, 2])])
 
 
+def _attr_outside_schema() -> onnx.ModelProto:
+    """A MatMul carrying an attribute MatMul does not define (onnx's checker refuses it; an
+    importer that ignored it would run a model whose author meant something else)."""
+    node = helper.make_node("MatMul", ["x", "x"], ["y"], transA=1)
+    return model([node], [vi("x", [2, 2])], [vi("y", [2, 2])])
+
+
+def _input_past_arity() -> onnx.ModelProto:
+    """A Relu with two inputs: Relu's schema takes one."""
+    return _one("Relu", ["x", "x"], ["y"], [vi("x", [2])], [vi("y", [2])])
+
+
 def _cycle() -> onnx.ModelProto:
     return model([helper.make_node("Relu", ["b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])],
                  [vi("x", [2])], [vi("b", [2])])
@@ -354,6 +366,8 @@ CORPUS: dict[str, Callable[[Path], Path]] = {
     "nodes_out_of_order": _proto(_out_of_order),
     "attr_wrong_type": _proto(_bad_attr_type),
     "attr_type_field_mismatch": _proto(_attr_type_mismatch),
+    "attr_outside_schema": _proto(_attr_outside_schema),
+    "input_past_arity": _proto(_input_past_arity),
     "missing_required_attr": _proto(lambda: _one("Concat", ["x", "x"], ["y"], [vi("x", [2])],
                                                  [vi("y", [4])])),
     "negative_dim": _proto(lambda: _dims([2, -5])),

@@ -12,12 +12,15 @@ import pytest
 import graphdl as gd
 import graphdl.core.errors
 from graphdl.core.ir import Graph, Node, Value
-from graphdl.engine.runtime import ProviderError
+from graphdl.engine.runtime import OrtRunError, ProviderError
+from graphdl.onnx.specialisation import NotSpecialisedError
 from graphdl.core.types import tensor_type
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 LOC = re.compile(r" at [^\s:()]+\.py:\d+")
 IMPORTS = re.compile(r"(graphdl imports: \w+, \w+, \w+), .*$")  # a growing list: its start
+#: onnxruntime's own detail (source paths, line numbers) changes between its versions
+ORT_DETAIL = re.compile(r"(Status Message:) .*$")
 
 
 def _graph_error():
@@ -105,19 +108,41 @@ def _provider_error():
     gd.run(b.build({"y": gd.relu(x)}), {"x": np.zeros((2, 3), np.float32)}, "ort", "tpu")
 
 
+def _ort_run_error():
+    b = gd.GraphBuilder("model")
+    x, shape = b.input("x", ["N"]), b.input("shape", [2], "int64")
+    g = b.build({"y": gd.reshape(x, shape)})
+    gd.run(g, {"x": np.zeros(4, np.float32), "shape": np.array([3, 3])}, "ort")
+
+
+def _not_specialised_error():
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("axes", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    gd.to_onnx(gd.from_onnx(model))
+
+
 TRIGGERS = {
     "GraphError": _graph_error, "ShapeError": _shape_error, "DTypeError": _dtype_error,
     "GradError": _grad_error, "OnnxError": _onnx_error, "FeedError": _feed_error,
     "UnsupportedOpError": _unsupported_op_error,
     "PassError": _pass_error, "VerifyError": _verify_error, "ProviderError": _provider_error,
+    "OrtRunError": _ort_run_error, "NotSpecialisedError": _not_specialised_error,
 }
 
 
 def error_classes() -> dict[str, type]:
-    """Every GraphError subclass defined in graphdl.core.errors, plus runtime's ProviderError."""
+    """Every GraphError subclass defined in graphdl.core.errors, plus runtime's ProviderError and
+    OrtRunError and specialisation's NotSpecialisedError."""
     found = {name: cls for name, cls in vars(graphdl.core.errors).items()
              if inspect.isclass(cls) and issubclass(cls, gd.GraphError)}
-    found["ProviderError"] = ProviderError
+    found.update(ProviderError=ProviderError, OrtRunError=OrtRunError,
+                 NotSpecialisedError=NotSpecialisedError)
     return found
 
 
@@ -136,6 +161,7 @@ def normal(message: str) -> str:
     """A message with the user's file:line replaced, as the doc writes it (model.py:LINE), and
     the list of the ONNX ops graphdl imports cut to its first entries."""
     text = LOC.sub(" at model.py:LINE", " ".join(message.split()))
+    text = ORT_DETAIL.sub(r"\1 ...", text)
     return IMPORTS.sub(r"\1, ...", text)
 
 

@@ -30,7 +30,10 @@ EXPECT = {
     "self_loop": "cycle", "duplicate_node_output": "defined twice",
     "duplicate_initializer": "defined twice", "duplicate_graph_input": "defined twice",
     "nodes_out_of_order": "topological order", "attr_wrong_type": "must be INTS",
-    "attr_type_field_mismatch": "tagged INTS", "negative_dim": "negative dim",
+    "attr_type_field_mismatch": "tagged INTS",
+    "attr_outside_schema": "attribute 'transA' is not defined by MatMul at ai.onnx opset 17",
+    "input_past_arity": "has 2 inputs, but Relu at ai.onnx opset 17 takes at most 1",
+    "negative_dim": "negative dim",
     "overflowing_dims": "overflows int64", "init_raw_too_short": "raw data holds 4",
     "init_float_data_count": "float_data holds 1", "init_petabyte_dims": "PiB",
     "const_of_shape_4tib": "TiB", "const_of_shape_overflow": "overflows int64",
@@ -127,7 +130,8 @@ def test_random_byte_mutations_never_crash(tmp_path):
     assert len(rejected) > len(results) // 2  # the mutations do break most models
 
 
-@pytest.mark.parametrize("name", ["cycle", "ext_hardlink", "const_of_shape_4tib"])
+@pytest.mark.parametrize("name", ["cycle", "ext_hardlink", "const_of_shape_4tib",
+                                  "attr_outside_schema"])
 def test_real_command_line_exits_2_with_one_line(tmp_path, name):
     path = CORPUS[name](tmp_path)
     proc = subprocess.run([sys.executable, "-m", "graphdl", "inspect", str(path)], cwd=ROOT,

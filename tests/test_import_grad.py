@@ -33,7 +33,8 @@ def _f64(name: str, shape) -> onnx.TensorProto:
 def plumbing_model(opset: int, lrn: bool = True) -> onnx.ModelProto:
     """x [N, 4, 6] -> MatMul/Add -> Reshape to [N, 20] via Shape/Gather/Concat -> times an
     Expand-ed row -> Split -> Pad/Tile -> Concat -> LRN (or not: onnxruntime has no float64
-    LRN) -> PRelu -> Softmax -> weighted sum."""
+    LRN) -> PRelu -> Softmax -> weighted sum. Before opset 13, Split's sizes and Squeeze's
+    and Unsqueeze's axes are attributes (their schemas there take one input)."""
     nodes = [
         helper.make_node("MatMul", ["x", "W"], ["h0"]),
         helper.make_node("Add", ["h0", "b"], ["h"]),
@@ -44,14 +45,17 @@ def plumbing_model(opset: int, lrn: bool = True) -> onnx.ModelProto:
         helper.make_node("Shape", ["r"], ["rs"]),
         helper.make_node("Expand", ["c", "rs"], ["ce"]),
         helper.make_node("Mul", ["r", "ce"], ["m"]),
-        helper.make_node("Split", ["m", "sizes"], ["s1", "s2"], axis=1),
+        helper.make_node("Split", ["m", "sizes"], ["s1", "s2"], axis=1) if opset >= 13
+        else helper.make_node("Split", ["m"], ["s1", "s2"], axis=1, split=[12, 8]),
         helper.make_node("Pad", ["s1", "pads"], ["p1"], mode="reflect"),
         helper.make_node("Tile", ["s2", "reps"], ["t2"]),
         helper.make_node("Concat", ["p1", "t2"], ["cat"], axis=1),
-        helper.make_node("Unsqueeze", ["cat", "axes23"], ["cat4"]),
+        helper.make_node("Unsqueeze", ["cat", "axes23"], ["cat4"]) if opset >= 13
+        else helper.make_node("Unsqueeze", ["cat"], ["cat4"], axes=[2, 3]),
         helper.make_node("LRN", ["cat4"], ["l4"], size=3, alpha=0.5, beta=0.75, bias=1.5)
         if lrn else helper.make_node("Identity", ["cat4"], ["l4"]),
-        helper.make_node("Squeeze", ["l4", "axes23"], ["l"]),
+        helper.make_node("Squeeze", ["l4", "axes23"], ["l"]) if opset >= 13
+        else helper.make_node("Squeeze", ["l4"], ["l"], axes=[2, 3]),
         helper.make_node("PRelu", ["l", "slope"], ["pr"]),
         helper.make_node("Softmax", ["pr"], ["sm"], axis=1),
         helper.make_node("Mul", ["sm", "weights"], ["ws"]),

@@ -71,3 +71,21 @@ def test_cli_check_numerics_names_the_node_and_exits_2(engine, tmp_path):
     assert "log" in bad.stderr.lower()
     plain = subprocess.run(cmd, capture_output=True, text=True)  # without the flag: runs
     assert plain.returncode == 0 and "nan" in plain.stdout.lower()
+
+
+def _mse_graph() -> gd.Graph:
+    b = gd.GraphBuilder("mse")
+    x, y = b.input("x", [3]), b.input("y", [3])
+    return b.build({"loss": gd.mse_loss(gd.log(x), y)})  # mse_loss is a composite op
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_composite_ops_are_stepped_through(engine):
+    """mse_loss has no kernel of its own (it is a decomposition): the numpy check steps its
+    parts; a finite run reports nothing, and log of a negative is still the first NaN."""
+    y = np.zeros(3, np.float32)
+    check_numerics(_mse_graph(), {"x": np.array([1.0, 2.0, 3.0], np.float32), "y": y},
+                   backend=engine)
+    found = find_nonfinite(_mse_graph(), {"x": np.array([1.0, -2.0, 3.0], np.float32),
+                                          "y": y}, backend=engine)
+    assert (found.op.lower(), found.nan, found.inf) == ("log", 1, 0)

@@ -2,26 +2,23 @@
 (``onnx.backend.test.case.node``: each a one-node model, its inputs and the outputs of onnx's
 own NumPy reference), imported with graphdl.from_onnx and run in graphdl's interpreter.
 
-Inputs the cases feed at run time but graphdl must know when it unrolls (``sequence_lens``) are
-made initializers first. No case is skipped: SKIPPED lists none; a case added to a later onnx
-wheel that graphdl cannot import shows up as a failure, not silently.
+Cases run as shipped: ``sequence_lens``, which graphdl must know when it unrolls, is fed at run
+time and the engine specialises the graph on it (graphdl/onnx/specialisation.py). No case is
+skipped: SKIPPED lists none; a case added to a later onnx wheel that graphdl cannot import shows
+up as a failure, not silently.
 """
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 import graphdl as gd
 
 OPS = ("RNN", "LSTM", "GRU")
 #: case name -> why it is skipped (none at present)
 SKIPPED: dict[str, str] = {}
-#: inputs a case feeds at run time that graphdl needs at import time
-STATIC_INPUTS = ("sequence_lens",)
 
 
 def _cases() -> list:
@@ -42,20 +39,6 @@ def _cases() -> list:
 CASES = _cases()
 
 
-def _freeze(model: onnx.ModelProto, feeds: dict) -> onnx.ModelProto:
-    """The model with the STATIC_INPUTS it is fed turned into initializers."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    node = m.graph.node[0]
-    names = [n for n in STATIC_INPUTS if n in node.input and n in feeds]
-    for name in names:
-        m.graph.initializer.append(numpy_helper.from_array(feeds.pop(name), name))
-    kept = [i for i in m.graph.input if i.name not in names]
-    del m.graph.input[:]
-    m.graph.input.extend(kept)
-    return m
-
-
 def test_cases_were_found():
     names = {c.name for c in CASES}
     for op in ("gru", "lstm", "rnn"):
@@ -70,8 +53,7 @@ def test_backend_case(case):
     inputs, outputs = case.data_sets[0]
     graph_inputs = [i.name for i in case.model.graph.input]
     feeds = dict(zip(graph_inputs, inputs))
-    model = _freeze(case.model, feeds)
-    got = gd.run(gd.from_onnx(model), feeds)
+    got = gd.run(gd.from_onnx(case.model), feeds)
     for out, want in zip(case.model.graph.output, outputs):
         np.testing.assert_allclose(got[out.name], want, rtol=case.rtol, atol=max(case.atol, 1e-6),
                                    err_msg=f"{case.name}: {out.name}")

@@ -249,9 +249,11 @@ def test_dropout_in_training_mode_drops_at_the_ratio(backend):
     assert (first["mask"] != second["mask"]).any()
 
 
-def test_dropout_training_mode_given_at_run_time_is_refused():
-    m = make([helper.make_node("Dropout", ["x", "", "train"], ["y"], name="drop")],
-             [vi("x", [2]), vi("train", [], TensorProto.BOOL)], [vi("y", None)], opset=13)
+def test_dropout_training_mode_computed_at_run_time_is_refused():
+    """A graph input is specialised on (tests/test_specialise.py); a computed value is not."""
+    m = make([helper.make_node("Identity", ["t"], ["train"]),
+              helper.make_node("Dropout", ["x", "", "train"], ["y"], name="drop")],
+             [vi("x", [2]), vi("t", [], TensorProto.BOOL)], [vi("y", None)], opset=13)
     with pytest.raises(gd.OnnxError, match="'drop'.*training_mode must be known"):
         gd.from_onnx(m)
 

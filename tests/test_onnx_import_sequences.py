@@ -306,10 +306,22 @@ def _refused(model: onnx.ModelProto, *parts: str) -> str:
     return str(e.value)
 
 
-def test_position_fed_at_run_time_is_refused():
+def test_position_fed_at_run_time_is_specialised_on():
     nodes = [helper.make_node("SequenceConstruct", ["a", "b"], ["s"], name="build"),
              helper.make_node("SequenceAt", ["s", "p"], ["y"], name="pick")]
     model = make_model(nodes, ABC[:2] + [("p", TensorProto.INT64, [])], [("y", F, None)])
+    g = gd.from_onnx(model)
+    a, b = RNG.standard_normal((2, 2, 3)).astype(np.float32)
+    for p, want in ((0, a), (-1, b), (1, b)):
+        got = gd.run(g, {"a": a, "b": b, "p": np.array(p)})["y"]
+        np.testing.assert_array_equal(got, want)
+
+
+def test_position_computed_at_run_time_is_refused():
+    nodes = [helper.make_node("SequenceConstruct", ["a", "b"], ["s"], name="build"),
+             helper.make_node("Abs", ["q"], ["p"]),
+             helper.make_node("SequenceAt", ["s", "p"], ["y"], name="pick")]
+    model = make_model(nodes, ABC[:2] + [("q", TensorProto.INT64, [])], [("y", F, None)])
     _refused(model, "'pick' (op SequenceAt)", "'p'", "must be known at import time")
 
 

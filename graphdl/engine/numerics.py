@@ -18,6 +18,7 @@ import onnx
 from ..core.errors import GraphError
 from ..core.feeds import check_feeds
 from ..core.ir import Graph
+from ..onnx.specialisation import bind
 from .interpreter import Plan
 
 
@@ -51,6 +52,7 @@ def _bad(arr: Any) -> tuple[int, int] | None:
 def find_nonfinite(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy",
                    provider: str = "cpu") -> Finding | None:
     """The first node whose output holds NaN or Inf, or None when every value is finite."""
+    graph, feeds = bind(graph, feeds)
     arrays = check_feeds(graph.inputs, feeds)
     for name, arr in arrays.items():
         counts = _bad(arr)

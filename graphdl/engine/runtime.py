@@ -9,14 +9,22 @@ import numpy as np
 from ..core.errors import GraphError
 from ..core.feeds import check_feeds
 from .interpreter import Plan
+from .label_checks import check_fed_labels
 from ..core.limits import DEFAULT_MAX_BYTES, check_graph
 from ..core.ir import Graph
+from ..onnx.specialisation import bind
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
 class ProviderError(GraphError):
-    """An execution provider that this machine's onnxruntime does not have."""
+    """An execution provider that this machine's onnxruntime does not have. The message speaks
+    to Python callers (``provider="cpu"``); ``cli_message`` says the same in the command
+    line's words (``--provider cpu``), and the CLI prints that."""
+
+    def __init__(self, message: str, cli_message: str | None = None):
+        super().__init__(message)
+        self.cli_message = cli_message or message
 
 
 class OrtRunError(GraphError):
@@ -38,8 +46,9 @@ def ort_providers(provider: str) -> list[str]:
     if provider not in PROVIDERS:
         raise ProviderError(f"unknown provider {provider!r}; expected cpu, cuda or auto")
     if PROVIDERS[provider] not in have:
-        raise ProviderError(f"onnxruntime has no {PROVIDERS[provider]} here (available: "
-                            f"{', '.join(have)}); use --provider cpu or auto")
+        lacking = f"onnxruntime has no {PROVIDERS[provider]} here (available: {', '.join(have)})"
+        raise ProviderError(f"{lacking}; use provider='cpu' or 'auto' (CUDA where present)",
+                            f"{lacking}; use --provider cpu or auto")
     return [PROVIDERS[provider]]
 
 
@@ -62,10 +71,17 @@ def run(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy",
         provider: str = "cpu", max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, np.ndarray]:
     """Runs ``graph`` on ``feeds`` and returns its outputs by name. A graph with a statically
     shaped value over ``max_bytes`` is refused when it is first planned; in the interpreter, an
-    output whose size comes from run-time values is refused before it is allocated."""
+    output whose size comes from run-time values is refused before it is allocated. A
+    template (inputs graphdl needs at import time, fed here) is specialised on the values fed
+    (:mod:`graphdl.onnx.specialisation`)."""
+    graph, feeds = bind(graph, feeds)
     if backend == "numpy":
         if provider not in ("cpu", "auto"):
-            raise ProviderError(f"the numpy backend runs on the CPU only, not {provider!r}")
+            raise ProviderError(
+                f"the numpy backend runs on the CPU only, not provider={provider!r}; use "
+                "backend='ort' for other providers",
+                f"--backend numpy runs on the CPU only, not --provider {provider}; use "
+                "--backend ort")
         plan = _plans.get(graph)
         if plan is None or plan.max_bytes != max_bytes:
             check_graph(graph, max_bytes)  # refused before anything is allocated
@@ -73,6 +89,7 @@ def run(graph: Graph, feeds: Mapping[str, Any], backend: str = "numpy",
         return plan(feeds)
     if backend == "ort":
         arrays = check_feeds(graph.inputs, feeds)
+        check_fed_labels(graph, arrays)  # onnxruntime's own failure is a C++ dump
         if graph not in _sessions:
             check_graph(graph, max_bytes)
         names = [v.name for v in graph.outputs]

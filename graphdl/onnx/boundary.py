@@ -119,7 +119,7 @@ def _sequence_input(imp: "Importer", name: str, elem: onnx.TypeProto) -> "Static
     if kind(elem) != "tensor":
         raise OnnxError(f"{imp.src}: graph input {name!r} is a sequence of {kind(elem)}s; "
                         "graphdl imports sequences of tensors only")
-    dtype, _ = _tensor_type(f"graph input {name!r}", elem, imp.src)
+    dtype, _ = tensor_type_of(f"graph input {name!r}", elem, imp.src)
     parts = [f"{name}.{k}" for k in range(imp.boundary.lengths[name])]
     for part in parts:
         if part in imp.onnx_names:
@@ -131,13 +131,13 @@ def _sequence_input(imp: "Importer", name: str, elem: onnx.TypeProto) -> "Static
 
 
 def _tensor_input(imp: "Importer", name: str, tp: onnx.TypeProto) -> Tensor:
-    dtype, shape = _tensor_type(f"graph input {name!r}", tp, imp.src)
+    dtype, shape = tensor_type_of(f"graph input {name!r}", tp, imp.src)
     t = imp.b.input(name, shape, dtype)
     imp.bound.add(t.value)
     return t
 
 
-def _tensor_type(what: str, tp: onnx.TypeProto,
+def tensor_type_of(what: str, tp: onnx.TypeProto,
                  src: str) -> tuple[DType, tuple[Dim, ...] | None]:
     if kind(tp) != "tensor":
         raise OnnxError(f"{src}: {what} is a {kind(tp)}; graphdl imports tensors, sequences of "

@@ -2,9 +2,10 @@
 is refused with an error naming what is wrong and where, never a crash or a huge allocation.
 
 Checked here, in this order: every string is valid text, opsets, unique definitions of values,
-the node graph (outputs, dangling inputs, cycles, order), attribute types against the ONNX
-schema, declared dims, and initializers (element type, dims, byte size against their data and
-against the byte budget).
+the node graph (outputs, dangling inputs, cycles, order), each node against the ONNX schema of
+its op at the model's opset (attribute names and types, input and output counts), declared
+dims, and initializers (element type, dims, byte size against their data and against the byte
+budget).
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class OnnxOpsetError(OnnxError):
 
 
 class OnnxAttributeError(OnnxError):
-    """An attribute whose type disagrees with the op's schema or with its own type tag."""
+    """An attribute the op's schema does not define, or whose type disagrees with the schema or
+    with its own type tag; or a node with more inputs or outputs than its schema allows."""
 
 
 class OnnxTensorError(OnnxError):
@@ -174,10 +176,14 @@ def _set_fields(a: AttributeProto) -> set[str]:
 
 
 def _check_attributes(node: onnx.NodeProto, where: str, opset: int, max_bytes: int) -> None:
-    """Each attribute's type tag matches the field it fills and the type the ONNX schema of the
-    op declares, and tensors in attributes are valid. (Missing attributes are left to the
-    importers, which accept some inputs-for-attributes forms of neighbouring opsets.)"""
+    """Each attribute is one the op's ONNX schema defines, its type tag matches the field it
+    fills and the type the schema declares, and tensors in attributes are valid; the node has
+    no more inputs and outputs than the schema allows. An attribute the schema does not define
+    is refused, not ignored: its meaning may change across opsets. (Missing attributes are left
+    to the importers, which accept some inputs-for-attributes forms of neighbouring opsets.)"""
     schema = _schema(node, where, opset)
+    at = f"{node.domain or 'ai.onnx'} opset {schema.since_version if node.domain else opset}"
+    _check_arity(node, where, schema, at)
     names = set()
     for a in node.attribute:
         if a.name in names:
@@ -198,11 +204,25 @@ def _check_attributes(node: onnx.NodeProto, where: str, opset: int, max_bytes: i
         for k, t in enumerate([a.t] if a.type == AttributeProto.TENSOR else a.tensors):
             check_tensor(t, f"{where}: attribute {a.name!r} tensor {k}", max_bytes)
         want = schema.attributes.get(a.name)
-        if want is not None and int(want.type) != a.type:
+        if want is None:
+            known = ", ".join(sorted(schema.attributes)) or "none"
+            raise OnnxAttributeError(f"{where}: attribute {a.name!r} is not defined by "
+                                     f"{node.op_type} at {at} (its attributes: {known})")
+        if int(want.type) != a.type:
             raise OnnxAttributeError(
                 f"{where}: attribute {a.name!r} must be "
-                f"{AttributeProto.AttributeType.Name(int(want.type))}, got "
+                f"{AttributeProto.AttributeType.Name(int(want.type))} at {at}, got "
                 f"{AttributeProto.AttributeType.Name(a.type)}")
+
+
+def _check_arity(node: onnx.NodeProto, where: str, schema: Any, at: str) -> None:
+    """No more inputs or outputs than the schema allows (empty names count: they hold a
+    place)."""
+    for what, got, most in (("inputs", len(node.input), schema.max_input),
+                            ("outputs", len(node.output), schema.max_output)):
+        if got > most:
+            raise OnnxAttributeError(f"{where}: has {got} {what}, but {node.op_type} at {at} "
+                                     f"takes at most {most}")
 
 
 #: the ops graphdl imports from a domain other than the default one, with its version there

@@ -18,6 +18,7 @@ from ..core.registry import get_op
 from ..core.rewrite import expand_composites
 from ..core.types import TensorType, constant_key
 from .coverage import lower_node
+from .specialisation import require_static
 from .tags import tag
 
 #: The newest opset of the pinned onnx (1.23); the pinned onnxruntime (1.32) has CPU kernels for
@@ -151,6 +152,7 @@ def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> 
     ``functions``: fused nodes become calls of model-local ONNX functions (one per distinct
     body) instead of their body inlined as standard ops. The default opset is DEFAULT_OPSET,
     or RANDOM_OPSET for a graph with a random op."""
+    require_static(graph, "export")
     if opset is None:
         random = any("random" in get_op(n.op).traits for n in graph.nodes)
         opset = RANDOM_OPSET if random else DEFAULT_OPSET

@@ -23,8 +23,10 @@ from ..core.errors import GraphError, OnnxError, UnsupportedOpError
 from .external_data import all_tensors, read_external
 from ..core.ir import Graph, Value
 from ..core.limits import DEFAULT_MAX_BYTES, check_graph
+from .model_files import describe
 from .boundary import Absent, Boundary, add_output, check_options, input_value
 from .checks import check_model, node_where
+from .specialisation import StaticInputError, bind_constants
 from ..core.types import DType
 
 if TYPE_CHECKING:
@@ -40,7 +42,8 @@ ImportFn = Callable[["NodeCtx"], "Tensor | StaticSequence | Sequence[Tensor | No
 def from_onnx(model: onnx.ModelProto | str | Path,
               max_bytes: int = DEFAULT_MAX_BYTES, *,
               sequence_lengths: Mapping[str, int] | None = None,
-              absent_inputs: Collection[str] = ()) -> Graph:
+              absent_inputs: Collection[str] = (),
+              constants: Mapping[str, Any] | None = None) -> Graph:
     """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file. The model is
     checked first (:mod:`graphdl.onnx.checks`); no tensor, stored or computed with static
     shape, may exceed ``max_bytes``.
@@ -52,18 +55,29 @@ def from_onnx(model: onnx.ModelProto | str | Path,
     (its element's type) unless named in ``absent_inputs``, which makes it absent and no graph
     input at all; an optional output must be present. The graph's metadata records the
     mapping (``graphdl.sequence_inputs``, ``graphdl.sequence_outputs``: JSON, name -> tensor
-    names; ``graphdl.absent_inputs``)."""
+    names; ``graphdl.absent_inputs``).
+
+    ``constants`` binds graph inputs to values, as if they were initializers. A graph input
+    whose value graphdl needs at import time (axes, split sizes, ...) and that is not bound
+    makes the result a template that the engines specialise on the values fed
+    (:mod:`graphdl.onnx.specialisation`)."""
+    from .specialisation import template
+
     proto, src = _load(model, max_bytes)
     opset = check_model(proto, src, max_bytes)
     absent = [absent_inputs] if isinstance(absent_inputs, str) else absent_inputs  # one name
     boundary = Boundary(dict(sequence_lengths or {}), frozenset(absent))
+    meta = model_metadata(proto, opset)
     try:
-        graph = Importer(proto, opset, src, boundary).run()
+        graph = Importer(proto, opset, src, boundary, constants).run()
     except (ValueError, TypeError, OverflowError, IndexError, KeyError) as e:
         raise OnnxError(f"{src}: cannot import ({type(e).__name__}: {e})") from None
+    except StaticInputError as e:
+        options = dict(max_bytes=max_bytes, sequence_lengths=sequence_lengths,
+                       absent_inputs=absent)
+        return template(proto, e, options, meta, dict(constants or {}))
     check_graph(graph, max_bytes)
-    meta = {**model_metadata(proto, opset), **boundary.metadata()}
-    return dataclasses.replace(graph, metadata=meta)
+    return dataclasses.replace(graph, metadata={**meta, **boundary.metadata()})
 
 
 def model_metadata(proto: onnx.ModelProto, opset: int) -> dict[str, str]:
@@ -83,12 +97,19 @@ def _load(model: onnx.ModelProto | str | Path, max_bytes: int) -> tuple[onnx.Mod
     if not isinstance(model, (str, os.PathLike)):
         raise OnnxError(f"from_onnx takes a ModelProto or a path, not {type(model).__name__}")
     path = os.fspath(model)
-    if not stat.S_ISREG(os.stat(path).st_mode):  # a missing file raises OSError naming it
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:  # a user's mistake: a GraphError, not the built-in OSError
+        raise OnnxError(f"{path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
         raise OnnxError(f"{path}: not a regular file (a device, FIFO or folder)")
     try:
         proto = onnx.load(path, load_external_data=False)
+    except OSError as e:
+        raise OnnxError(f"{path}: {e.strerror or e}") from None
     except (DecodeError, ValueError, RuntimeError, onnx.checker.ValidationError) as e:
-        raise OnnxError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+        raise OnnxError(describe(path) or f"{path}: not a readable ONNX model "
+                        f"({type(e).__name__}: {e})") from None
     if not proto.HasField("graph"):
         raise OnnxError(f"{path}: not an ONNX model (it holds no graph)")
     _load_external_data(proto, path, max_bytes)
@@ -114,11 +135,13 @@ class Importer:
     """
 
     def __init__(self, proto: onnx.ModelProto, opset: int, src: str,
-                 boundary: Boundary | None = None):
+                 boundary: Boundary | None = None, constants: Mapping[str, Any] | None = None):
         self.g, self.opset, self.src, self.proto = proto.graph, opset, src, proto
+        self.constants = dict(constants or {})
         self.boundary = boundary or Boundary({}, frozenset())
         names = {v.name for v in self.g.input} | {t.name for t in self.g.initializer}
         self.onnx_names = names | {o for n in self.g.node for o in n.output}
+        self.input_names = {v.name for v in self.g.input} - {t.name for t in self.g.initializer}
         self.b = GraphBuilder(self.g.name or "graph")
         self.b.reserve(self.onnx_names)  # given to values later: fresh names avoid them
         # sequences and absent optionals are import-time values (see onnx_boundary)
@@ -131,6 +154,7 @@ class Importer:
         if len(self.g.sparse_initializer):
             raise OnnxError(f"{self.src}: sparse initializers are not supported")
         self._initializers()
+        bind_constants(self)
         self._inputs()
         from .importers import import_table
 
@@ -206,9 +230,14 @@ class Importer:
                 f"{where} is not supported at opset {self.opset}{more}; graphdl imports: "
                 f"{', '.join(sorted(table))}", self.proto, tuple(others))
         self.b.loc = where
+        ctx = NodeCtx(self, node, where)
         try:
-            result = fn(NodeCtx(self, node, where))
+            result = fn(ctx)
         except GraphError as e:
+            asked = ctx.asked or ctx.soft  # graph inputs whose value it wanted
+            if asked:  # specialisation inputs (graphdl/onnx/specialisation.py)
+                msg = str(e) if where in str(e) else f"{where}: {e}"
+                raise StaticInputError(msg, tuple(asked)) from None
             if where in str(e):
                 raise
             raise type(e)(f"{where}: {e}") from None
@@ -256,6 +285,9 @@ class NodeCtx:
         self.b: GraphBuilder = imp.b
         self.opset = imp.opset
         self.attrs = {a.name: attr_value(a) for a in node.attribute}
+        # graph inputs whose value this importer needed, or would have used (``soft``)
+        self.asked: list[str] = []
+        self.soft: list[str] = []
 
     def fail(self, msg: str) -> OnnxError:
         return OnnxError(f"{self.where}: {msg}")
@@ -294,12 +326,15 @@ class NodeCtx:
         """Every given input, as tensors."""
         return [self.x(i) for i in range(len(self.node.input)) if self.has(i)]
 
-    def static(self, i: int) -> np.ndarray | None:
+    def static(self, i: int, soft: bool = False) -> np.ndarray | None:
         """Input ``i``'s value when known at import time (initializer, Constant, shape arithmetic
-        that graphdl follows exactly), else None."""
+        that graphdl follows exactly), else None. ``soft``: the caller can do without it."""
         if not self.has(i):
             return None
-        return self.imp.static.get(self.node.input[i])
+        name = self.node.input[i]
+        if name not in self.imp.static and name in self.imp.input_names:
+            (self.soft if soft else self.asked).append(name)
+        return self.imp.static.get(name)
 
     def ints(self, i: int, what: str) -> tuple[int, ...]:
         """Input ``i`` as a tuple of ints; it must be known at import time."""
@@ -319,7 +354,7 @@ class NodeCtx:
     def int_vector(self, i: int) -> Tensor:
         """Input ``i`` as an int64 vector tensor: a constant (whose contents shape inference
         follows) when known at import time, else the computed tensor."""
-        arr = self.static(i)
+        arr = self.static(i, soft=True)
         if arr is not None:
             return self.b.const(np.asarray(arr, np.int64))
         return self.x(i)

@@ -143,6 +143,9 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         for name, parts in json.loads(g.metadata.get(key, "{}")).items():
             kind = key.removeprefix("graphdl.").replace("_", " ")[:-1]
             out.append(f"{kind} {name!r} as tensors: {', '.join(parts) or '(none)'}")
+    if g.metadata.get("graphdl.specialise_on"):
+        out.append("specialised at run time on the values fed to: "
+                   f"{g.metadata['graphdl.specialise_on']} (graphdl/onnx/specialisation.py)")
     out.append(f"nodes ({len(g.nodes)}):")
     out += [f"  {format_node(n)}" for n in g.nodes]
     out.append(f"parameters ({len(g.initializers)} tensors):")
@@ -191,29 +194,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def parse_feeds(items: Sequence[str]) -> dict[str, np.ndarray]:
-    """``NAME=PATH.npy`` items -> arrays by name."""
-    feeds: dict[str, np.ndarray] = {}
-    for item in items:
-        name, eq, path = item.partition("=")
-        if not eq or not name or not path:
-            raise UserError(f"--feed {item!r}: expected NAME=PATH.npy")
-        if name in feeds:
-            raise UserError(f"--feed {name!r} is given twice")
-        feeds[name] = _load_npy(name, path)
-    return feeds
+    """The ``--feed`` items as arrays by name (graphdl/tools/feed_files.py)."""
+    from .feed_files import load_feeds
 
-
-def _load_npy(name: str, path: str) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except OSError as e:
-        raise UserError(f"--feed {name}: {path}: {e.strerror or e}") from None
-    except ValueError as e:
-        why = "" if "pickle" in str(e) else f" ({e})"
-        raise UserError(f"--feed {name}: {path} is not a .npy array file{why}") from None
-    if not isinstance(arr, np.ndarray):
-        raise UserError(f"--feed {name}: {path} holds several arrays (.npz); give one .npy file")
-    return arr
+    return load_feeds(items)
 
 
 def write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
@@ -346,6 +330,8 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .feed_files import HELP as FEED_HELP
+
     p = _Parser(prog="graphdl", description="Inspect, export, run and differentiate models.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     model_help = "an .onnx file or FILE.py[:NAME] (NAME() returns a graphdl Graph; default model)"
@@ -363,10 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
     s = sub.add_parser("run", help="run a model on .npy feeds")
     s.add_argument("model", help=model_help)
-    s.add_argument("--feed", action="append", default=[], metavar="NAME=PATH.npy")
+    s.add_argument("--feed", action="append", default=[], metavar="NAME=PATH.npy|PATH.npz",
+                   help=FEED_HELP)
     s.add_argument("--backend", choices=["numpy", "ort"],
                    help="numpy (graphdl's interpreter; the default on the CPU) or ort")
-    s.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
+    s.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="onnxruntime's execution provider (auto: CUDA where present)")
     s.add_argument("-o", "--output", help="write every output into this .npz, by name")
     s.add_argument("--check-numerics", action="store_true",
                    help="fail (exit 2) naming the first node that produces NaN or Inf")
@@ -393,7 +381,8 @@ def _add_inspection_commands(sub: Any, model_help: str) -> None:
     """``viz`` and ``explain``: pictures of forward/gradient graphs and the backprop recursion."""
     s = sub.add_parser("viz", help="draw the graph (with --grad: and its gradient graph)")
     s.add_argument("model", help=model_help)
-    s.add_argument("-o", "--output", required=True, help="the .svg, .png or .dot file to write")
+    s.add_argument("-o", "--output", required=True,
+                   help="the .svg, .png, .pdf or .dot file to write")
     s.add_argument("--grad", action="store_true",
                    help="draw the gradient graph: forward nodes and, apart, gradient nodes "
                         "grouped by the forward node each came from")
@@ -428,7 +417,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def _one_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename is not None:
         return f"{e.filename}: {e.strerror or e}"
-    return " ".join(str(e).split()) or type(e).__name__
+    text = getattr(e, "cli_message", None) or str(e)  # said in the CLI's words where given
+    return " ".join(text.split()) or type(e).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..engine.label_checks import check_fed_labels
 from .step import TrainStep
 
 _DEVICES = {"cpu": "cpu", "cuda": "cuda"}
@@ -24,14 +25,19 @@ class NumpyRunner:
 
     def __init__(self, step: TrainStep, state: Mapping[str, np.ndarray] | None = None):
         from ..engine.interpreter import Plan
+        from ..onnx.specialisation import SpecialisableGraph
 
-        self.step, self.plan = step, Plan(step.graph)
+        self.step = step  # a template (graphdl.onnx.specialisation) is run through graphdl.run
+        self.plan = None if isinstance(step.graph, SpecialisableGraph) else Plan(step.graph)
         self._state = {k: np.asarray(v) for k, v in (state or step.initial).items()}
         self.reports = [step.manifest["loss"], *step.manifest["metrics"]]
 
     def __call__(self, feeds: Mapping[str, np.ndarray], hp: Mapping[str, np.ndarray]
                  ) -> dict[str, float]:
-        out = self.plan({**feeds, **self._state, **hp})
+        from ..engine.runtime import run
+
+        fed = {**feeds, **self._state, **hp}
+        out = self.plan(fed) if self.plan is not None else run(self.step.graph, fed)
         self._state = self.step.carry(out)
         return {k: float(out[k]) for k in self.reports}
 
@@ -119,6 +125,7 @@ class OrtRunner:
             for binding in self._bindings:
                 for name, val in self._hp.items():
                     binding.bind_ortvalue_input(name, val)
+        check_fed_labels(self.step.graph, feeds)
         binding = self._bindings[self._turn]
         for name, arr in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(arr))
