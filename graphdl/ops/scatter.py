@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.builder import Tensor, user_location
-from ..core.errors import DTypeError, GradError, OnnxError, ShapeError
+from ..core.errors import DTypeError, GradError, ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, onnx_op, register
 from ..core.types import DType, Shape, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis, same_dtype
@@ -157,7 +157,8 @@ def _scatter_add_kernel(data: np.ndarray, idx: np.ndarray, upd: np.ndarray, *,
 
 
 def _scatter_add_lower(ctx: Any, node: Any) -> None:
-    """-> ScatterElements(reduction='add'), which needs opset >= 16 (graphdl's MIN_OPSET)."""
+    """-> ScatterElements(reduction='add'), which needs opset >= 16."""
+    ctx.require_opset(16, node, "ScatterElements with reduction 'add'")
     ctx.emit("ScatterElements", node.inputs, node.outputs, axis=node.attrs["axis"],
              reduction="add")
 
@@ -204,9 +205,7 @@ def _scatter_reduce_lower(ctx: Any, node: Any) -> None:
     """-> ScatterElements(reduction=...): 'mul' from opset 16, 'max'/'min' from 18."""
     reduction = node.attrs["reduction"]
     since = _REDUCTIONS[reduction][1]
-    if ctx.opset < since:
-        raise OnnxError(f"{node.where()}: ScatterElements with reduction {reduction!r} needs "
-                        f"opset >= {since}, exporting at {ctx.opset}")
+    ctx.require_opset(since, node, f"ScatterElements with reduction {reduction!r}")
     ctx.emit("ScatterElements", node.inputs, node.outputs, axis=node.attrs["axis"],
              reduction=reduction)
 
