@@ -1,0 +1,56 @@
+"""examples/node/train_digits.mjs trains the digits MLP in onnxruntime-node (npm) from the
+files graphdl saves, with the same per-step losses (1e-5) as the pinned Python onnxruntime on
+the same batches. Skips visibly where node or npm is missing."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NODE_DIR = os.path.join(ROOT, "examples", "node")
+EPOCHS = 2
+
+pytestmark = pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")),
+                                reason="node and npm are not installed: the Node.js example "
+                                       "is not checked")
+
+
+def installed() -> None:
+    """onnxruntime-node in examples/node/node_modules (examples/node/install.sh, as CI does)."""
+    if os.path.isdir(os.path.join(NODE_DIR, "node_modules", "onnxruntime-node")):
+        return
+    r = subprocess.run(["bash", os.path.join(NODE_DIR, "install.sh")], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, f"examples/node/install.sh failed: {r.stderr[-2000:]}"
+
+
+def test_node_training_matches_python_onnxruntime(tmp_path):
+    installed()
+    sys.path.insert(0, NODE_DIR)
+    try:
+        import prepare_digits
+    finally:
+        sys.path.remove(NODE_DIR)
+    from tests.ort_runtime_check import train
+
+    folder = str(tmp_path / "train")
+    prepare_digits.export(folder)
+    prepare_digits.write_data(folder, EPOCHS)
+    losses_path = str(tmp_path / "losses.json")
+    r = subprocess.run(["node", os.path.join(NODE_DIR, "train_digits.mjs"), folder,
+                        "--losses", losses_path], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("engine=onnxruntime-node test_accuracy="), last
+    node_losses = json.load(open(losses_path))
+    py_losses, accuracy = train(folder)
+    assert len(node_losses) == len(py_losses) == EPOCHS * -(-1437 // 32)
+    np.testing.assert_allclose(node_losses, py_losses, rtol=0, atol=1e-5)
+    assert py_losses[-1] < py_losses[0] / 3  # it trains: the loss falls
+    assert f"test_accuracy={accuracy:.4f}" in last
