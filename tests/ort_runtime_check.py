@@ -4,9 +4,10 @@ newest onnxruntime-gpu's version, as a stand-in for that build) can run it:
 
     python tests/ort_runtime_check.py DIR OUT.json [--epochs N]
 
-DIR holds ``*.onnx`` models, each with ``NAME.feeds.npz``, and may hold a training folder
-``train/`` made by examples/node/prepare_digits.py. OUT.json gets the onnxruntime version,
-every model's outputs (as nested lists, by name) and the training run's per-step losses.
+DIR holds ``*.onnx`` models, each with ``NAME.feeds.npz``, and may hold training folders
+``train*/`` made by examples/node/prepare_digits.py. OUT.json gets the onnxruntime version,
+every model's outputs (as nested lists, by name) and each training run's per-step losses and
+test accuracy.
 """
 from __future__ import annotations
 
@@ -80,12 +81,15 @@ def main(argv: list[str]) -> None:
     folder, out_path = argv[0], argv[1]
     epochs = int(argv[argv.index("--epochs") + 1]) if "--epochs" in argv else None
     result = {"onnxruntime": ort.__version__, "models": run_models(folder)}
-    if os.path.isdir(os.path.join(folder, "train")):
-        result["losses"], result["accuracy"] = train(os.path.join(folder, "train"), epochs)
+    result["runs"] = {}
+    for path in sorted(glob.glob(os.path.join(folder, "train*", "train_step.json"))):
+        name = os.path.basename(os.path.dirname(path))
+        losses, accuracy = train(os.path.dirname(path), epochs)
+        result["runs"][name] = {"losses": losses, "accuracy": accuracy}
     with open(out_path, "w") as f:
         json.dump(result, f)
-    print(f"onnxruntime {ort.__version__}: ran {len(result['models'])} models"
-          + (f", {len(result['losses'])} training steps" if "losses" in result else ""))
+    print(f"onnxruntime {ort.__version__}: ran {len(result['models'])} models and "
+          f"{len(result['runs'])} training runs")
 
 
 if __name__ == "__main__":

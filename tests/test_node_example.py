@@ -1,4 +1,4 @@
-"""examples/node/train_digits.mjs trains the digits MLP in onnxruntime-node (npm) from the
+"""examples/node/train_digits.mjs trains the digits MLP and CNN in onnxruntime-node (npm) from the
 files graphdl saves, with the same per-step losses (1e-5) as the pinned Python onnxruntime on
 the same batches. Skips visibly where node or npm is missing."""
 from __future__ import annotations
@@ -30,7 +30,8 @@ def installed() -> None:
     assert r.returncode == 0, f"examples/node/install.sh failed: {r.stderr[-2000:]}"
 
 
-def test_node_training_matches_python_onnxruntime(tmp_path):
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_node_training_matches_python_onnxruntime(model, tmp_path):
     installed()
     sys.path.insert(0, NODE_DIR)
     try:
@@ -40,8 +41,8 @@ def test_node_training_matches_python_onnxruntime(tmp_path):
     from tests.ort_runtime_check import train
 
     folder = str(tmp_path / "train")
-    prepare_digits.export(folder)
-    prepare_digits.write_data(folder, EPOCHS)
+    (prepare_digits.export_cnn if model == "cnn" else prepare_digits.export)(folder)
+    prepare_digits.write_data(folder, EPOCHS, model)
     losses_path = str(tmp_path / "losses.json")
     r = subprocess.run(["node", os.path.join(NODE_DIR, "train_digits.mjs"), folder,
                         "--losses", losses_path], capture_output=True, text=True, timeout=300)

@@ -1,6 +1,7 @@
 """Every example's exported files in a second onnxruntime (1.31: the newest onnxruntime-gpu's
 version; its CPU wheel stands in for the GPU build), in its own environment, equal the
-interpreter, and its training run gives the pinned onnxruntime's per-step losses (1e-5).
+interpreter, and its digits MLP and CNN training runs give the pinned onnxruntime's per-step
+losses (1e-5).
 
 Set GRAPHDL_ORT_PYTHON to that environment's python, made with
 ``python -m venv /tmp/ort131 && /tmp/ort131/bin/pip install onnxruntime==1.31.* numpy``;
@@ -64,9 +65,10 @@ def test_example_files_run_alike_in_the_second_runtime(tmp_path):
                 f.write(model.SerializeToString())
             np.savez(path + ".feeds.npz", **feeds)
             want[f"{name}.{kind}.onnx"] = gd.run(g, feeds)
-    folder = str(tmp_path / "train")
-    prepare_digits.export(folder)
-    prepare_digits.write_data(folder, EPOCHS)
+    for model in ("mlp", "cnn"):
+        folder = str(tmp_path / f"train_{model}")
+        (prepare_digits.export_cnn if model == "cnn" else prepare_digits.export)(folder)
+        prepare_digits.write_data(folder, EPOCHS, model)
     out = tmp_path / "result.json"
     r = subprocess.run([PYTHON, os.path.join(ROOT, "tests", "ort_runtime_check.py"),
                         str(tmp_path), str(out)], capture_output=True, text=True, timeout=600)
@@ -77,6 +79,8 @@ def test_example_files_run_alike_in_the_second_runtime(tmp_path):
         for name, value in outputs.items():
             np.testing.assert_allclose(np.asarray(got["models"][file][name]), value,
                                        rtol=1e-4, atol=1e-5, err_msg=f"{file} {name}")
-    losses, accuracy = train(folder)
-    np.testing.assert_allclose(got["losses"], losses, rtol=0, atol=1e-5)
-    assert abs(got["accuracy"] - accuracy) < 1e-9
+    assert set(got["runs"]) == {"train_mlp", "train_cnn"}
+    for name, run in got["runs"].items():
+        losses, accuracy = train(str(tmp_path / name))
+        np.testing.assert_allclose(run["losses"], losses, rtol=0, atol=1e-5, err_msg=name)
+        assert abs(run["accuracy"] - accuracy) < 1e-9, name

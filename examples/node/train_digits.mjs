@@ -1,9 +1,9 @@
-// Trains graphdl's digits MLP in onnxruntime-node from a training step saved by graphdl.
+// Trains graphdl's digits MLP (or CNN) in onnxruntime-node from a training step saved by graphdl.
 //
 // The step (forward, backward and Adam update) is one standard ONNX model; train_step.json (the
 // manifest) says which output feeds which input next step, and lists the initial state in
 // train_step.init.bin (raw little-endian arrays). No Python runs here: prepare the folder once
-// with `python examples/node/prepare_digits.py DIR`, then
+// with `python examples/node/prepare_digits.py DIR [--model cnn]`, then
 //
 //     node examples/node/train_digits.mjs DIR [--epochs N] [--losses LOSSES.json]
 //

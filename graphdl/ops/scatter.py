@@ -19,6 +19,7 @@ from ..core.errors import DTypeError, GradError, ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, onnx_op, register
 from ..core.types import DType, Shape, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis, same_dtype
+from .scatter_onehot import emit_scatter_add
 
 _INDEX_DTYPES = (DType.int64, DType.int32)
 
@@ -157,10 +158,10 @@ def _scatter_add_kernel(data: np.ndarray, idx: np.ndarray, upd: np.ndarray, *,
 
 
 def _scatter_add_lower(ctx: Any, node: Any) -> None:
-    """-> ScatterElements(reduction='add'), which needs opset >= 16."""
-    ctx.require_opset(16, node, "ScatterElements with reduction 'add'")
-    ctx.emit("ScatterElements", node.inputs, node.outputs, axis=node.attrs["axis"],
-             reduction="add")
+    """-> ScatterElements(reduction='add') from opset 16, one-hot sums before."""
+    data, idx, upd = node.inputs
+    emit_scatter_add(ctx, data, idx, upd, node.attrs["axis"], node.outputs[0],
+                     len(data.type.shape), data.type.dtype.onnx)
 
 
 def _scatter_add_vjp(b, c: Call, gys):

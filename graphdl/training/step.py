@@ -117,7 +117,9 @@ class TrainStep:
         base = os.path.join(folder, name)
         with np.load(base + ".init.npz") as z:
             initial = {k: z[k] for k in z.files}
-        return cls(from_onnx(base + ".onnx"), load_manifest(base + ".json"), initial)
+        manifest = load_manifest(base + ".json")
+        manifest.pop("initial_state", None)  # where save put the raw state, not the step's
+        return cls(from_onnx(base + ".onnx"), manifest, initial)
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

@@ -73,9 +73,9 @@ SCATTER = [
     Sample("gather_elements", [randn(3, 4), idx([[2, 0, 2, 1], [0, 0, -1, 2]])], {"axis": 0},
            label="axis0-repeat"),
     Sample("scatter_add", [randn(3, 4), idx([[0, 2], [-1, 0]]), randn(2, 2, seed=1)],
-           {"axis": 1}, second_order=True, min_opset=16),
+           {"axis": 1}, second_order=True),
     Sample("scatter_add", [randn(4, 2), idx([[1, 1], [1, -4], [3, 1]]), randn(3, 2, seed=1)],
-           {"axis": 0}, label="repeat", min_opset=16),
+           {"axis": 0}, label="repeat"),
 ]
 
 SAMPLES = SHAPE + SLICE + SCATTER
