@@ -55,3 +55,39 @@ def test_node_training_matches_python_onnxruntime(model, tmp_path):
     np.testing.assert_allclose(node_losses, py_losses, rtol=0, atol=1e-5)
     assert py_losses[-1] < py_losses[0] / 3  # it trains: the loss falls
     assert f"test_accuracy={accuracy:.4f}" in last
+
+
+def test_every_example_runs_alike_in_node_and_python(tmp_path):
+    """The conformance matrix: every example's inference graph and training step at the
+    portable default opset is checker-clean (full_check) and gives the interpreter's outputs
+    in onnxruntime-node and in the pinned Python onnxruntime."""
+    import onnx
+
+    import graphdl as gd
+    from graphdl.train_step import raw_arrays, read_raw_arrays
+    from tests.test_onnx_opsets import feeds_for, ort_outputs
+    from tests.test_second_runtime import graphs
+
+    installed()
+    want, python = {}, {}
+    for name, g in graphs().items():
+        model, feeds = gd.to_onnx(g), feeds_for(g)
+        assert (model.opset_import[0].version, model.ir_version) == (17, 8), name
+        onnx.checker.check_model(model, full_check=True)
+        (tmp_path / f"{name}.onnx").write_bytes(model.SerializeToString())
+        raw, entries = raw_arrays(feeds)
+        (tmp_path / f"{name}.feeds.bin").write_bytes(raw)
+        (tmp_path / f"{name}.feeds.json").write_text(json.dumps(
+            {"file": f"{name}.feeds.bin", "tensors": entries}))
+        want[name], python[name] = gd.run(g, feeds), ort_outputs(model, feeds)
+    r = subprocess.run(["node", os.path.join(NODE_DIR, "run_models.mjs"), str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name, outputs in want.items():
+        meta = json.loads((tmp_path / f"{name}.out.json").read_text())
+        node = read_raw_arrays(str(tmp_path / meta["file"]), meta["tensors"])
+        assert set(node) == set(outputs), name
+        for out, value in outputs.items():
+            for engine, got in (("node", node[out]), ("python", python[name][out])):
+                np.testing.assert_allclose(got, value, rtol=1e-4, atol=1e-5,
+                                           err_msg=f"{engine} {name} {out}")
