@@ -23,9 +23,9 @@ NEWEST_OPSET = onnx.defs.onnx_opset_version()
 #: more (ScatterElements with a reduction: gather's gradient, 16) refuse lower opsets by name.
 MIN_OPSET = 13
 #: The default of ``graphdl export``/``grad``/``train-step`` and of ``to_onnx``: opset 17 (IR 8)
-#: runs in every onnxruntime since 1.12 (Python, Node.js, web, mobile), TensorRT 8.6 and
-#: OpenVINO, and has LayerNormalization; 18 would move every Reduce* axes to an input, which
-#: older converters handle worse, for no gain to graphdl's ops.
+#: loads in every onnxruntime since 1.12 (Python, Node.js, web, mobile), is the newest opset
+#: TensorRT 8.6 parses, and has LayerNormalization; no graphdl op needs more except those that
+#: ask for it (ScatterElements' max/min: 18, Equal on strings: 19), which raise it themselves.
 PORTABLE_OPSET = 17
 
 #: onnxruntime minor version -> (newest ONNX opset, newest IR version) it loads. Rows 1.14-1.22
