@@ -47,6 +47,7 @@ def test_node_training_matches_python_onnxruntime(model, tmp_path):
     r = subprocess.run(["node", os.path.join(NODE_DIR, "train_digits.mjs"), folder,
                         "--losses", losses_path], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "Expected shape" not in r.stderr, r.stderr[-2000:]  # fed shapes are the model's
     last = r.stdout.strip().splitlines()[-1]
     assert last.startswith("engine=onnxruntime-node test_accuracy="), last
     node_losses = json.load(open(losses_path))

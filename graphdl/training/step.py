@@ -135,8 +135,8 @@ def raw_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[bytes, list[dict[str, 
     8 bytes, and their entries: name, dtype (NumPy's name), shape, byte offset and length."""
     chunks, entries, offset = [], [], 0
     for name, a in arrays.items():
-        a = np.ascontiguousarray(a)
-        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        a = np.asarray(a)  # not ascontiguousarray, which makes a scalar 1-D
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes(order="C")
         pad = -len(data) % 8
         entries.append({"name": name, "dtype": a.dtype.name, "shape": list(a.shape),
                         "offset": offset, "nbytes": len(data)})
