@@ -172,3 +172,26 @@ def test_training_step_saves_at_the_portable_default(tmp_path):
     paths = step.save(str(tmp_path / "t"), target="onnxruntime==1.30")
     assert onnx.load(paths["onnx"]).ir_version == 13
     assert json.load(open(paths["manifest"]))["loss"] == "loss"
+
+
+def test_target_caps_random_graphs_at_onnxruntimes_random_ops():
+    """onnxruntime implements RandomUniformLike only up to its opset-21 version."""
+    from graphdl.ops.dropout import random_keep_mask
+
+    b = gd.GraphBuilder("r")
+    g = b.build({"m": random_keep_mask(b.input("x", [4]), 0.5, seed=1)})
+    assert gd.to_onnx(g, target="onnxruntime==1.32").opset_import[0].version == 21
+    assert gd.to_onnx(g, target="onnxruntime==1.18").opset_import[0].version == 21
+    assert gd.to_onnx(g, target="onnxruntime==1.17").opset_import[0].version == 20
+    assert gd.to_onnx(g).opset_import[0].version == PORTABLE_OPSET
+
+
+def test_cli_grad_writes_the_portable_default_or_the_asked_opset(tmp_path):
+    path = os.path.join(ROOT, "examples", "mlp_digits.py") + ":loss_model"
+    for args, opset in (([], 17), (["--opset", "13"], 13), (["--target", "onnxruntime==1.30"], 26)):
+        out = str(tmp_path / f"g{opset}.onnx")
+        assert main(["grad", path, "-o", out, *args]) == 0
+        m = onnx.load(out)
+        onnx.checker.check_model(m, full_check=True)
+        assert m.opset_import[0].version == opset
+    assert main(["grad", path, "-o", out, "--opset", "13", "--target", "onnxruntime==1.30"]) == 2
