@@ -65,7 +65,7 @@ def test_every_example_runs_alike_in_node_and_python(tmp_path):
     import onnx
 
     import graphdl as gd
-    from graphdl.train_step import raw_arrays, read_raw_arrays
+    from graphdl.training.step import raw_arrays, read_raw_arrays
     from tests.test_onnx_opsets import feeds_for, ort_outputs
     from tests.test_second_runtime import graphs
 

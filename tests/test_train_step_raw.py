@@ -11,7 +11,7 @@ import numpy as np
 import graphdl as gd
 import passes
 from graphdl import optim
-from graphdl.train_step import raw_arrays, read_raw_arrays
+from graphdl.training.step import raw_arrays, read_raw_arrays
 
 
 def test_raw_state_equals_the_npz_state(tmp_path):

@@ -26,9 +26,9 @@ from train_in_onnxruntime import SEED, export  # noqa: E402
 
 import passes  # noqa: E402
 from graphdl import optim, to_onnx  # noqa: E402
-from graphdl.fileio import write_atomic  # noqa: E402
-from graphdl.train import params_as_inputs  # noqa: E402
-from graphdl.train_step import raw_arrays  # noqa: E402
+from graphdl.core.fileio import write_atomic  # noqa: E402
+from graphdl.training.minibatch import params_as_inputs  # noqa: E402
+from graphdl.training.step import raw_arrays  # noqa: E402
 
 EPOCHS, BATCH, LR, DECAY = 20, 32, 0.002, 0.85
 
