@@ -20,11 +20,13 @@ from .core.types import DType, Sym, TensorType
 from .core.verify import verify
 
 
-def to_onnx(graph: Graph, opset: int | None = None):
-    """``graph`` as a standard ONNX ``ModelProto`` (default opset: DEFAULT_OPSET)."""
+def to_onnx(graph: Graph, opset: int | None = None, target: str | None = None):
+    """``graph`` as a standard ONNX ``ModelProto``: at ``opset``, or at the newest opset of
+    ``target`` (``"onnxruntime==1.30"``), or by default at the portable opset 17 (raised only as
+    far as the graph's ops need; graphdl/onnx/opsets.py says why). The IR version follows."""
     from .onnx.export import to_onnx as _to_onnx
 
-    return _to_onnx(graph, opset)
+    return _to_onnx(graph, opset, target=target)
 
 
 def from_onnx(model, max_bytes: int | None = None, *, sequence_lengths=None,

@@ -8,7 +8,7 @@ import pytest
 from onnxruntime.capi import _pybind_state as ort_c
 
 import graphdl as gd
-from graphdl.onnx.export import DEFAULT_OPSET, MIN_OPSET
+from graphdl.onnx.export import DEFAULT_OPSET, MIN_OPSET, NEWEST_OPSET
 from tests.op_samples import all_samples, assert_same
 from tests.test_ops_table import build
 
@@ -34,7 +34,7 @@ def test_symbolic_dims_become_dim_params_and_params_initializers():
     assert m.opset_import[0].version == DEFAULT_OPSET
 
 
-@pytest.mark.parametrize("opset", [MIN_OPSET, 17, 18, 21, DEFAULT_OPSET])
+@pytest.mark.parametrize("opset", [MIN_OPSET, 17, 18, 21, NEWEST_OPSET])
 def test_every_sample_exports_checker_valid_and_runs_at_opset(opset):
     import onnxruntime as ort
 
@@ -53,23 +53,26 @@ def test_every_sample_exports_checker_valid_and_runs_at_opset(opset):
             assert_same(have, want, rtol=1e-5, atol=1e-6, err_msg=f"{s.id} {name}")
 
 
-def test_default_opset_has_onnxruntime_cpu_kernels_for_every_lowered_op():
-    """Each ONNX op graphdl emits, at the version it has in DEFAULT_OPSET, has a CPU kernel
-    (or is a Constant, which onnxruntime folds, or a function op, which it inlines)."""
+@pytest.mark.parametrize("opset", [DEFAULT_OPSET, NEWEST_OPSET])
+def test_onnxruntime_has_cpu_kernels_for_every_lowered_op(opset):
+    """Each ONNX op graphdl emits, at the version it has in the default and the newest opset,
+    has a CPU kernel (or is a Constant, which onnxruntime folds, or a function op, which it
+    inlines)."""
     ranges: dict[str, list[tuple[int, int]]] = {}
     for d in ort_c.get_all_opkernel_def():
         if d.domain in ("", "ai.onnx") and d.provider == "CPUExecutionProvider":
             ranges.setdefault(d.op_name, []).append(tuple(d.version_range))
-    emitted = {n.op_type for s in SAMPLES for n in gd.to_onnx(build(s)[0]).graph.node}
+    emitted = {(n.op_type, max(opset, s.min_opset)) for s in SAMPLES
+               for n in gd.to_onnx(build(s)[0], opset=max(opset, s.min_opset)).graph.node}
     missing = []
-    for op_type in sorted(emitted):
-        schema = onnx.defs.get_schema(op_type, DEFAULT_OPSET)
+    for op_type, at in sorted(emitted):
+        schema = onnx.defs.get_schema(op_type, at)
         since = schema.since_version
         if op_type == "Constant" or schema.has_function or schema.has_context_dependent_function:
             continue
         if not any(lo <= since <= hi for lo, hi in ranges.get(op_type, [])):
             missing.append(f"{op_type}-{since}")
-    assert not missing, f"onnxruntime lacks kernels for {missing} at opset {DEFAULT_OPSET}"
+    assert not missing, f"onnxruntime lacks kernels for {missing} at opset {opset}"
 
 
 def test_unsupported_opset_is_a_clear_error():

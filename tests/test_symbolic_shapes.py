@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import graphdl as gd
 import passes
-from graphdl.onnx.export import DEFAULT_OPSET, MIN_OPSET
+from graphdl.onnx.export import DEFAULT_OPSET, MIN_OPSET, NEWEST_OPSET
 from graphdl.core.types import Sym, dim_mul
 
 N = Sym.var("N")
@@ -302,11 +302,11 @@ def test_second_order_through_a_strided_slice_of_the_batch():
         check_grad(sg, feeds_for(n, (5,), (5,), names="xu"), ["x"], loss="gu")
 
 
-@pytest.mark.parametrize("opset", [MIN_OPSET, DEFAULT_OPSET])
+@pytest.mark.parametrize("opset", [MIN_OPSET, 16, DEFAULT_OPSET, NEWEST_OPSET])
 def test_gather_and_slice_gradients_export_at_every_opset_end(opset):
     """Gradient graphs of gather, gather_elements and strided slices (scatter-adds) exported
-    at the oldest and the default opset agree with the interpreter; the interpreter with
-    central differences."""
+    at the oldest opset (one-hot sums), the first with ScatterElements' add (16), the default
+    and the newest agree with the interpreter; the interpreter with central differences."""
     import onnxruntime as ort
 
     b = gd.GraphBuilder()

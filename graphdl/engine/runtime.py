@@ -57,12 +57,14 @@ def ort_session(graph: Graph, provider: str = "cpu"):
     import onnxruntime as ort
 
     from ..onnx.export import to_onnx
+    from ..onnx.opsets import installed_ort_target
 
     cache = _sessions.setdefault(graph, {})
     if provider not in cache:
         opts = ort.SessionOptions()
         opts.log_severity_level = 4  # errors arrive as exceptions (one line at the CLI)
-        cache[provider] = ort.InferenceSession(to_onnx(graph).SerializeToString(), opts,
+        model = to_onnx(graph, target=installed_ort_target())  # e.g. onnxruntime-gpu 1.31
+        cache[provider] = ort.InferenceSession(model.SerializeToString(), opts,
                                                providers=ort_providers(provider))
     return cache[provider]
 

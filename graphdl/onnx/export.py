@@ -1,7 +1,9 @@
-"""Graph -> ONNX ModelProto at a pinned default opset.
+"""Graph -> ONNX ModelProto at a target opset (default: the portable one, opsets.py).
 
-Each op's ``lower`` rule emits standard-domain ONNX nodes through a :class:`LowerCtx`; composite
-ops without a lowering are exported as their decomposition. Symbolic dims become ``dim_param``.
+Each op's ``lower`` rule emits standard-domain ONNX nodes through a :class:`LowerCtx`, branching
+on ``ctx.opset`` where ONNX changed the op; every emitted node is checked against the schema of
+the target opset. Composite ops without a lowering are exported as their decomposition.
+Symbolic dims become ``dim_param``.
 """
 from __future__ import annotations
 
@@ -12,29 +14,29 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..core.errors import OnnxError
-from ..core.ir import Graph, Value
+from ..core.ir import Graph, Node, Value
 from ..core.names import NameGen
 from ..core.registry import get_op
 from ..core.rewrite import expand_composites
 from ..core.types import TensorType, constant_key
 from .coverage import lower_node
+from .opsets import (MIN_OPSET, NEWEST_OPSET, ORT_RANDOM_MAX_OPSET, PORTABLE_OPSET, OpsetError,
+                     check_node, check_range, ir_version_for, parse_target)
 from .specialisation import require_static
 from .tags import tag
 
-#: The newest opset of the pinned onnx (1.23); the pinned onnxruntime (1.32) has CPU kernels for
-#: every op graphdl lowers to at this opset (tests/test_onnx_export.py checks it).
-DEFAULT_OPSET = 28
-MIN_OPSET = 16  # ScatterElements gained reduction="add" (gather's gradient) in opset 16
-#: Stock onnxruntime (1.32) implements its random ops (RandomUniformLike) only up to their
-#: opset-21 versions: a graph that draws random numbers exports at 21 unless told otherwise.
-RANDOM_OPSET = 21
+#: The default opset: the portable one (see onnx/opsets.py for why), raised as far
+#: as a graph's ops need. The pinned onnxruntime has CPU kernels for every op graphdl lowers to
+#: at this opset and at the newest (tests/test_onnx_export.py checks it).
+DEFAULT_OPSET = PORTABLE_OPSET
 
 
 class LowerCtx:
-    """Collects the ONNX nodes that lowering rules emit."""
+    """Collects the ONNX nodes that lowering rules emit. ``opset`` is the target opset: a
+    lowering branches on it where ONNX changed the op, or calls :meth:`require_opset`."""
 
     def __init__(self, opset: int, names: set[str], functions: bool = False):
-        self.opset = opset
+        self._opset = opset
         self.functions = functions  # lower fused bodies as model-local ONNX functions
         self.function_protos: dict[str, onnx.FunctionProto] = {}
         self.nodes: list[onnx.NodeProto] = []
@@ -43,6 +45,18 @@ class LowerCtx:
         #: Names of node outputs that no node and no graph output reads: a lowering may leave
         #: such an optional ONNX output off (MaxPool's Indices make onnxruntime ~4x slower).
         self.unread: set[str] = set()
+
+    @property
+    def opset(self) -> int:
+        """The ONNX opset being exported to (read-only)."""
+        return self._opset
+
+    def require_opset(self, since: int, node: Node, what: str) -> None:
+        """OpsetError naming ``node`` unless the target opset is at least ``since`` (the opset
+        that gave ONNX ``what``); export without an explicit opset then retries at ``since``."""
+        if self._opset < since:
+            raise OpsetError(f"{node.where()}: {what} needs opset >= {since}, exporting at "
+                             f"{self._opset}", since)
 
     def fresh(self, prefix: str) -> str:
         return self.names.fresh(prefix)
@@ -124,18 +138,6 @@ def make_value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, t.dtype.onnx, shape)
 
 
-def ir_version_for(opset: int) -> int:
-    """The lowest IR version that carries ``opset`` (what onnxruntime expects)."""
-    best = None
-    for row in helper.VERSION_TABLE:
-        ir, op = row[1], row[2]
-        if op >= opset and (best is None or ir < best):
-            best = ir
-    if best is None:
-        raise OnnxError(f"opset {opset} is newer than the installed onnx package knows")
-    return best
-
-
 def _lowered_inputs(node: Any) -> list[Value | None]:
     """The inputs of ``node`` its lowering reads (OpDef.lower_reads; default all)."""
     reads = get_op(node.op).lower_reads
@@ -147,27 +149,48 @@ def _unread(g: Graph) -> set[str]:
     return {v.name for n in g.nodes for v in n.outputs if v not in read}
 
 
-def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False) -> onnx.ModelProto:
-    """A standard ONNX model of ``graph`` (parameters as initializers, dynamic dims kept).
-    ``functions``: fused nodes become calls of model-local ONNX functions (one per distinct
-    body) instead of their body inlined as standard ops. The default opset is DEFAULT_OPSET,
-    or RANDOM_OPSET for a graph with a random op."""
+def to_onnx(graph: Graph, opset: int | None = None, functions: bool = False,
+            target: str | None = None) -> onnx.ModelProto:
+    """A standard ONNX model of ``graph`` (parameters as initializers, dynamic dims kept), with
+    the lowest IR version that carries its opset. ``opset``: exactly that opset, or OnnxError
+    naming the node that it cannot express. Without it: the portable DEFAULT_OPSET, or the
+    lowest newer opset that expresses every node. ``target`` (``"onnxruntime==1.30"``): the
+    newest opset that runtime supports. ``functions``: fused nodes become calls of model-local
+    ONNX functions (one per distinct body) instead of their body inlined as standard ops."""
     require_static(graph, "export")
-    if opset is None:
-        random = any("random" in get_op(n.op).traits for n in graph.nodes)
-        opset = RANDOM_OPSET if random else DEFAULT_OPSET
-    opset = int(opset)
-    newest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= newest:
-        raise OnnxError(f"cannot export at opset {opset}: graphdl exports opsets "
-                        f"{MIN_OPSET} to {newest}")
+    if opset is not None:
+        if target is not None:
+            raise OnnxError("give an opset or a target runtime, not both")
+        return _export(graph, check_range(opset), functions)
+    if target is not None:
+        newest, _ = parse_target(target)
+        if any("random" in get_op(n.op).traits for n in graph.nodes):
+            newest = min(newest, ORT_RANDOM_MAX_OPSET)
+        return _export(graph, check_range(newest), functions)
+    at = DEFAULT_OPSET
+    while True:
+        try:
+            return _export(graph, at, functions)
+        except OpsetError as e:
+            if e.needed is None or e.needed <= at or e.needed > NEWEST_OPSET:
+                raise
+            at = e.needed
+
+
+def _export(graph: Graph, opset: int, functions: bool) -> onnx.ModelProto:
     g, _ = expand_composites(graph, lambda op: op.lower is None)
     ctx = LowerCtx(opset, {v.name for v in g.all_values()}, functions)
     ctx.unread = _unread(g)
+    dtypes = {v.name: v.type.dtype.onnx for v in g.all_values()}
     for n in g.nodes:
-        first = len(ctx.nodes)
+        start = len(ctx.nodes)
         lower_node(ctx, n)  # the op's lowering, through a wider dtype where ORT needs one
-        tag(ctx.nodes[first:], n)  # which graphdl (and forward) node each ONNX node is for
+        tag(ctx.nodes[start:], n)  # which graphdl (and forward) node each ONNX node is for
+        for emitted in ctx.nodes[start:]:
+            check_node(emitted, opset, n.where(), dtypes)
+    for name, fn in ctx.function_protos.items():
+        for emitted in fn.node:
+            check_node(emitted, opset, f"function {name}")
     inits = [numpy_helper.from_array(np.asarray(a), v.name) for v, a in g.initializers.items()]
     outputs = list(g.outputs)
     out_set, types = set(outputs), {}

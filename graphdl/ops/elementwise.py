@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..core.builder import Tensor
-from ..core.errors import DTypeError, OnnxError
+from ..core.errors import DTypeError
 from ..core.registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..core.types import DType, TensorType, dim_div, dim_mul
 from .common import (WIDEN_SMALL, WIDEN_WRAPPING, broadcast_infer, same_dtype, unary_infer,
@@ -223,9 +223,8 @@ def _compare(name: str, onnx_type: str, kernel: Any, traits: frozenset = frozens
 
 def _equal_lower(ctx: Any, node: Any) -> None:
     """-> Equal, which takes strings from opset 19."""
-    if node.inputs[0].type.dtype.is_string and ctx.opset < 19:
-        raise OnnxError(f"{node.where()}: Equal on strings needs opset >= 19, exporting at "
-                        f"{ctx.opset}")
+    if node.inputs[0].type.dtype.is_string:
+        ctx.require_opset(19, node, "Equal on strings")
     ctx.emit("Equal", node.inputs, node.outputs)
 
 

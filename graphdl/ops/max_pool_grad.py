@@ -18,6 +18,7 @@ from ..core.errors import DTypeError, ShapeError
 from ..core.registry import Call, OpDef, register
 from ..core.types import DType, TensorType, dims_equal, shape_str
 from .im2col_lowering import ints
+from .scatter_onehot import emit_scatter_add
 
 
 def _max_pool_grad_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -56,7 +57,8 @@ def _max_pool_grad_lower(ctx: Any, node: Any) -> None:
     zeros = ctx.emit("Reshape", [zeros, flat], 1)[0]
     idx_f = ctx.emit("Reshape", [idx, flat], 1)[0]
     gy_f = ctx.emit("Reshape", [gy, flat], 1)[0]
-    out = ctx.emit("ScatterElements", [zeros, idx_f, gy_f], 1, axis=0, reduction="add")[0]
+    out = ctx.fresh("scatter_add")
+    emit_scatter_add(ctx, zeros, idx_f, gy_f, 0, out, 1, x.type.dtype.onnx)
     ctx.emit("Reshape", [out, shp], node.outputs)
 
 

@@ -15,10 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.builder import Tensor, user_location
-from ..core.errors import DTypeError, GradError, OnnxError, ShapeError
+from ..core.errors import DTypeError, GradError, ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, onnx_op, register
 from ..core.types import DType, Shape, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis, same_dtype
+from .scatter_onehot import emit_scatter_add
 
 _INDEX_DTYPES = (DType.int64, DType.int32)
 
@@ -187,9 +188,10 @@ def _add_rows(out: np.ndarray, rows: np.ndarray, upd: np.ndarray) -> None:
 
 
 def _scatter_add_lower(ctx: Any, node: Any) -> None:
-    """-> ScatterElements(reduction='add'), which needs opset >= 16 (graphdl's MIN_OPSET)."""
-    ctx.emit("ScatterElements", node.inputs, node.outputs, axis=node.attrs["axis"],
-             reduction="add")
+    """-> ScatterElements(reduction='add') from opset 16, one-hot sums before."""
+    data, idx, upd = node.inputs
+    emit_scatter_add(ctx, data, idx, upd, node.attrs["axis"], node.outputs[0],
+                     len(data.type.shape), data.type.dtype.onnx)
 
 
 def _scatter_add_vjp(b, c: Call, gys):
@@ -234,9 +236,7 @@ def _scatter_reduce_lower(ctx: Any, node: Any) -> None:
     """-> ScatterElements(reduction=...): 'mul' from opset 16, 'max'/'min' from 18."""
     reduction = node.attrs["reduction"]
     since = _REDUCTIONS[reduction][1]
-    if ctx.opset < since:
-        raise OnnxError(f"{node.where()}: ScatterElements with reduction {reduction!r} needs "
-                        f"opset >= {since}, exporting at {ctx.opset}")
+    ctx.require_opset(since, node, f"ScatterElements with reduction {reduction!r}")
     ctx.emit("ScatterElements", node.inputs, node.outputs, axis=node.attrs["axis"],
              reduction=reduction)
 

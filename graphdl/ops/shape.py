@@ -165,8 +165,13 @@ def _reshape_vjp(b, c: Call, gys):
 
 
 def _reshape_lower(ctx: Any, node: Any) -> None:
-    """-> Reshape, with allowzero only where set (printing it always would be noise)."""
-    extra = {"allowzero": 1} if node.attrs["allowzero"] else {}
+    """-> Reshape, with allowzero only where set and it matters (a target shape that may hold a
+    0); Reshape has it from opset 14, and a known shape without zeros needs none."""
+    known = node.inputs[1].type.known
+    matters = node.attrs["allowzero"] and (known is None or 0 in list(np.ravel(known)))
+    if matters:
+        ctx.require_opset(14, node, "Reshape with allowzero=1")
+    extra = {"allowzero": 1} if matters else {}
     ctx.emit("Reshape", node.inputs, node.outputs, **extra)
 
 

@@ -186,11 +186,12 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     from ..onnx.export import to_onnx
 
-    model = to_onnx(load_model(args.model, args.sequence_length), args.opset)
+    model = to_onnx(load_model(args.model, args.sequence_length), args.opset,
+                    target=args.target)
     onnx.checker.check_model(model, full_check=True)
     _write_bytes(args.output, model.SerializeToString())
-    print(f"wrote {args.output} (opset {model.opset_import[0].version}, "
-          f"{len(model.graph.node)} ONNX nodes)")
+    print(f"wrote {args.output} (opset {model.opset_import[0].version}, IR version "
+          f"{model.ir_version}, {len(model.graph.node)} ONNX nodes)")
 
 
 def parse_feeds(items: Sequence[str]) -> dict[str, np.ndarray]:
@@ -279,7 +280,7 @@ def cmd_grad(args: argparse.Namespace) -> None:
     g = load_model(args.model, args.sequence_length)
     loss, wrt = pick_loss(g, args.loss), pick_wrt(g, args.wrt)
     gg = grad(g, loss, wrt)
-    model = to_onnx(gg, args.opset)
+    model = to_onnx(gg, args.opset, target=args.target)
     _write_bytes(args.output, model.SerializeToString())
     if args.dot:
         from .viz import to_dot
@@ -345,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="write a Python-defined graph as ONNX")
     s.add_argument("model", help=model_help)
     s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: graphdl's)")
+    add_opset_options(s)
     s.set_defaults(func=cmd_export)
     s = sub.add_parser("run", help="run a model on .npy feeds")
     s.add_argument("model", help=model_help)
@@ -366,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wrt", help="comma-separated inputs/initializers (default: all float "
                                  "initializers)")
     s.add_argument("--dot", help="also write the gradient graph as Graphviz DOT")
-    s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: graphdl's)")
+    add_opset_options(s)
     s.set_defaults(func=cmd_grad)
     _add_inspection_commands(sub, model_help)
     add_profile_command(sub, model_help)
@@ -375,6 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="NAME=N", help="an .onnx model's sequence input NAME holds N "
                        "tensors, given as inputs NAME.0 ... NAME.(N-1)")
     return p
+
+
+def add_opset_options(s: argparse.ArgumentParser) -> None:
+    """``--opset N`` / ``--target onnxruntime==X.Y``: which ONNX opset (and IR version) to write."""
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--opset", type=int, default=None,
+                   help="ONNX opset, the IR version following it (default: the portable 17, "
+                        "or the lowest newer one the model's ops need)")
+    g.add_argument("--target", metavar="onnxruntime==X.Y", default=None,
+                   help="the newest opset and IR version that onnxruntime X.Y loads")
 
 
 def _add_inspection_commands(sub: Any, model_help: str) -> None:

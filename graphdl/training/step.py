@@ -82,22 +82,32 @@ class TrainStep:
             out[name] = keep_mask(rng, shape, m["rate"], np.dtype(m["dtype"]))
         return out
 
-    def to_onnx(self, opset: int | None = None):
+    def to_onnx(self, opset: int | None = None, target: str | None = None):
+        """The step as ONNX: at ``opset``, at the newest opset of ``target``
+        (``"onnxruntime==1.30"``), or at the portable default (see onnx.export.to_onnx)."""
         from ..onnx.export import to_onnx
 
-        return to_onnx(self.graph, opset)
+        return to_onnx(self.graph, opset, target=target)
 
-    def save(self, folder: str, name: str = "train_step") -> dict[str, str]:
-        """Writes NAME.onnx, NAME.json (the manifest) and NAME.init.npz (initial state) into
-        ``folder``, each atomically; returns their paths."""
+    def save(self, folder: str, name: str = "train_step", opset: int | None = None,
+             target: str | None = None) -> dict[str, str]:
+        """Writes NAME.onnx (at ``opset``/``target``, default portable), NAME.json (the
+        manifest), NAME.init.npz (initial state) and NAME.init.bin (the same state as raw
+        little-endian arrays that the manifest's ``initial_state`` lists, for readers without
+        NumPy, e.g. Node.js) into ``folder``, each atomically; returns their paths."""
         os.makedirs(folder, exist_ok=True)
         paths = {k: os.path.join(folder, f"{name}{ext}") for k, ext in
-                 (("onnx", ".onnx"), ("manifest", ".json"), ("initial", ".init.npz"))}
-        write_atomic(paths["onnx"], self.to_onnx().SerializeToString())
-        write_atomic(paths["manifest"], json.dumps(self.manifest, indent=1).encode())
+                 (("onnx", ".onnx"), ("manifest", ".json"), ("initial", ".init.npz"),
+                  ("initial_raw", ".init.bin"))}
+        raw, entries = raw_arrays(self.initial)
+        manifest = {**self.manifest, "initial_state": {
+            "file": os.path.basename(paths["initial_raw"]), "byte_order": "little",
+            "tensors": entries}}
+        write_atomic(paths["onnx"], self.to_onnx(opset, target).SerializeToString())
+        write_atomic(paths["manifest"], json.dumps(manifest, indent=1).encode())
         write_atomic(paths["initial"], _npz_bytes(self.initial))
+        write_atomic(paths["initial_raw"], raw)
         return paths
-
 
     @classmethod
     def load(cls, folder: str, name: str = "train_step") -> "TrainStep":
@@ -107,7 +117,9 @@ class TrainStep:
         base = os.path.join(folder, name)
         with np.load(base + ".init.npz") as z:
             initial = {k: z[k] for k in z.files}
-        return cls(from_onnx(base + ".onnx"), load_manifest(base + ".json"), initial)
+        manifest = load_manifest(base + ".json")
+        manifest.pop("initial_state", None)  # where save put the raw state, not the step's
+        return cls(from_onnx(base + ".onnx"), manifest, initial)
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -116,6 +128,30 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def raw_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[bytes, list[dict[str, Any]]]:
+    """The arrays as one buffer of C-order little-endian data, each starting at a multiple of
+    8 bytes, and their entries: name, dtype (NumPy's name), shape, byte offset and length."""
+    chunks, entries, offset = [], [], 0
+    for name, a in arrays.items():
+        a = np.asarray(a)  # not ascontiguousarray, which makes a scalar 1-D
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes(order="C")
+        pad = -len(data) % 8
+        entries.append({"name": name, "dtype": a.dtype.name, "shape": list(a.shape),
+                        "offset": offset, "nbytes": len(data)})
+        chunks += [data, b"\0" * pad]
+        offset += len(data) + pad
+    return b"".join(chunks), entries
+
+
+def read_raw_arrays(path: str, entries: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The arrays that :func:`raw_arrays` wrote to ``path`` (the inverse, for tests/tools)."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    return {e["name"]: np.frombuffer(buf, np.dtype(e["dtype"]).newbyteorder("<"),
+                                     int(np.prod(e["shape"], dtype=np.int64)),
+                                     e["offset"]).reshape(e["shape"]).copy() for e in entries}
 
 
 def load_manifest(path: str) -> dict[str, Any]:

@@ -66,7 +66,10 @@ class OrtRunner:
 
         opts = session_options(options, threads)
         self.step, self.device = step, _DEVICES.get(provider, "cpu")
-        self.sess = ort.InferenceSession(step.to_onnx().SerializeToString(), opts,
+        from ..onnx.opsets import installed_ort_target
+
+        model = step.to_onnx(target=installed_ort_target())  # the opset/IR this runtime loads
+        self.sess = ort.InferenceSession(model.SerializeToString(), opts,
                                          providers=ort_providers(provider))
         self._ort = ort
         self.reports = [step.manifest["loss"], *step.manifest["metrics"]]

@@ -13,9 +13,10 @@ def idx(rows) -> np.ndarray:
 
 SAMPLES = [
     Sample("scatter_reduce", [randn(3, 4), idx([[0, 2], [-1, 0]]), randn(2, 2, seed=1)],
-           {"axis": 1, "reduction": "mul"}, grad=False, label="mul"),
+           {"axis": 1, "reduction": "mul"}, grad=False, label="mul", min_opset=16),
     Sample("scatter_reduce", [randn(4, 2), idx([[1, 1], [1, -4], [3, 1]]), randn(3, 2, seed=1)],
-           {"axis": 0, "reduction": "mul"}, grad=False, label="mul-repeat"),
+           {"axis": 0, "reduction": "mul"}, grad=False, label="mul-repeat",
+           min_opset=16),
     Sample("scatter_reduce", [randn(3, 4), idx([[0, 2], [-1, 0]]), randn(2, 2, seed=1)],
            {"axis": 1, "reduction": "max"}, min_opset=18, label="max"),
     Sample("scatter_reduce", [randn(4, 2), idx([[1, 1], [1, -4], [3, 1]]), randn(3, 2, seed=1)],

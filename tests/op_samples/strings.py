@@ -38,16 +38,18 @@ STRINGS = [
 
 #: the new integer dtypes: ORT has kernels for each of these (op, dtype) pairs
 NEW_INTS = [np.int16, np.uint16, np.uint32, np.uint64]
+#: Add/Sub/Mul/Div take int16 and uint16 from opset 14
+_ARITH_OPSET = {np.int16: 14, np.uint16: 14}
 INTS = [
     row for dt in NEW_INTS for row in (
         Sample("add", [ints(dt, 1, 2, 250), ints(dt, 3, 4, 7)], const=(), grad=False,
-               label=np.dtype(dt).name),
+               label=np.dtype(dt).name, min_opset=_ARITH_OPSET.get(dt, 0)),
         Sample("sub", [ints(dt, 9, 8, 250), ints(dt, 3, 4, 7)], const=(), grad=False,
-               label=np.dtype(dt).name),
+               label=np.dtype(dt).name, min_opset=_ARITH_OPSET.get(dt, 0)),
         Sample("mul", [ints(dt, 1, 2, 25), ints(dt, 3, 4, 7)], const=(), grad=False,
-               label=np.dtype(dt).name),
+               label=np.dtype(dt).name, min_opset=_ARITH_OPSET.get(dt, 0)),
         Sample("div", [ints(dt, 9, 8, 250), ints(dt, 3, 4, 7)], const=(), grad=False,
-               label=np.dtype(dt).name),
+               label=np.dtype(dt).name, min_opset=_ARITH_OPSET.get(dt, 0)),
         Sample("maximum", [ints(dt, 9, 2, 250), ints(dt, 3, 4, 7)], const=(), grad=False,
                label=np.dtype(dt).name),
         Sample("less", [ints(dt, 9, 2, 7), ints(dt, 3, 4, 7)], const=(), grad=False,
