@@ -15,8 +15,10 @@ from typing import Sequence
 
 from graphdl.builder import GraphBuilder
 from graphdl.errors import GraphError
+from graphdl.finetune import attach_loss, freeze_batch_norms, seed_dropouts, select_params
 from graphdl.ir import Graph, Value
-from graphdl.optim import Optimizer
+from graphdl.lora import LoraSpec, add_adapters
+from graphdl.optim import Optimizer, UpdateOptions
 from graphdl.train import params_as_inputs
 from graphdl.train_step import NEXT, TrainStep, assemble
 
@@ -30,13 +32,29 @@ MASKS = {"dropout": (1, "rate")}
 
 
 def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
-                  params: Sequence[str] | None = None, metrics: Sequence[str] = ()) -> TrainStep:
+                  params: Sequence[str] | None = None, metrics: Sequence[str] = (), *,
+                  attach: str | None = None, logits: str | None = None, labels: str = "labels",
+                  trainable: Sequence[str] | None = None, freeze: Sequence[str] = (),
+                  lora: LoraSpec | None = None, options: UpdateOptions | None = None
+                  ) -> TrainStep:
     """The training step of ``forward``'s scalar output ``loss``, updating ``params`` (default:
-    every float initializer that is not carried state) with ``optimizer``; ``metrics`` names
-    other forward values to output each step."""
+    the true parameters matching ``trainable`` globs, less ``freeze`` globs; see
+    graphdl.finetune) with ``optimizer``; ``metrics`` names other forward values to output each
+    step. ``attach`` (cross_entropy, mse, bce_logits) first gives an inference model the loss
+    on its output ``logits`` against a new input ``labels``; ``lora`` trains low-rank adapters
+    instead of the weights it names; ``options`` shapes the update (clipping, weight decay,
+    accumulation, learning-rate groups)."""
+    if attach is not None:
+        forward = attach_loss(forward, attach, logits or "", labels, loss)
+        metrics = [*metrics, *(["accuracy"] if attach == "cross_entropy" else [])]
+    forward = seed_dropouts(forward)
+    extra: dict = {}
+    if lora is not None:
+        forward, names, extra["lora"] = add_adapters(forward, lora)
+    else:
+        names = select_params(forward, trainable, freeze) if params is None else list(params)
+    forward = freeze_batch_norms(forward, names)
     carried = _carried(forward)
-    names = [v.name for v in forward.initializers if v.type.dtype.is_float
-             and v.name not in carried] if params is None else list(params)
     both = set(names) & set(carried)
     if both:
         raise GraphError(f"{sorted(both)} are running statistics, not trainable parameters")
@@ -44,7 +62,8 @@ def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
     g, values = params_as_inputs(fwd, names + list(carried))
     gg = grad(g, loss, names)
     step = assemble(gg, optimizer, {n: values[n] for n in names},
-                    {n: values[n] for n in carried}, loss, metrics, _masks(forward))
+                    {n: values[n] for n in carried}, loss, metrics, _masks(forward), options,
+                    extra)
     return TrainStep(eliminate_dead_nodes(step.graph), step.manifest, step.initial)
 
 

@@ -1,0 +1,144 @@
+"""Making an inference model trainable: attach a loss, choose what trains, freeze the rest.
+
+``passes.training_step`` calls these on the forward graph before differentiating it:
+
+- :func:`attach_loss` gives an inference model a scalar loss on one of its outputs (and, for
+  cross-entropy, an ``accuracy`` metric), with a new labels input;
+- :func:`select_params` turns ``trainable``/``freeze`` globs into parameter names (default:
+  the true parameters of graphdl.param_roles);
+- :func:`freeze_batch_norms` runs a training-mode batch norm whose scale and shift are both
+  frozen in inference mode, so a frozen backbone's running statistics stay as they were;
+- :func:`seed_dropouts` replaces a keep-mask drawn inside the graph (an imported train-mode
+  Dropout) by a mask input, which the trainer draws from its own seed.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Sequence
+
+import numpy as np
+
+from . import ops
+from .builder import GraphBuilder, Tensor
+from .errors import GraphError
+from .ir import Graph, Node, Value
+from .param_roles import true_parameters
+from .rewrite import rebuild
+
+LOSSES = ("cross_entropy", "mse", "bce_logits")
+MASK_SUFFIX = ".mask"
+
+
+def attach_loss(graph: Graph, kind: str, logits: str, labels: str = "labels",
+                loss: str = "loss") -> Graph:
+    """``graph`` with outputs ``loss`` (``kind`` of output ``logits`` against a new input
+    ``labels``: int64 class indices [N] for cross_entropy, else shaped like the logits) and,
+    for cross_entropy, ``accuracy`` (argmax hits; a tie counts as a hit)."""
+    if kind not in LOSSES:
+        raise GraphError(f"unknown loss {kind!r}; attach one of {list(LOSSES)}")
+    outs = {v.name: v for v in graph.outputs}
+    if logits not in outs:
+        raise GraphError(f"--logits {logits!r} is not an output of {graph.name!r}; its outputs "
+                         f"are {list(outs)}")
+    if labels in {v.name for v in graph.all_values()}:
+        raise GraphError(f"the labels input {labels!r} is already a value of {graph.name!r}; "
+                         "pick another name with --labels")
+    b = GraphBuilder.from_graph(graph)
+    z = b.tensor(outs[logits])
+    if not z.dtype.is_float:
+        raise GraphError(f"output {logits!r} is {z.type}, not floating point")
+    if kind == "cross_entropy":
+        if z.type.rank != 2:
+            raise GraphError(f"cross_entropy needs logits [N, classes]; {logits!r} is {z.type}")
+        y = b.input(labels, [z.shape[0]], "int64")
+        return b.build({loss: ops.softmax_cross_entropy(z, y), "accuracy": _accuracy(z, y)})
+    y = b.input(labels, z.shape, z.dtype)
+    fn = ops.mse_loss if kind == "mse" else ops.binary_cross_entropy_with_logits
+    return b.build({loss: fn(z, y)})
+
+
+def _accuracy(z: Tensor, y: Tensor) -> Tensor:
+    hit = ops.gather_elements(z, ops.unsqueeze(y, [1]), axis=1).eq(
+        ops.reduce_max(z, 1, keepdims=True))
+    return ops.reduce_mean(ops.cast(hit, z.dtype))
+
+
+def select_params(graph: Graph, trainable: Sequence[str] | None = None,
+                  freeze: Sequence[str] = ()) -> list[str]:
+    """The parameters to train: the true parameters matching any ``trainable`` glob (all of
+    them when None; an exact name may also pick another float initializer), less those
+    matching a ``freeze`` glob. A glob that matches nothing is an error naming it."""
+    true = true_parameters(graph)
+    floats = [v.name for v in graph.initializers if v.type.dtype.is_float]
+    names = list(true)
+    if trainable is not None:
+        names = [n for n in true if any(fnmatch.fnmatchcase(n, p) for p in trainable)]
+        names += [n for n in floats if n in trainable and n not in names]
+        _check_globs("--trainable", trainable, true + floats)
+    _check_globs("--freeze", freeze, floats)
+    names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in freeze)]
+    if not names:
+        raise GraphError(f"no parameter left to train; the true parameters are {true}")
+    return names
+
+
+def _check_globs(option: str, globs: Sequence[str], names: Sequence[str]) -> None:
+    for p in globs:
+        if not any(fnmatch.fnmatchcase(n, p) for n in names):
+            raise GraphError(f"{option} {p!r} matches no parameter; the parameters are "
+                             f"{sorted(set(names))}")
+
+
+def freeze_batch_norms(graph: Graph, params: Sequence[str]) -> Graph:
+    """Every ``batch_norm_train`` whose scale and shift are not trained becomes an inference
+    ``batch_norm`` on its running statistics, which pass through unchanged."""
+    trained = set(params)
+
+    def replace(b: GraphBuilder, node: Node, ins: list) -> list[Tensor] | None:
+        if node.op != "batch_norm_train" or _trained(node, trained):
+            return None
+        x, gamma, beta, mean, var = ins
+        y = ops.batch_norm(x, gamma, beta, mean, var, eps=node.attrs["eps"])
+        return [y, ops.identity(mean), ops.identity(var)]
+
+    return rebuild(graph, replace)[0]
+
+
+def _trained(node: Node, trained: set[str]) -> bool:
+    return any(v is not None and v.name in trained for v in node.inputs[1:3])
+
+
+def seed_dropouts(graph: Graph) -> Graph:
+    """Each dropout whose keep-mask is drawn in the graph (``random_uniform_like``, as a
+    train-mode Dropout imports) takes the mask as a new input ``NODE.mask`` instead."""
+    producer = {o: n for n in graph.nodes for o in n.outputs}
+    taken = {v.name for v in graph.all_values()}
+
+    def replace(b: GraphBuilder, node: Node, ins: list) -> list[Tensor] | None:
+        if node.op != "dropout" or not _drawn(node.inputs[1], producer):
+            return None
+        x, name = ins[0], node.name + MASK_SUFFIX
+        mask = b.input(b.fresh(name + "_") if name in taken else name, x.shape, x.dtype)
+        return [ops.dropout(x, mask, node.attrs["rate"])]
+
+    return rebuild(graph, replace)[0]
+
+
+def _drawn(v: Value | None, producer: dict) -> bool:
+    """Whether ``v`` is computed from a random op (through any chain of nodes)."""
+    todo, seen = [v], set()
+    while todo:
+        cur = todo.pop()
+        node = producer.get(cur)
+        if node is None or cur in seen:
+            continue
+        seen.add(cur)
+        if node.op == "random_uniform_like":
+            return True
+        todo.extend(i for i in node.inputs if i is not None)
+    return False
+
+
+def count(values: dict[str, np.ndarray], names: Sequence[str]) -> int:
+    """The number of elements in ``names``' arrays."""
+    return int(sum(np.asarray(values[n]).size for n in names))
