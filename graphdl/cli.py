@@ -402,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: graphdl's)")
     s.set_defaults(func=cmd_grad)
     _add_inspection_commands(sub, model_help)
+    from .train_cli import add_training_commands
+
+    add_training_commands(sub, model_help)
     for s in sub.choices.values():  # every command loads a model
         s.add_argument("--sequence-length", action="append", default=[], type=_length_item,
                        metavar="NAME=N", help="an .onnx model's sequence input NAME holds N "

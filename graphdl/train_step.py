@@ -88,17 +88,17 @@ class TrainStep:
 
         return to_onnx(self.graph, opset)
 
-    def save(self, folder: str, name: str = "train_step") -> dict[str, str]:
-        """Writes NAME.onnx, NAME.json (the manifest) and NAME.init.npz (initial state) into
-        ``folder``, each atomically; returns their paths."""
+    def save(self, folder: str, name: str = "train_step", opset: int | None = None
+             ) -> dict[str, str]:
+        """Writes NAME.onnx (at ``opset``, default graphdl's), NAME.json (the manifest) and
+        NAME.init.npz (initial state) into ``folder``, each atomically; returns their paths."""
         os.makedirs(folder, exist_ok=True)
         paths = {k: os.path.join(folder, f"{name}{ext}") for k, ext in
                  (("onnx", ".onnx"), ("manifest", ".json"), ("initial", ".init.npz"))}
-        write_atomic(paths["onnx"], self.to_onnx().SerializeToString())
+        write_atomic(paths["onnx"], self.to_onnx(opset).SerializeToString())
         write_atomic(paths["manifest"], json.dumps(self.manifest, indent=1).encode())
         write_atomic(paths["initial"], _npz_bytes(self.initial))
         return paths
-
 
     @classmethod
     def load(cls, folder: str, name: str = "train_step") -> "TrainStep":

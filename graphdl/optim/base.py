@@ -84,6 +84,7 @@ def build_updates(b: GraphBuilder, opt: Optimizer, params: Mapping[str, Tensor],
     if not params:
         raise GraphError(f"optimiser {opt.name}: no parameters to update")
     opts = options or UpdateOptions()
+    opts.check_groups(list(params))
     dtype = _common_dtype(params)
     names = all_hyperparams(opt, opts)
     hp = {k: b.input(k, (), dtype) for k in names}
@@ -113,7 +114,7 @@ def build_updates(b: GraphBuilder, opt: Optimizer, params: Mapping[str, Tensor],
         grads = l2_decay(params, grads, hp["weight_decay"])
     shared: dict[float, dict[str, Tensor]] = {}
     for name, p in params.items():
-        scale = float(opts.lr_scale.get(name, 1.0))
+        scale = opts.scale_of(name)
         if scale not in shared:
             scaled = hp if scale == 1.0 else {**hp, "lr": hp["lr"] * scale}
             shared[scale] = {**scaled, **opt.shared(scaled, step)}

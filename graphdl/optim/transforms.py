@@ -5,11 +5,12 @@
 optimiser state stay unchanged in between), global-norm clipping (torch's
 ``clip_grad_norm_``: every gradient scaled by ``min(1, clip_norm / (norm + 1e-6))``), L2 weight
 decay (``g + weight_decay * p``, torch.optim's ``weight_decay``; AdamW decays the weights
-itself, decoupled) and per-parameter learning-rate multipliers (parameter groups). Weight decay
+itself, decoupled) and per-parameter learning-rate multipliers (parameter groups, by name glob). Weight decay
 and the clipping norm are scalar hyperparameter inputs like ``lr``, so they stay changeable.
 """
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -38,6 +39,21 @@ class UpdateOptions:
             raise GraphError(f"clip_norm must be positive, got {self.clip_norm}")
         if self.weight_decay < 0:
             raise GraphError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+    def scale_of(self, name: str) -> float:
+        """The learning-rate multiplier of parameter ``name``: the first ``lr_scale`` glob
+        matching it, else 1."""
+        for glob, factor in self.lr_scale.items():
+            if fnmatch.fnmatchcase(name, glob):
+                return float(factor)
+        return 1.0
+
+    def check_groups(self, names: list[str]) -> None:
+        """Refuses an ``lr_scale`` glob that matches no trained parameter."""
+        for glob in self.lr_scale:
+            if not any(fnmatch.fnmatchcase(n, glob) for n in names):
+                raise GraphError(f"learning-rate group {glob!r} matches no trained parameter; "
+                                 f"they are {names}")
 
     def hyperparams(self, decoupled: bool) -> dict[str, float]:
         """The extra scalar inputs: ``weight_decay`` (unless the optimiser owns it) and
