@@ -35,3 +35,4 @@ from . import sequence  # noqa: E402,F401 - static sequences (after core: wraps 
 from . import optional  # noqa: E402,F401 - Optional* ops, presence known at import
 from . import strings  # noqa: E402,F401 - StringNormalizer
 from . import training  # noqa: E402,F401 - Gradient (ai.onnx.preview.training)
+from . import randomness  # noqa: E402,F401 - RandomUniformLike
