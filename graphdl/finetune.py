@@ -9,7 +9,8 @@
 - :func:`freeze_batch_norms` runs a training-mode batch norm whose scale and shift are both
   frozen in inference mode, so a frozen backbone's running statistics stay as they were;
 - :func:`seed_dropouts` replaces a keep-mask drawn inside the graph (an imported train-mode
-  Dropout) by a mask input, which the trainer draws from its own seed.
+  Dropout, or graphdl's own export of one) by a mask input, which the trainer draws from its
+  own seed, so training an imported model is reproducible and resumes exactly.
 """
 from __future__ import annotations
 
@@ -108,35 +109,48 @@ def _trained(node: Node, trained: set[str]) -> bool:
     return any(v is not None and v.name in trained for v in node.inputs[1:3])
 
 
-def seed_dropouts(graph: Graph) -> Graph:
-    """Each dropout whose keep-mask is drawn in the graph (``random_uniform_like``, as a
-    train-mode Dropout imports) takes the mask as a new input ``NODE.mask`` instead."""
+def seed_dropouts(graph: Graph) -> tuple[Graph, dict[str, float]]:
+    """Each keep-mask drawn in the graph (``cast(random_uniform_like(x) >= rate)``, what
+    ``random_keep_mask`` builds, an imported train-mode Dropout or graphdl's own export of one)
+    becomes a new input ``VALUE.mask`` shaped like x, for the trainer to draw from its seed.
+    Returns the graph and each new mask input's rate."""
     producer = {o: n for n in graph.nodes for o in n.outputs}
     taken = {v.name for v in graph.all_values()}
+    rates: dict[str, float] = {}
 
     def replace(b: GraphBuilder, node: Node, ins: list) -> list[Tensor] | None:
-        if node.op != "dropout" or not _drawn(node.inputs[1], producer):
+        rate = _keep_mask_rate(node, producer, graph)
+        if rate is None:
             return None
-        x, name = ins[0], node.name + MASK_SUFFIX
-        mask = b.input(b.fresh(name + "_") if name in taken else name, x.shape, x.dtype)
-        return [ops.dropout(x, mask, node.attrs["rate"])]
+        out, name = node.outputs[0], node.outputs[0].name + MASK_SUFFIX
+        mask = b.input(b.fresh(name + "_") if name in taken else name, out.type.shape,
+                       out.type.dtype)
+        rates[mask.name] = rate
+        return [mask]
 
-    return rebuild(graph, replace)[0]
+    return rebuild(graph, replace)[0], rates
 
 
-def _drawn(v: Value | None, producer: dict) -> bool:
-    """Whether ``v`` is computed from a random op (through any chain of nodes)."""
-    todo, seen = [v], set()
-    while todo:
-        cur = todo.pop()
-        node = producer.get(cur)
-        if node is None or cur in seen:
-            continue
-        seen.add(cur)
-        if node.op == "random_uniform_like":
-            return True
-        todo.extend(i for i in node.inputs if i is not None)
-    return False
+def _keep_mask_rate(node: Node, producer: dict, graph: Graph) -> float | None:
+    """The rate when ``node`` is the cast ending a drawn keep-mask, else None."""
+    if node.op != "cast" or not node.outputs[0].type.dtype.is_float:
+        return None
+    ge = producer.get(node.inputs[0])
+    if ge is None or ge.op != "greater_or_equal":
+        return None
+    draw = producer.get(ge.inputs[0])
+    if draw is None or draw.op != "random_uniform_like":
+        return None
+    rate = _static(ge.inputs[1], producer, graph)
+    return None if rate is None or rate.size != 1 else float(rate.reshape(()))
+
+
+def _static(v: Value | None, producer: dict, graph: Graph) -> np.ndarray | None:
+    if v in graph.initializers:
+        return np.asarray(graph.initializers[v])
+    node = producer.get(v)
+    return np.asarray(node.attrs["value"]) if node is not None and node.op == "constant" \
+        else None
 
 
 def count(values: dict[str, np.ndarray], names: Sequence[str]) -> int:

@@ -47,7 +47,7 @@ def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
     if attach is not None:
         forward = attach_loss(forward, attach, logits or "", labels, loss)
         metrics = [*metrics, *(["accuracy"] if attach == "cross_entropy" else [])]
-    forward = seed_dropouts(forward)
+    forward, drawn = seed_dropouts(forward)
     extra: dict = {}
     if lora is not None:
         forward, names, extra["lora"] = add_adapters(forward, lora)
@@ -62,7 +62,8 @@ def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
     g, values = params_as_inputs(fwd, names + list(carried))
     gg = grad(g, loss, names)
     step = assemble(gg, optimizer, {n: values[n] for n in names},
-                    {n: values[n] for n in carried}, loss, metrics, _masks(forward), options,
+                    {n: values[n] for n in carried}, loss, metrics, {**_masks(forward), **drawn},
+                    options,
                     extra)
     return TrainStep(eliminate_dead_nodes(step.graph), step.manifest, step.initial)
 
