@@ -51,7 +51,7 @@ def cmd_train_step(args: argparse.Namespace) -> None:
     from passes import training_step
 
     from .cli import load_model, pick_loss
-    from .finetune import count
+    from .finetune import LOSSES, count
     from .lora import LoraSpec
 
     g = load_model(args.model, args.sequence_length)
@@ -62,6 +62,10 @@ def cmd_train_step(args: argparse.Namespace) -> None:
     if (args.lora is None) != (args.lora_targets is None):
         raise GraphError("--lora RANK and --lora-targets GLOB go together")
     loss = "loss" if args.attach else pick_loss(g, args.loss)
+    shape = None if args.attach else g.value(loss).type.shape
+    if shape is not None and any(d != 1 for d in shape):
+        raise GraphError(f"output {loss!r} is not a scalar loss ({g.value(loss).type}); attach "
+                         f"one with --attach {'|'.join(LOSSES)} --logits {loss}")
     lora = None if args.lora is None else LoraSpec(args.lora, _globs(args.lora_targets) or [])
     step = training_step(g, _optimizer(args), loss, attach=args.attach, logits=args.logits,
                          labels=args.labels, trainable=_globs(args.trainable),

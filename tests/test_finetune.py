@@ -166,3 +166,22 @@ def test_lora_trains_only_adapters_and_the_merged_export_equals_the_adapted_mode
     np.testing.assert_allclose(got, want, atol=1e-5)
     base = gd.run(g, {"x": xs})["logits"]
     assert np.abs(got - base).max() > 1e-2  # the adapters did change the model
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--attach", "cross_entropy", "--logits", "logits", "--trainable", "nope*"],
+     ["--trainable 'nope*' matches no parameter", "dense1.W"]),
+    ([], ["not a scalar loss", "--attach"]),
+    (["--attach", "cross_entropy", "--logits", "logits", "--optimizer", "adam",
+      "--momentum", "0.9"], ["--momentum is for sgd and rmsprop"]),
+    (["--attach", "cross_entropy", "--logits", "logits", "--lora", "2"],
+     ["--lora RANK and --lora-targets"]),
+])
+def test_train_step_usage_errors_are_one_line(tmp_path, capsys, args, words):
+    b = gd.GraphBuilder("mlp")
+    g = b.build({"logits": nn.MLP((4, 3, 2), seed=0)(b.input("x", ["N", 4]))})
+    model = tmp_path / "m.onnx"
+    model.write_bytes(to_onnx(g).SerializeToString())
+    assert main(["train-step", str(model), "-o", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and all(w in err for w in words), err
