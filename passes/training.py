@@ -8,6 +8,10 @@ forward graph itself:
   carried inputs, not trained, and the node's updated statistics become ``NAME.next`` outputs;
 - ``dropout`` nodes whose mask is a graph input: the manifest lists that input as a mask with
   the node's rate, for a trainer to draw each step (or a test to feed).
+
+Before that, graphdl.finetune prepares an imported model: an attached loss, drawn keep-masks
+turned into mask inputs, the parameters chosen (true parameters, globs, or LoRA adapters from
+graphdl.lora) and batch norms with frozen scale and shift put in inference mode.
 """
 from __future__ import annotations
 
@@ -63,8 +67,7 @@ def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
     gg = grad(g, loss, names)
     step = assemble(gg, optimizer, {n: values[n] for n in names},
                     {n: values[n] for n in carried}, loss, metrics, {**_masks(forward), **drawn},
-                    options,
-                    extra)
+                    options, extra)
     return TrainStep(eliminate_dead_nodes(step.graph), step.manifest, step.initial)
 
 
