@@ -31,7 +31,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 import graphdl as gd  # noqa: E402
 import passes  # noqa: E402
 from graphdl.nn import Conv2d, Dense, Flatten, MaxPool2d, Sequential  # noqa: E402
-from graphdl.train import params_as_inputs  # noqa: E402
+from graphdl.training.minibatch import params_as_inputs  # noqa: E402
 
 BATCH = 64
 

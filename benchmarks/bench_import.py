@@ -2,7 +2,7 @@
 (onnx/backend/test/data/light), imported with graphdl.from_onnx. Measured in one run, one thread
 each (NumPy's BLAS too):
 
-- graphdl: its NumPy interpreter (graphdl.interpreter.Plan) on the imported graph after
+- graphdl: its NumPy interpreter (graphdl.engine.interpreter.Plan) on the imported graph after
   graphdl's own optimisation pipeline (passes.optimize: batch norms folded into the convs,
   elementwise chains fused), which is graphdl's inference path; the pipeline's time is
   printed separately (optimize_ms, once per model, not part of graphdl_ms). ``--no-optimize``
@@ -35,7 +35,7 @@ from onnx import numpy_helper  # noqa: E402
 
 import graphdl as gd  # noqa: E402
 import passes  # noqa: E402
-from graphdl.interpreter import Plan  # noqa: E402
+from graphdl.engine.interpreter import Plan  # noqa: E402
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 DEFAULT = ("squeezenet", "shufflenet", "resnet50", "inception_v1", "inception_v2",

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import passes  # noqa: E402
 from benchmarks.harness import interleaved, median_ratio, print_results  # noqa: E402
 from benchmarks.mlp_step import batch, init_params, mlp_train_step, numpy_mlp_step  # noqa: E402
-from graphdl.interpreter import Plan  # noqa: E402
+from graphdl.engine.interpreter import Plan  # noqa: E402
 
 
 def contenders() -> tuple[dict[str, Callable[[], object]], dict[str, int]]:

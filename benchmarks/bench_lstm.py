@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 
 import graphdl as gd  # noqa: E402
 import passes  # noqa: E402
-from graphdl.interpreter import Plan  # noqa: E402
+from graphdl.engine.interpreter import Plan  # noqa: E402
 from graphdl.nn import LSTM, Dense  # noqa: E402
-from graphdl.train import params_as_inputs  # noqa: E402
+from graphdl.training.minibatch import params_as_inputs  # noqa: E402
 
 N, T, I, H, C = 64, 8, 8, 64, 10
 

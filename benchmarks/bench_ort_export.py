@@ -35,7 +35,7 @@ import graphdl as gd  # noqa: E402
 import passes  # noqa: E402
 from examples.cnn_digits import net as cnn_net  # noqa: E402
 from graphdl.nn import Dense, Sequential  # noqa: E402
-from graphdl.train import classifier_graphs  # noqa: E402
+from graphdl.training.minibatch import classifier_graphs  # noqa: E402
 
 BATCH = 64
 MLP_SIZES = (64, 256, 128, 10)

@@ -22,7 +22,7 @@ import graphdl as gd
 import passes
 from graphdl import optim
 from graphdl.nn import MLP
-from graphdl.step_runner import OrtRunner
+from graphdl.training.step_runner import OrtRunner
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.harness import interleaved, median_ratio  # noqa: E402

@@ -17,7 +17,7 @@ import numpy as np
 
 from bench_train_step import BATCH, _data, cnn_step, mlp_step
 
-from graphdl.step_runner import OrtRunner
+from graphdl.training.step_runner import OrtRunner
 
 
 def curve(step, x, y, provider: str, steps: int) -> tuple[list[float], float]:

@@ -155,7 +155,7 @@ def section_nodes(cfg: Config) -> tuple[list[Row], dict]:
 def section_cnn(cfg: Config) -> tuple[list[Row], dict]:
     import passes
     from benchmarks.bench_cnn import digits_batch, graphdl_step, numpy_step, torch_step
-    from graphdl.interpreter import Plan
+    from graphdl.engine.interpreter import Plan
 
     x, y = digits_batch()
     gg, params = graphdl_step()
@@ -218,7 +218,7 @@ def check_train_step(name: str, step, x: np.ndarray, y: np.ndarray, steps: int =
     import torch
 
     from benchmarks.bench_train_step import BATCH, torch_model
-    from graphdl.step_runner import OrtRunner
+    from graphdl.training.step_runner import OrtRunner
 
     runner, hp = OrtRunner(step, threads=1), step.hyperparam_feeds()
     forward, params = torch_model(name, step)

@@ -14,8 +14,8 @@ from sklearn.model_selection import train_test_split
 import graphdl as gd
 import passes
 from graphdl import nn, optim
-from graphdl.train import params_as_inputs
-from graphdl.trainer import Trainer
+from graphdl.training.minibatch import params_as_inputs
+from graphdl.training.trainer import Trainer
 
 SEED, CODE, RHO = 0, 16, 0.05
 VARIANTS = {"undercomplete": ("none", 0.0), "l1_sparse": ("l1", 1e-3), "kl_sparse": ("kl", 0.05)}

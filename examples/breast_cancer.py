@@ -14,8 +14,8 @@ import graphdl as gd
 import passes
 from graphdl import optim
 from graphdl.nn import MLP
-from graphdl.train import params_as_inputs
-from graphdl.trainer import Trainer
+from graphdl.training.minibatch import params_as_inputs
+from graphdl.training.trainer import Trainer
 
 SEED = 0
 

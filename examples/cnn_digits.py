@@ -17,7 +17,8 @@ from sklearn.model_selection import train_test_split
 import graphdl as gd
 import passes
 from graphdl.nn import Conv2d, Dense, Flatten, MaxPool2d, Sequential
-from graphdl.train import MinibatchSGD, classifier_graphs, fit_classifier, params_as_inputs
+from graphdl.training.minibatch import (MinibatchSGD, classifier_graphs, fit_classifier,
+                                        params_as_inputs)
 
 SEED = 0
 EPOCHS, BATCH, LR, MOMENTUM = 12, 32, 0.05, 0.9

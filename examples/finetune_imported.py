@@ -25,7 +25,7 @@ from onnx import numpy_helper
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from graphdl.cli import main as graphdl
+from graphdl.tools.cli import main as graphdl
 
 SEED = 0
 
@@ -75,7 +75,7 @@ def graphdl_pretrained(x: np.ndarray, y: np.ndarray, path: str, work: str) -> No
     """The same CNN built by graphdl and pretrained with train-step, train, export-trained."""
     import graphdl as gd
     from graphdl import nn
-    from graphdl.onnx_export import to_onnx
+    from graphdl.onnx.export import to_onnx
 
     b = gd.GraphBuilder("cnn")
     h = nn.Conv2d(1, 16, 3, padding=1, activation="relu", name="conv1", seed=1)(

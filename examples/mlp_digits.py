@@ -18,8 +18,9 @@ from sklearn.model_selection import train_test_split
 import graphdl as gd
 import passes
 from graphdl.nn import MLP
-from graphdl.progress import plot_history
-from graphdl.train import MinibatchSGD, classifier_graphs, fit_classifier, params_as_inputs
+from graphdl.training.progress import plot_history
+from graphdl.training.minibatch import (MinibatchSGD, classifier_graphs, fit_classifier,
+                                        params_as_inputs)
 
 SIZES = (64, 256, 128, 10)
 SEED = 0

@@ -19,7 +19,8 @@ from sklearn.model_selection import train_test_split
 import graphdl as gd
 import passes
 from graphdl.nn import GRU, LSTM, Dense, Sequential
-from graphdl.train import MinibatchSGD, classifier_graphs, fit_classifier, params_as_inputs
+from graphdl.training.minibatch import (MinibatchSGD, classifier_graphs, fit_classifier,
+                                        params_as_inputs)
 
 SEED = 0
 STEPS, PIXELS, HIDDEN, CLASSES = 8, 8, 64, 10

@@ -26,8 +26,8 @@ import graphdl as gd
 import passes
 from graphdl import optim
 from graphdl.nn import MLP
-from graphdl.train import params_as_inputs
-from graphdl.fileio import write_atomic
+from graphdl.training.minibatch import params_as_inputs
+from graphdl.core.fileio import write_atomic
 
 SIZES, SEED = (64, 128, 64, 10), 0
 

@@ -2,22 +2,26 @@
 in a NumPy interpreter or export it to ONNX and run it in ONNX Runtime."""
 from __future__ import annotations
 
-from . import ops
-from .builder import GraphBuilder, Tensor
-from .errors import (DTypeError, FeedError, GradError, GraphError, OnnxError, PassError,
+from . import legacy
+
+legacy.install()  # the first layout's module paths (graphdl.trainer, ...) still import
+
+from . import ops  # noqa: E402
+from .core.builder import GraphBuilder, Tensor
+from .core.errors import (DTypeError, FeedError, GradError, GraphError, OnnxError, PassError,
                      ShapeError, UnsupportedOpError, VerifyError)
-from .explain import explain
-from .ir import Graph, Node, Value
+from .tools.explain import explain
+from .core.ir import Graph, Node, Value
 from .ops import *  # noqa: F401,F403 - the op functions are the builder DSL
 from .ops import __all__ as _ops_all
-from .registry import OpDef, all_ops, get_op, register
-from .types import DType, Sym, TensorType
-from .verify import verify
+from .core.registry import OpDef, all_ops, get_op, register
+from .core.types import DType, Sym, TensorType
+from .core.verify import verify
 
 
 def to_onnx(graph: Graph, opset: int | None = None):
     """``graph`` as a standard ONNX ``ModelProto`` (default opset: DEFAULT_OPSET)."""
-    from .onnx_export import to_onnx as _to_onnx
+    from .onnx.export import to_onnx as _to_onnx
 
     return _to_onnx(graph, opset)
 
@@ -25,12 +29,12 @@ def to_onnx(graph: Graph, opset: int | None = None):
 def from_onnx(model, max_bytes: int | None = None, *, sequence_lengths=None,
               absent_inputs=()) -> Graph:
     """A graph from an ``onnx.ModelProto`` or the path of an ``.onnx`` file; no tensor may
-    exceed ``max_bytes`` (default: graphdl.limits.DEFAULT_MAX_BYTES, 4 GiB). A sequence input
+    exceed ``max_bytes`` (default: graphdl.core.limits.DEFAULT_MAX_BYTES, 4 GiB). A sequence input
     ``x`` needs its length in ``sequence_lengths`` and becomes tensor inputs ``x.0``, ``x.1``,
     ...; optional inputs are present unless named in ``absent_inputs`` (see
-    graphdl.onnx_import.from_onnx)."""
-    from .limits import DEFAULT_MAX_BYTES
-    from .onnx_import import from_onnx as _from_onnx
+    graphdl.onnx.importer.from_onnx)."""
+    from .core.limits import DEFAULT_MAX_BYTES
+    from .onnx.importer import from_onnx as _from_onnx
 
     return _from_onnx(model, DEFAULT_MAX_BYTES if max_bytes is None else max_bytes,
                       sequence_lengths=sequence_lengths, absent_inputs=absent_inputs)
@@ -40,9 +44,9 @@ def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu"
         max_bytes: int | None = None) -> dict:
     """Runs ``graph`` in the NumPy interpreter (``backend="numpy"``) or ONNX Runtime (``"ort"``,
     provider "cpu", "cuda" or "auto"); returns the outputs by name. Statically shaped values
-    over ``max_bytes`` (default graphdl.limits.DEFAULT_MAX_BYTES, 4 GiB) are refused."""
-    from .limits import DEFAULT_MAX_BYTES
-    from .runtime import run as _run
+    over ``max_bytes`` (default graphdl.core.limits.DEFAULT_MAX_BYTES, 4 GiB) are refused."""
+    from .core.limits import DEFAULT_MAX_BYTES
+    from .engine.runtime import run as _run
 
     return _run(graph, feeds, backend, provider, DEFAULT_MAX_BYTES if max_bytes is None
                 else max_bytes)
@@ -50,10 +54,12 @@ def run(graph: Graph, feeds: dict, backend: str = "numpy", provider: str = "cpu"
 
 __all__ = ["Graph", "GraphBuilder", "Tensor", "Node", "Value", "DType", "Sym", "TensorType",
            "GraphError", "ShapeError", "DTypeError", "GradError", "OnnxError", "FeedError",
-           "PassError", "VerifyError", "UnsupportedOpError", "OpDef", "register", "get_op", "all_ops", "verify",
+           "PassError", "VerifyError", "UnsupportedOpError", "OpDef", "register", "get_op", "all_ops",
+           "verify",
            "to_onnx", "from_onnx", "run", *_ops_all]
 
-from . import nn, train  # noqa: E402 - layers (graphdl.nn.Dense, MLP) and minibatch SGD
+from . import nn  # noqa: E402 - layers (graphdl.nn.Dense, MLP)
+from .training import minibatch as train  # noqa: E402 - minibatch SGD on a gradient graph
 
 __all__ += ["nn", "train"]
 __all__ += ["explain"]  # how the backprop recursion assembles a gradient

@@ -1,7 +1,7 @@
 """``python -m graphdl``: the ``graphdl`` command."""
 import sys
 
-from .cli import main
+from .tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from graphdl.ir import Graph, Node, Value
-from graphdl.registry import get_op
-from graphdl.types import TensorType, dims_equal
+from graphdl.core.ir import Graph, Node, Value
+from graphdl.core.names import NameGen
+from graphdl.core.registry import get_op
+from graphdl.core.types import same_type
 
 from .manager import PassResult
 
@@ -49,8 +50,7 @@ class Rewriter:
         self.changed = False
         self.dropped: set[int] = set()  # ids of kept nodes a later rewrite absorbed
         self.unary: dict[tuple[str, Value | None], Value] = {}  # (op, x) -> op(x) kept so far
-        self._names: set[str] | None = None
-        self._counter = 0
+        self._names: NameGen | None = None  # made on the first fresh name
 
     def resolve(self, v: Value | None) -> Value | None:
         while v is not None and v in self.alias:
@@ -71,15 +71,18 @@ class Rewriter:
         self.changed = True
         return True
 
+    def merge(self, n: Node, kept: Node) -> None:
+        """Drops ``n``, a duplicate of the kept node ``kept`` (same op, inputs and attrs, so
+        the same output types): every use of its outputs reads ``kept``'s instead."""
+        for old, new in zip(n.outputs, kept.outputs):
+            self.alias[old] = new
+        self.changed = True
+
     def fresh(self, prefix: str) -> str:
         if self._names is None:
-            self._names = {v.name for v in self.g.all_values()} | {n.name for n in self.g.nodes}
-        while True:
-            self._counter += 1
-            name = f"{prefix}_{self._counter}"
-            if name not in self._names:
-                self._names.add(name)
-                return name
+            self._names = NameGen({v.name for v in self.g.all_values()}
+                                  | {n.name for n in self.g.nodes}, sep="_")
+        return self._names.fresh(prefix)
 
     def emit(self, op: str, inputs: Sequence[Value | None], like: Node,
              out: Value | None = None, **attrs: Any) -> Value:
@@ -120,12 +123,5 @@ class Rewriter:
             return PassResult(self.g, False)
         outs = tuple(self.resolve(v) for v in self.g.outputs)
         nodes = tuple(n for n in self.nodes if id(n) not in self.dropped)
-        g = Graph(self.g.inputs, nodes, outs, self.g.initializers, self.g.name)
+        g = self.g.replace(nodes=nodes, outputs=outs)
         return PassResult(g, True)
-
-
-def same_type(a: TensorType, b: TensorType) -> bool:
-    """Provably the same dtype and shape."""
-    if a.dtype != b.dtype or a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
-        return False
-    return all(dims_equal(x, y) is True for x, y in zip(a.shape, b.shape))

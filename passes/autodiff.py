@@ -1,6 +1,6 @@
 """The backprop pass: the gradient graph of a scalar loss, built as ordinary graph code.
 
-It follows the chapter's path decomposition. For the loss ``o`` and any value ``h``::
+It follows the path decomposition of backpropagation. For the loss ``o`` and any value ``h``::
 
     delta(h) = sum over the uses (node, slot) of h of  vjp_node(delta(node.outputs))[slot]
     delta(o) = 1
@@ -16,15 +16,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graphdl.builder import GraphBuilder, Tensor
-from graphdl.errors import GradError
-from graphdl.ir import Graph, Node, Value
+from graphdl.core.builder import GraphBuilder, Tensor
+from graphdl.core.errors import GradError
+from graphdl.core.ir import Graph, Node, Value
 from graphdl.ops.reduce import reduce_sum
 from graphdl.ops.shape import zeros_like
-from graphdl.paths import nodes_on_path
-from graphdl.registry import Call, get_op
-from graphdl.rewrite import expand_composites
-from graphdl.types import dims_equal, shape_str
+from graphdl.core.paths import nodes_on_path
+from graphdl.core.registry import Call, get_op
+from graphdl.core.rewrite import expand_composites
+from graphdl.core.types import dims_equal, shape_str
 
 from .dce import eliminate_dead_nodes
 
@@ -94,9 +94,8 @@ def _grad_name(b: GraphBuilder, v: Value, taken: dict) -> str:
     """``NAME_grad``; when a graph already holds that name (a gradient of a gradient graph),
     ``NAME_grad`` followed by a number."""
     name = f"{v.name}_grad"
-    if name in taken or name in b._names:
-        name = b.fresh(name + "_")
-        b._names.discard(name)
+    if name in taken or b.names.is_taken(name):
+        name = b.names.fresh(name + "_", claim=False)
     return name
 
 

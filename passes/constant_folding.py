@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphdl.ir import Graph, Node
-from graphdl.registry import get_op
+from graphdl.core.ir import Graph, Node
+from graphdl.core.registry import get_op
 
 from ._rewrite import Rewriter
 from .manager import Pass, PassResult

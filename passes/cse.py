@@ -7,8 +7,8 @@ from typing import Any, Hashable
 
 import numpy as np
 
-from graphdl.ir import Graph, Node
-from graphdl.registry import get_op
+from graphdl.core.ir import Graph, Node
+from graphdl.core.registry import get_op
 
 from ._rewrite import Rewriter
 from .manager import Pass, PassResult
@@ -50,9 +50,7 @@ def eliminate_common_subexpressions(g: Graph) -> PassResult:
             return False
         if any(o in rw.outputs for o in n.outputs):
             return False
-        for old, new in zip(n.outputs, first.outputs):
-            rw.alias[old] = new
-        rw.changed = True
+        rw.merge(n, first)
         return True
 
     return rw.sweep(rule)

@@ -1,13 +1,14 @@
 """Dead-code elimination: drop nodes whose outputs nothing reads."""
 from __future__ import annotations
 
-from graphdl.ir import Graph
+from graphdl.core.ir import Graph
 
 from .manager import Pass, PassResult
 
 
 def eliminate_dead_nodes(g: Graph) -> Graph:
-    """``g`` without the nodes that no output depends on (random ops count as used)."""
+    """``g`` without the nodes that no output depends on; a random op that nothing reads goes
+    too (its draws change no output)."""
     live = set(g.outputs)
     keep = []
     for n in reversed(g.nodes):
@@ -17,7 +18,7 @@ def eliminate_dead_nodes(g: Graph) -> Graph:
     if len(keep) == len(g.nodes):
         return g
     inits = {v: a for v, a in g.initializers.items() if v in live}
-    return type(g)(g.inputs, tuple(reversed(keep)), g.outputs, inits, g.name)
+    return g.replace(nodes=tuple(reversed(keep)), initializers=inits)
 
 
 class DeadCodeElimination(Pass):

@@ -19,16 +19,17 @@ The new tensors are computed in float64 and rounded to the model's dtype, so the
 equals the unfolded graph up to rounding. They are initializers when a tensor they replace was
 one (constants otherwise); the replaced ones are dropped once nothing reads them. Training
 batch norm (``batch_norm_train``) and statistics that are graph inputs (as
-:func:`graphdl.train.params_as_inputs` makes them for training) are never folded.
+:func:`graphdl.training.minibatch.params_as_inputs` makes them for training) are never
+folded.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from graphdl.ir import Graph, Node, Value
-from graphdl.types import DType, TensorType
+from graphdl.core.ir import Graph, Node, Value
+from graphdl.core.types import DType, TensorType, same_type
 
-from ._rewrite import Rewriter, same_type
+from ._rewrite import Rewriter
 from .manager import Pass, PassResult
 
 
@@ -42,7 +43,7 @@ class FoldBatchNorm(Pass):
         read = {v for n in out.nodes for v in n.inputs} | set(out.outputs)
         every = {**out.initializers, **fold.made}
         inits = {v: a for v, a in every.items() if v in read or v not in fold.spent}
-        return PassResult(Graph(out.inputs, out.nodes, out.outputs, inits, out.name), True)
+        return PassResult(out.replace(initializers=inits), True)
 
 
 class _Folder:

@@ -22,12 +22,11 @@ from typing import Any, Iterable
 
 import networkx as nx
 
-from graphdl.ir import Graph, Node, Value
-from graphdl.ops.epilogue import ACTIVATIONS
-from graphdl.ops.fused import UFUNCS
-from graphdl.types import dims_equal
+from graphdl.core.ir import Graph, Node, Value
+from graphdl.core.registry import epilogues, get_op
+from graphdl.core.types import dims_equal, same_type
 
-from ._rewrite import Rewriter, same_type
+from ._rewrite import Rewriter
 from .manager import Pass, PassResult
 
 # -- MatMul + Add -> Gemm ------------------------------------------------------------------------
@@ -139,14 +138,17 @@ def _add_into_conv(rw: Rewriter, n: Node, only_here) -> bool:
 # -- Gemm / Conv + activation -> one node ----------------------------------------------------
 
 
-class ActivationFusion(Pass):
-    PRODUCERS = frozenset({"gemm", "conv"})  # the ops with an ``activation`` epilogue
+def _takes_epilogue(n: Node | None) -> bool:
+    """A node of an op with an ``activation`` attribute (gemm, conv), not yet set."""
+    return n is not None and "activation" in get_op(n.op).attrs and not n.attrs["activation"]
 
+
+class ActivationFusion(Pass):
     def run(self, g: Graph) -> PassResult:
-        made = {n.outputs[0] for n in g.nodes
-                if n.op in self.PRODUCERS and not n.attrs.get("activation")}
+        acts = epilogues()  # the activations a producer can apply in place
+        made = {n.outputs[0] for n in g.nodes if _takes_epilogue(n)}
         readers = dict.fromkeys((n.inputs[0] for n in g.nodes
-                                 if n.op in ACTIVATIONS and n.inputs[0] in made), 0)
+                                 if n.op in acts and n.inputs[0] in made), 0)
         if not readers:  # no activation reads a Gemm or Conv: nothing to sweep
             return PassResult(g, False)
         for n in g.nodes:  # readers of the candidates only, not a map of every value's uses
@@ -156,11 +158,11 @@ class ActivationFusion(Pass):
         outs = set(g.outputs)
 
         def rule(rw: Rewriter, n: Node) -> bool:
-            if n.op not in ACTIVATIONS:
+            if n.op not in acts:
                 return False
             (v,) = n.inputs
             p = rw.prod.get(v)
-            if p is None or p.op not in self.PRODUCERS or p.attrs.get("activation"):
+            if not _takes_epilogue(p):
                 return False
             if v in outs or readers.get(v) != 1:
                 return False  # the pre-activation is read elsewhere: keep it
@@ -203,7 +205,7 @@ class LossGradFusion(Pass):
                                   n.outputs + d.outputs, dict(n.attrs), n.name, n.loc, n.grad_of))
             elif n not in grads:
                 nodes.append(n)
-        return PassResult(Graph(g.inputs, tuple(nodes), g.outputs, g.initializers, g.name), True)
+        return PassResult(g.replace(nodes=tuple(nodes)), True)
 
 
 def _softmax_minus_onehot(prod: dict, n: Node) -> tuple[Value, Value] | None:
@@ -230,7 +232,7 @@ def _softmax_minus_onehot(prod: dict, n: Node) -> tuple[Value, Value] | None:
 
 
 def _fusable(n: Node) -> bool:
-    if n.op not in UFUNCS or len(n.outputs) != 1:
+    if get_op(n.op).inplace is None or len(n.outputs) != 1:
         return False
     vals = [v for v in n.inputs if v is not None and n.op != "cast"] + list(n.outputs)
     return all(v.type.dtype.is_float or v.type.dtype.name == "bool" for v in vals)
@@ -267,7 +269,7 @@ class ElementwiseFusion(Pass):
         if not fused:
             return PassResult(g, False)
         nodes = tuple(fused.get(n, n) for n in g.nodes if n in fused or n not in absorbed)
-        return PassResult(Graph(g.inputs, nodes, g.outputs, g.initializers, g.name), True)
+        return PassResult(g.replace(nodes=nodes), True)
 
 
 def find_groups(g: Graph, max_ops: int = 128) -> dict[Node, set[Node]]:

@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from graphdl.errors import PassError
-from graphdl.ir import Graph
-from graphdl.verify import verify
+from graphdl.core.errors import PassError
+from graphdl.core.ir import Graph
+from graphdl.core.verify import verify
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The default optimisation pipeline: an explicit list, in order, each entry saying why."""
 from __future__ import annotations
 
-from graphdl.ir import Graph
+from graphdl.core.ir import Graph
 
 from .constant_folding import ConstantFolding
 from .cse import CommonSubexpressionElimination

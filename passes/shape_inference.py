@@ -2,8 +2,8 @@
 rewrite), following shape tensors computed in the graph symbolically."""
 from __future__ import annotations
 
-from graphdl.ir import Graph
-from graphdl.rewrite import rebuild
+from graphdl.core.ir import Graph
+from graphdl.core.rewrite import rebuild
 
 from .manager import Pass, PassResult
 

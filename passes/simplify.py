@@ -10,11 +10,11 @@ from typing import Callable
 
 import numpy as np
 
-from graphdl.ir import Graph, Node
-from graphdl.registry import get_op
-from graphdl.types import DType
+from graphdl.core.ir import Graph, Node
+from graphdl.core.registry import get_op
+from graphdl.core.types import DType, same_type
 
-from ._rewrite import Rewriter, by_op, on, same_type
+from ._rewrite import Rewriter, by_op, on
 from .manager import Pass, PassResult
 
 

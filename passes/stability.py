@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from graphdl.ir import Graph, Node, Value
+from graphdl.core.ir import Graph, Node, Value
 
 from ._rewrite import Rewriter, by_op, on
 from .manager import Pass, PassResult

@@ -1,39 +1,38 @@
 """The training-step pass: (forward graph with a loss, optimiser) -> one training-step graph.
 
 Differentiates the loss w.r.t. the parameters, then appends the optimiser's update subgraph
-(graphdl.train_step describes the result). Nodes that carry state or randomness are found in the
-forward graph itself:
+(graphdl.training.step describes the result). Nodes that carry state or randomness are found in
+the forward graph itself, by their ops' facts:
 
-- ``batch_norm_train`` nodes whose running mean/variance are initializers: those become
-  carried inputs, not trained, and the node's updated statistics become ``NAME.next`` outputs;
-- ``dropout`` nodes whose mask is a graph input: the manifest lists that input as a mask with
-  the node's rate, for a trainer to draw each step (or a test to feed).
+- ``OpDef.carries`` (batch_norm_train): where such a state input is an initializer (running
+  mean/variance), it becomes a carried input, not trained, and the node's output holding its
+  next value becomes a ``NAME.next`` output;
+- ``OpDef.mask`` (dropout): where the mask is a graph input, the manifest lists that input as a
+  mask with the node's rate, for a trainer to draw each step (or a test to feed).
 
-Before that, graphdl.finetune prepares an imported model: an attached loss, drawn keep-masks
-turned into mask inputs, the parameters chosen (true parameters, globs, or LoRA adapters from
-graphdl.lora) and batch norms with frozen scale and shift put in inference mode.
+Before that, graphdl.training.finetune prepares an imported model: an attached loss, drawn
+keep-masks turned into mask inputs, the parameters chosen (true parameters, globs, or LoRA
+adapters from graphdl.training.lora) and batch norms with frozen scale and shift put in
+inference mode.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-from graphdl.builder import GraphBuilder
-from graphdl.errors import GraphError
-from graphdl.finetune import attach_loss, freeze_batch_norms, seed_dropouts, select_params
-from graphdl.ir import Graph, Value
-from graphdl.lora import LoraSpec, add_adapters
-from graphdl.optim import Optimizer, UpdateOptions
-from graphdl.train import params_as_inputs
-from graphdl.train_step import NEXT, TrainStep, assemble
+from graphdl.core.builder import GraphBuilder
+from graphdl.core.errors import GraphError
+from graphdl.core.ir import Graph, Value
+from graphdl.core.registry import get_op
+from graphdl.optim import Optimizer
+from graphdl.optim import UpdateOptions
+from graphdl.training.finetune import (attach_loss, freeze_batch_norms, seed_dropouts,
+                                       select_params)
+from graphdl.training.lora import LoraSpec, add_adapters
+from graphdl.training.minibatch import params_as_inputs
+from graphdl.training.step import NEXT, TrainStep, assemble
 
 from .autodiff import grad
 from .dce import eliminate_dead_nodes
-
-#: op -> ((state input slot, its next-value output slot), ...)
-CARRIES = {"batch_norm_train": ((3, 1), (4, 2))}
-#: op -> (mask input slot, name of the rate attribute)
-MASKS = {"dropout": (1, "rate")}
-
 
 def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
                   params: Sequence[str] | None = None, metrics: Sequence[str] = (), *,
@@ -43,7 +42,7 @@ def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
                   ) -> TrainStep:
     """The training step of ``forward``'s scalar output ``loss``, updating ``params`` (default:
     the true parameters matching ``trainable`` globs, less ``freeze`` globs; see
-    graphdl.finetune) with ``optimizer``; ``metrics`` names other forward values to output each
+    graphdl.training.finetune) with ``optimizer``; ``metrics`` names other forward values to output each
     step. ``attach`` (cross_entropy, mse, bce_logits) first gives an inference model the loss
     on its output ``logits`` against a new input ``labels``; ``lora`` trains low-rank adapters
     instead of the weights it names; ``options`` shapes the update (clipping, weight decay,
@@ -75,7 +74,7 @@ def _carried(g: Graph) -> dict[str, Value]:
     """Initializer name -> the forward value that replaces it next step."""
     out: dict[str, Value] = {}
     for n in g.nodes:
-        for slot_in, slot_out in CARRIES.get(n.op, ()):
+        for slot_in, slot_out in get_op(n.op).carries:
             v = n.inputs[slot_in]
             if v is not None and v in g.initializers:
                 if v.name in out:
@@ -89,8 +88,9 @@ def _masks(g: Graph) -> dict[str, float]:
     inputs = set(g.inputs)
     out = {}
     for n in g.nodes:
-        if n.op in MASKS:
-            slot, attr = MASKS[n.op]
+        mask = get_op(n.op).mask
+        if mask is not None:
+            slot, attr = mask
             if n.inputs[slot] in inputs:
                 out[n.inputs[slot].name] = float(n.attrs[attr])
     return out

@@ -467,7 +467,7 @@ def _cli(argv: list[str]) -> dict:
     import contextlib
     import io
 
-    from graphdl.cli import main as cli_main
+    from graphdl.tools.cli import main as cli_main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

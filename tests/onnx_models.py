@@ -1,7 +1,7 @@
 """Helpers for the ONNX import tests: small models built with onnx.helper, feeds as the ONNX
 backend test cases give them (a list of arrays for a sequence, None for an absent optional)
 turned into graphdl's tensor feeds and the ``from_onnx`` options they imply (see
-graphdl/onnx_boundary.py), and a check of graphdl's outputs against onnx's reference or
+graphdl/onnx/boundary.py), and a check of graphdl's outputs against onnx's reference or
 onnxruntime."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Atomic writes: every file graphdl writes goes through graphdl.fileio.write_atomic (a source
+"""Atomic writes: every file graphdl writes goes through graphdl.core.fileio.write_atomic (a source
 scan proves no other code path opens a file for writing), and a write that fails half way leaves
 the old file intact and no temporary file behind."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import graphdl as gd
-from graphdl.cli import main
-from graphdl.fileio import write_atomic
+from graphdl.tools.cli import main
+from graphdl.core.fileio import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Methods that write a file on any object, and functions of numpy/onnx/tempfile that do
@@ -52,7 +52,7 @@ def test_no_code_writes_files_except_through_write_atomic():
                 continue
             for line, what in _file_writes(ast.parse(path.read_text(), str(path))):
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {what}")
-    assert not offenders, "write through graphdl.fileio.write_atomic:\n" + "\n".join(offenders)
+    assert not offenders, "write through graphdl.core.fileio.write_atomic:\n" + "\n".join(offenders)
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):

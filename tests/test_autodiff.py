@@ -8,7 +8,7 @@ import pytest
 import graphdl as gd
 import passes
 from graphdl import registry
-from graphdl.registry import OpDef
+from graphdl.core.registry import OpDef
 
 
 def test_fan_out_sums_every_use():

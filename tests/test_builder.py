@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import graphdl as gd
-from graphdl.verify import verify
+from graphdl.core.verify import verify
 
 
 def test_shape_error_names_op_shapes_and_user_line():

@@ -166,7 +166,7 @@ def test_cnn_example_trains_alike_in_both_engines():
 def test_minibatch_sgd_momentum_matches_torch():
     """MinibatchSGD(momentum=0.9), used by the CNN example, takes torch.optim.SGD's steps."""
     torch = pytest.importorskip("torch")
-    from graphdl.train import MinibatchSGD, params_as_inputs
+    from graphdl.training.minibatch import MinibatchSGD, params_as_inputs
 
     b = gd.GraphBuilder("m")
     x, t = b.input("x", ["N", 2, 5, 5]), b.input("t", ["N", 3, 3, 3])

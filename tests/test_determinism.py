@@ -15,7 +15,7 @@ import pytest
 
 import graphdl as gd
 import passes
-from graphdl.interpreter import Plan
+from graphdl.engine.interpreter import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from onnx.reference import ReferenceEvaluator
 
 import graphdl as gd
 import passes
-from graphdl.types import STRING_ITEM_BYTES, DType
+from graphdl.core.types import STRING_ITEM_BYTES, DType
 
 ORT = pytest.importorskip("onnxruntime")
 
@@ -69,7 +69,7 @@ def test_integer_div_truncates_exactly_like_onnxruntime(dtype):
 
 def test_small_int_reduce_sum_keeps_its_dtype_and_wraps_like_onnxruntime():
     """numpy widens an int16 sum; ONNX keeps int16 (and wraps). ORT runs it through int32
-    (graphdl/ort_coverage.py), whose wrapped low bits are the same."""
+    (graphdl/onnx/coverage.py), whose wrapped low bits are the same."""
     b = gd.GraphBuilder("sum")
     x = b.input("x", [3], "int16")
     g = b.build({"s": gd.reduce_sum(x)})
@@ -125,7 +125,7 @@ def test_memory_budget_counts_strings_by_the_estimate():
     b = gd.GraphBuilder("big")
     x = b.input("x", [1000, 1000], "string")
     g = b.build({"y": gd.identity(x)})
-    from graphdl.limits import ResourceLimitError, check_graph
+    from graphdl.core.limits import ResourceLimitError, check_graph
 
     check_graph(g, max_bytes=STRING_ITEM_BYTES * 10**6)
     with pytest.raises(ResourceLimitError, match="1000, 1000"):

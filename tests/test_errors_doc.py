@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import graphdl as gd
-import graphdl.errors
-from graphdl.ir import Graph, Node, Value
-from graphdl.runtime import ProviderError
-from graphdl.types import tensor_type
+import graphdl.core.errors
+from graphdl.core.ir import Graph, Node, Value
+from graphdl.engine.runtime import ProviderError
+from graphdl.core.types import tensor_type
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 LOC = re.compile(r" at [^\s:()]+\.py:\d+")
@@ -114,8 +114,8 @@ TRIGGERS = {
 
 
 def error_classes() -> dict[str, type]:
-    """Every GraphError subclass defined in graphdl.errors, plus runtime's ProviderError."""
-    found = {name: cls for name, cls in vars(graphdl.errors).items()
+    """Every GraphError subclass defined in graphdl.core.errors, plus runtime's ProviderError."""
+    found = {name: cls for name, cls in vars(graphdl.core.errors).items()
              if inspect.isclass(cls) and issubclass(cls, gd.GraphError)}
     found["ProviderError"] = ProviderError
     return found

@@ -1,4 +1,4 @@
-"""graphdl.explain: the backprop recursion unrolled. The terms it lists for a hidden layer are
+"""graphdl.tools.explain: the backprop recursion unrolled. The terms it lists for a hidden layer are
 the layer's out-edges written down by hand, and the gradient the pass builds equals the sum of
 those terms derived by hand in NumPy."""
 from __future__ import annotations

@@ -14,8 +14,8 @@ import onnxruntime as ort
 import pytest
 
 import graphdl as gd
-from graphdl.external_data import ExternalDataError, save_model
-from graphdl.limits import ResourceLimitError
+from graphdl.onnx.external_data import ExternalDataError, save_model
+from graphdl.core.limits import ResourceLimitError
 from tests.hostile_corpus import external_model, mlp_model
 
 SECRET = np.arange(6, dtype=np.float32) + 100  # what an attacker wants read
@@ -206,7 +206,7 @@ def test_save_refuses_model_with_unloaded_external_data(tmp_path):
 def test_open_never_follows_a_link_even_if_swapped_in_after_the_checks(tmp_path, outside):
     """The descriptor is opened component by component with O_NOFOLLOW, so a link swapped in
     after safe_location's checks is still refused."""
-    from graphdl.external_data import _open_beneath
+    from graphdl.onnx.external_data import _open_beneath
 
     (tmp_path / "m").mkdir()
     os.symlink(tmp_path, tmp_path / "m" / "sub")

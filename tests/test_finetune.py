@@ -12,13 +12,13 @@ import pytest
 import graphdl as gd
 import passes
 from graphdl import nn, optim
-from graphdl.cli import main
-from graphdl.errors import GraphError
-from graphdl.lora import LoraSpec, add_adapters
-from graphdl.onnx_export import to_onnx
-from graphdl.schedules import make_schedule
-from graphdl.train import params_as_inputs
-from graphdl.trainer import Trainer
+from graphdl.core.errors import GraphError
+from graphdl.onnx.export import to_onnx
+from graphdl.tools.cli import main
+from graphdl.training.lora import LoraSpec, add_adapters
+from graphdl.training.minibatch import params_as_inputs
+from graphdl.training.schedules import make_schedule
+from graphdl.training.trainer import Trainer
 
 
 def _digits(n=300):

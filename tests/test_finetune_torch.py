@@ -13,8 +13,8 @@ import pytest
 from onnx import numpy_helper
 
 import graphdl as gd
-from graphdl.cli import main
-from graphdl.train import params_as_inputs
+from graphdl.tools.cli import main
+from graphdl.training.minibatch import params_as_inputs
 
 torch = pytest.importorskip("torch")
 
@@ -141,7 +141,7 @@ def test_resume_after_an_interrupted_epoch_equals_an_unbroken_run(exported, tmp_
         _cli("train-step", folder / "train.onnx", "-o", run, "--attach", "cross_entropy",
              "--logits", "logits", "--optimizer", "adamw")
     _cli("train", whole, "--data", folder / "small.npz", "--epochs", "3", "--batch-size", "50")
-    from graphdl import step_runner
+    from graphdl.training import step_runner
 
     real, calls = step_runner.OrtRunner.__call__, []
 

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import graphdl as gd
 import passes
-from graphdl.errors import GradError, GraphError
+from graphdl.core.errors import GradError, GraphError
 
 F = TensorProto.FLOAT
 

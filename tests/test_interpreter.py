@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import graphdl as gd
-from graphdl.interpreter import Plan
+from graphdl.engine.interpreter import Plan
 
 
 def _chain():

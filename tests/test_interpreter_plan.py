@@ -4,7 +4,7 @@ onnxruntime."""
 import numpy as np
 
 import graphdl as gd
-from graphdl.interpreter import Plan
+from graphdl.engine.interpreter import Plan
 
 
 def _x(*shape, seed=0):

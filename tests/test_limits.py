@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphdl as gd
-from graphdl.limits import (DEFAULT_MAX_BYTES, ResourceLimitError, check_bytes, element_count,
+from graphdl.core.limits import (DEFAULT_MAX_BYTES, ResourceLimitError, check_bytes, element_count,
                             fmt_bytes)
 
 

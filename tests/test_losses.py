@@ -8,7 +8,7 @@ import pytest
 
 import graphdl as gd
 import passes
-from graphdl.rewrite import expand_composites
+from graphdl.core.rewrite import expand_composites
 
 ENGINES = ["numpy", "ort"]
 

@@ -7,8 +7,8 @@ import pytest
 import graphdl as gd
 import passes
 from graphdl.nn import MLP, Dense, Sequential
-from graphdl.train import MinibatchSGD, minibatches, params_as_inputs
-from graphdl.types import Sym
+from graphdl.training.minibatch import MinibatchSGD, minibatches, params_as_inputs
+from graphdl.core.types import Sym
 
 
 def _builder(n_in: int = 64, dtype: str = "float32") -> tuple[gd.GraphBuilder, gd.Tensor]:

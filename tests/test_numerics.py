@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphdl as gd
-from graphdl.numerics import NumericsError, check_numerics, find_nonfinite
+from graphdl.engine.numerics import NumericsError, check_numerics, find_nonfinite
 
 ENGINES = ["numpy", "ort"]
 

@@ -10,7 +10,7 @@ its reason in ``SKIPPED`` or in ``_skip_reason`` (an op not yet imported, comput
 importer table, so the list shrinks as ops land). A case that fails is a failure, never skipped.
 
 Cases run as shipped. Sequence and optional graph inputs and outputs are resolved at import time
-(graphdl/onnx_boundary.py), from the case's own data: an input fed a list of k arrays is a
+(graphdl/onnx/boundary.py), from the case's own data: an input fed a list of k arrays is a
 sequence of length k (``sequence_lengths``), fed as the tensor inputs ``name.0`` ...; one fed
 None is an absent optional (``absent_inputs``); an output expected as a list is compared
 element by element with the tensor outputs ``name.0`` ... that the graph's metadata names.
@@ -27,7 +27,7 @@ import pytest
 from onnx import numpy_helper
 
 import graphdl as gd
-from graphdl.onnx_importers import IMPORTERS
+from graphdl.onnx.importers import import_table
 from tests.onnx_models import spread
 
 #: ONNX op types the ONNX import issue names (beyond what graphdl imports), with the issue whose
@@ -107,7 +107,7 @@ def _cases() -> list:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cases = collect_testcases(None)
-    scope = set(IMPORTERS) | set(NAMED_OPS)
+    scope = set(import_table()) | set(NAMED_OPS)
     return [c for c in cases if {n.op_type for n in c.model.graph.node} <= scope
             and not _type_names(c.model) & EXCLUDED_TYPES and not _random(c)]
 
@@ -116,7 +116,7 @@ CASES = _cases()
 
 
 def _skip_reason(case) -> str | None:
-    missing = sorted({n.op_type for n in case.model.graph.node} - set(IMPORTERS))
+    missing = sorted({n.op_type for n in case.model.graph.node} - set(import_table()))
     if missing:
         return "; ".join(f"op {op} not yet in graphdl (issue {NAMED_OPS.get(op, 7)})"
                          for op in missing)

@@ -12,7 +12,7 @@ over stride, padding, dilation, group, auto_pad and ceil_mode variants, with a s
 
 The integer dtypes int16, uint16, uint32 and uint64 run every op row (its float inputs as small
 ints) and must either run in onnxruntime with the interpreter's exact result (through the
-wider dtype graphdl/ort_coverage.py's WIDEN names where onnxruntime lacks the kernel) or be
+wider dtype the op's OpDef.widen names where onnxruntime lacks the kernel) or be
 refused with an error naming the op and the dtype. String tensors run there too."""
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ import onnx
 import pytest
 
 import graphdl as gd
-from graphdl.onnx_export import DEFAULT_OPSET
+from graphdl.onnx.export import DEFAULT_OPSET
 from graphdl.ops.window import out_dims
-from graphdl.ort_coverage import WIDEN
+from graphdl.onnx.coverage import widened
 from tests.op_samples import Sample, all_samples, randn
 from tests.test_ops_table import build
+
+WIDEN = widened()  # op -> {dtype onnxruntime lacks: the dtype export computes in}
 
 #: (op, dtype) rows whose lowering has no onnxruntime kernel and no fallback yet
 KNOWN_GAPS: set[tuple[str, str]] = set()

@@ -8,7 +8,7 @@ import pytest
 from onnxruntime.capi import _pybind_state as ort_c
 
 import graphdl as gd
-from graphdl.onnx_export import DEFAULT_OPSET, MIN_OPSET
+from graphdl.onnx.export import DEFAULT_OPSET, MIN_OPSET
 from tests.op_samples import all_samples, assert_same
 from tests.test_ops_table import build
 

@@ -9,8 +9,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphdl as gd
-from graphdl.onnx_export import ir_version_for
-from graphdl.types import Sym
+from graphdl.onnx.export import ir_version_for
+from graphdl.core.types import Sym
 
 F32 = TensorProto.FLOAT
 RNG = np.random.default_rng(0)

@@ -1,5 +1,5 @@
 """ONNX optionals imported with their presence known at import time
-(graphdl/onnx_importers/optional.py, graphdl/onnx_boundary.py): an optional graph input is
+(graphdl/onnx/importers/optional.py, graphdl/onnx/boundary.py): an optional graph input is
 present unless named in ``absent_inputs``. Small models checked against
 ``onnx.reference.ReferenceEvaluator`` and onnxruntime, which take an absent optional as None;
 and what graphdl refuses."""
@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import graphdl as gd
-from graphdl.errors import OnnxError
+from graphdl.core.errors import OnnxError
 from tests.onnx_models import make_model, matches_reference
 
 F = TensorProto.FLOAT

@@ -1,5 +1,5 @@
-"""ONNX sequence ops imported as static sequences (graphdl/onnx_importers/sequence.py), and
-sequence graph inputs and outputs (graphdl/onnx_boundary.py): small models built with
+"""ONNX sequence ops imported as static sequences (graphdl/onnx/importers/sequence.py), and
+sequence graph inputs and outputs (graphdl/onnx/boundary.py): small models built with
 onnx.helper, run through ``from_onnx`` and graphdl's interpreter, checked against
 ``onnx.reference.ReferenceEvaluator`` (and onnxruntime); and the models graphdl must refuse,
 each with an OnnxError naming the node or value and the reason."""
@@ -15,7 +15,7 @@ from onnx.reference import ReferenceEvaluator
 
 import graphdl as gd
 import passes
-from graphdl.errors import OnnxError
+from graphdl.core.errors import OnnxError
 from tests.onnx_models import make_model, matches_reference, spread
 
 F = TensorProto.FLOAT
@@ -275,7 +275,7 @@ def test_gradient_reaches_a_sequence_input_element():
 
 def test_command_line_takes_sequence_lengths(tmp_path, capsys):
     """``--sequence-length xs=3``: inspect lists the element inputs, run feeds them."""
-    from graphdl.cli import main
+    from graphdl.tools.cli import main
 
     path, xs = tmp_path / "reader.onnx", _widths(3, 1, 2)
     onnx.save(_reader_model(), path)

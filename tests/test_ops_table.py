@@ -8,7 +8,7 @@ import pytest
 
 import graphdl as gd
 import passes
-from graphdl.registry import all_ops
+from graphdl.core.registry import all_ops
 from tests.op_samples import Sample, all_samples, assert_same, fits
 
 SAMPLES = all_samples()

@@ -7,8 +7,8 @@ import pytest
 
 import graphdl as gd
 from graphdl import ops
-from graphdl.cli import main
-from graphdl.param_roles import parameter_roles, true_parameters
+from graphdl.tools.cli import main
+from graphdl.training.param_roles import parameter_roles, true_parameters
 
 
 def _model() -> gd.Graph:
@@ -46,7 +46,7 @@ def test_roles_of_a_handmade_model():
 
 def test_inspect_params_lists_each_initializer(tmp_path, capsys):
     path = tmp_path / "roles.onnx"
-    from graphdl.onnx_export import to_onnx
+    from graphdl.onnx.export import to_onnx
 
     path.write_bytes(to_onnx(_model()).SerializeToString())
     assert main(["inspect", "--params", str(path)]) == 0

@@ -7,7 +7,7 @@ import pytest
 
 import graphdl as gd
 import passes
-from graphdl.ir import Graph
+from graphdl.core.ir import Graph
 from passes import DeadCodeElimination, Pass, PassManager, PassResult, Simplify
 from passes import pipeline
 

@@ -3,7 +3,7 @@ unsimplified graph in the interpreter and in onnxruntime on random feeds."""
 import numpy as np
 
 import graphdl as gd
-from graphdl.ir import Graph
+from graphdl.core.ir import Graph
 from passes import DeadCodeElimination, PassManager, Simplify
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import graphdl as gd
-from graphdl.ir import Graph
+from graphdl.core.ir import Graph
 from passes import DeadCodeElimination, PassManager, StabilityRewrites
 
 torch = pytest.importorskip("torch")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import graphdl as gd
-from graphdl.ir import Graph
-from graphdl.types import TensorType
+from graphdl.core.ir import Graph
+from graphdl.core.types import TensorType
 from passes import (DeadCodeElimination, Pass, PassManager, PassResult, ShapeInference,
                     infer_shapes)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from graphdl import GraphError
-from graphdl.progress import Progress, history_columns, plot_history
+from graphdl.training.progress import Progress, history_columns, plot_history
 
 
 class FakeTTY(io.StringIO):

@@ -17,9 +17,9 @@ from onnx.reference import ReferenceEvaluator
 
 import graphdl as gd
 import passes
-from graphdl.printing import format_graph
-from graphdl.errors import ShapeError
-from graphdl.types import broadcast_shapes
+from graphdl.core.printing import format_graph
+from graphdl.core.errors import ShapeError
+from graphdl.core.types import broadcast_shapes
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.data_too_large])

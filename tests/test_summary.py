@@ -8,7 +8,7 @@ import numpy as np
 
 import graphdl as gd
 import passes
-from graphdl.summary import poly_str
+from graphdl.core.summary import poly_str
 
 
 def mlp():

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import graphdl as gd
 import passes
-from graphdl.onnx_export import DEFAULT_OPSET, MIN_OPSET
-from graphdl.types import Sym, dim_mul
+from graphdl.onnx.export import DEFAULT_OPSET, MIN_OPSET
+from graphdl.core.types import Sym, dim_mul
 
 N = Sym.var("N")
 BIG = 2**63 - 1

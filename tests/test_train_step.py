@@ -12,7 +12,7 @@ import pytest
 import graphdl as gd
 import passes
 from graphdl import nn, optim
-from graphdl.train_step import TrainStep
+from graphdl.training.step import TrainStep
 
 F64 = "float64"
 

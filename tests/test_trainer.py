@@ -14,7 +14,7 @@ import pytest
 import graphdl as gd
 import passes
 from graphdl import nn, optim
-from graphdl.trainer import Trainer
+from graphdl.training.trainer import Trainer
 
 
 def _step(opt=None, hidden=12):
@@ -68,7 +68,7 @@ _SAVER = textwrap.dedent("""
     import numpy as np
     import graphdl as gd, passes
     from graphdl import nn, optim
-    from graphdl.trainer import Trainer
+    from graphdl.training.trainer import Trainer
     b = gd.GraphBuilder("big")
     x = b.input("x", ["N", 600], "float64")
     fwd = b.build({"loss": gd.reduce_mean(nn.Dense(600, 1500, seed=1)(x))})

@@ -1,8 +1,8 @@
 """Symbolic dims and broadcasting: products, exact division, parsing, unknowns stay unknown."""
 import pytest
 
-from graphdl.errors import ShapeError
-from graphdl.types import (Sym, broadcast_shapes, dim_div, dim_mul, dim_str, dims_equal,
+from graphdl.core.errors import ShapeError
+from graphdl.core.types import (Sym, broadcast_shapes, dim_div, dim_mul, dim_str, dims_equal,
                            parse_dim)
 
 N, T = Sym.var("N"), Sym.var("T")

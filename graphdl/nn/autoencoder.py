@@ -1,11 +1,11 @@
-"""Autoencoders (the chapter's section 3.5): ``x_hat = decoder(encoder(x))``, with the
+"""Autoencoders: ``x_hat = decoder(encoder(x))``, with the
 reconstruction loss and an optional sparsity penalty on the code as one differentiable loss."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ..builder import Tensor
-from ..errors import GraphError
+from ..core.builder import Tensor
+from ..core.errors import GraphError
 from ..ops.losses import mse_loss
 from .layer import Layer
 from .regularizers import kl_sparsity, l1_activity

@@ -1,4 +1,4 @@
-"""Convolutional layers (the chapter's section 3.3): Conv1d / Conv2d (convolution plus the
+"""Convolutional layers: Conv1d / Conv2d (convolution plus the
 detection nonlinearity), MaxPool2d / AvgPool2d and Flatten, composable with Dense into the
 conv -> ReLU -> pool -> flatten -> dense framework::
 
@@ -14,12 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..builder import Tensor, user_location
-from ..errors import ShapeError
+from ..core.builder import Tensor, user_location
+from ..core.errors import ShapeError
 from ..ops.conv import conv
 from ..ops.pool import avg_pool, max_pool
 from ..ops.shape import flatten
-from ..types import dims_equal, shape_str
+from ..core.types import dims_equal, shape_str
 from .dense import Activation, default_init, get_activation
 from .init import Init, get_init
 from .layer import Layer, Seed
@@ -77,7 +77,7 @@ class _ConvNd(Layer):
 
 
 class Conv1d(_ConvNd):
-    """1-D convolution over [N, C, W] (the seed's N=5, F=3, Q=1, s=2 example gives W=3).
+    """1-D convolution over [N, C, W] (N=5, F=3, Q=1, s=2 gives W=(5 - 3 + 2)/2 + 1 = 3).
     ``padding`` is an int, one per axis, or an ONNX auto_pad string ("SAME_UPPER", ...)."""
 
     kind = "conv1d"

@@ -1,14 +1,14 @@
-"""Fully connected layers (the chapter's section 3.2) and the MLP built from them."""
+"""Fully connected layers and the MLP built from them."""
 from __future__ import annotations
 
 from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from ..builder import Tensor, user_location
-from ..errors import ShapeError
+from ..core.builder import Tensor, user_location
+from ..core.errors import ShapeError
 from ..ops.activations import elu, leaky_relu, relu, sigmoid, softmax, tanh
-from ..types import dims_equal, shape_str
+from ..core.types import dims_equal, shape_str
 from .init import Init, get_init
 from .layer import Layer, Seed, Sequential
 
@@ -39,7 +39,7 @@ def default_init(act: Callable[[Tensor], Tensor] | None) -> str:
 
 
 class Dense(Layer):
-    """``act(h @ W + b)`` with W [in, out], b [out]: the chapter's ``act(W h + b)`` applied to
+    """``act(h @ W + b)`` with W [in, out], b [out]: the column form ``act(W h + b)`` applied to
     a batch of row vectors h [..., in] (any leading dims, symbolic ones included)."""
 
     kind = "dense"

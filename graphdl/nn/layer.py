@@ -19,9 +19,9 @@ from typing import Callable, ClassVar, Sequence, Union
 
 import numpy as np
 
-from ..builder import GraphBuilder, Tensor
-from ..errors import GraphError
-from ..types import DType
+from ..core.builder import GraphBuilder, Tensor
+from ..core.errors import GraphError
+from ..core.types import DType
 
 Seed = Union[int, Sequence[int], None]
 

@@ -19,11 +19,11 @@ from typing import Iterable
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError, ShapeError
+from ..core.builder import Tensor
+from ..core.errors import GraphError, ShapeError
 from ..ops.dropout import dropout, random_keep_mask
 from ..ops.normalization import batch_norm, batch_norm_train
-from ..types import dims_equal, shape_str
+from ..core.types import dims_equal, shape_str
 from .layer import Layer, Seed, Sequential
 
 

@@ -1,9 +1,9 @@
-"""Recurrent layers of the chapter's section 3.4: ``RNN``, ``LSTM``, ``GRU``.
+"""Recurrent layers: ``RNN``, ``LSTM``, ``GRU``.
 
 A layer reads a batch of sequences x [N, T, I] (batch-major, T static) and returns every
 hidden state [N, T, H] (``return_sequences=True``) or the last one [N, H]. Its parameters are
 stored in ONNX's layout, which the ops take (see graphdl/ops/recurrent.py for which blocks are
-the chapter's W_*, U_*, b_*): "W" [1, G*H, I], "R" [1, G*H, H], "B" [1, 2*G*H]. Initial
+the gate weights W_*, U_*, b_*): "W" [1, G*H, I], "R" [1, G*H, H], "B" [1, 2*G*H]. Initial
 values are U(-1/sqrt(H), 1/sqrt(H)), as PyTorch draws them.
 
 PyTorch stores the same numbers in another order; :func:`onnx_weights_from_torch` converts:
@@ -12,7 +12,7 @@ PyTorch stores the same numbers in another order; :func:`onnx_weights_from_torch
   -> B[0], with the gate blocks (H rows each) permuted:
 - LSTM: PyTorch i, f, g, o -> ONNX i, o, f, c (g is the candidate cell c~);
 - GRU: PyTorch r, z, n -> ONNX z, r, h; PyTorch's GRU is ``linear_before_reset=1``
-  (``n = tanh(W_n x + b_in + r * (U_n h + b_hn))``), the chapter's is 0;
+  (``n = tanh(W_n x + b_in + r * (U_n h + b_hn))``), the original GRU's is 0;
 - RNN: one block, no permutation.
 
 The permutation is linear, so gradients convert the same way.
@@ -23,11 +23,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..builder import Tensor, user_location
-from ..errors import ShapeError
+from ..core.builder import Tensor, user_location
+from ..core.errors import ShapeError
 from ..ops.recurrent import GATES, RNN_ACTIVATIONS, gru, lstm, rnn
 from ..ops.shape import squeeze, unsqueeze
-from ..types import dims_equal, shape_str
+from ..core.types import dims_equal, shape_str
 from .layer import Layer, Seed, param_dtype
 
 #: for each kind, the PyTorch gate block that goes to each ONNX gate position
@@ -87,7 +87,7 @@ class _Recurrent(Layer):
 
 class RNN(_Recurrent):
     """The vanilla RNN ``h(i) = act(W_hh h(i-1) + W_hx x(i) + b_h)`` (act: tanh, relu or
-    sigmoid). The chapter's output ``y(i) = act_y(W_yh h(i) + b_y)`` is a Dense layer on the
+    sigmoid). The textbook output ``y(i) = act_y(W_yh h(i) + b_y)`` is a Dense layer on the
     returned states."""
 
     kind = "rnn"
@@ -105,7 +105,7 @@ class RNN(_Recurrent):
 
 
 class LSTM(_Recurrent):
-    """The LSTM of the chapter (forget, input, output gates, candidate cell); call it with
+    """The LSTM (forget, input, output gates, candidate cell); call it with
     optional initial ``h`` and ``c``."""
 
     kind = "lstm"
@@ -116,7 +116,7 @@ class LSTM(_Recurrent):
 
 class GRU(_Recurrent):
     """The GRU ``h(t) = (1 - z) * h~ + z * h(t-1)``; ``linear_before_reset=1`` gives PyTorch's
-    candidate ``tanh(W x + b + r * (U h + b'))`` instead of the chapter's ``U (r * h)``."""
+    candidate ``tanh(W x + b + r * (U h + b'))`` instead of the original GRU's ``U (r * h)``."""
 
     kind = "gru"
 

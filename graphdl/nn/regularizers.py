@@ -1,4 +1,4 @@
-"""Penalty terms added to a loss (the chapter's sections 3.5 and 3.6), as plain graph code.
+"""Penalty terms added to a loss, as plain graph code.
 
 Weight penalties act on parameters; activity penalties act on a code ``h`` (autoencoders):
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..builder import Tensor
-from ..errors import GraphError
+from ..core.builder import Tensor
+from ..core.errors import GraphError
 from ..ops.elementwise import abs as abs_
 from ..ops.elementwise import log
 from ..ops.reduce import reduce_mean, reduce_sum

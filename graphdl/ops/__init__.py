@@ -1,5 +1,5 @@
 """graphdl's ops, one module per family; importing this package registers them all."""
-from . import elementwise, reduce, linalg, shape, slice, split, scatter  # noqa: F401
+from . import elementwise, reduce, linalg, shape, slice, split, scatter, indexing  # noqa: F401
 from . import activations, losses  # noqa: F401
 from . import recurrent  # noqa: F401
 from . import gradient  # noqa: F401 - ONNX Gradient requests (passes.expand_gradients)

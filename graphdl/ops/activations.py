@@ -1,13 +1,13 @@
-"""Activations of the chapter's section 3.2: ReLU, LeakyReLU, ELU, sigmoid, tanh, softmax and
-log-softmax. ELU is the standard ``alpha * (exp(x) - 1)`` for x < 0 (the seed's
-``exp(x - 1)`` is a typo)."""
+"""Activations: ReLU, LeakyReLU, ELU, sigmoid, tanh, softmax and
+log-softmax. ELU is the standard ``alpha * (exp(x) - 1)`` for x < 0 (a common misprint has
+``exp(x - 1)``)."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..builder import Tensor
-from ..registry import Call, OpDef, onnx_op, register
-from ..types import TensorType
+from ..core.builder import Tensor
+from ..core.registry import Call, Epilogue, OpDef, onnx_op, register
+from ..core.types import TensorType
 from .common import norm_axis, unary_infer
 from .elementwise import cast, exp, where
 from .reduce import reduce_sum
@@ -15,7 +15,7 @@ from .rows import max_keepdims, sum_keepdims
 
 
 def _relu_vjp(b, c: Call, gys):
-    """The chapter's delta * f'(a) with f'(a) = [a > 0] = [relu(a) > 0]: a multiply, which both
+    """The backprop's delta * f'(a) with f'(a) = [a > 0] = [relu(a) > 0]: a multiply, which both
     engines run several times faster than a select (onnxruntime's Where is ~8x its Mul); read
     from the output, so the pre-activation can die at the ReLU (which then runs in place)."""
     y = c.outputs[0]
@@ -88,17 +88,37 @@ def _tanh_vjp(b, c: Call, gys):
     return [gys[0] * (1.0 - y * y)]
 
 
+def _relu_inplace(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return np.maximum(x, x.dtype.type(0), out=out)
+
+
+def _sigmoid_inplace(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """0.5 * (1 + tanh(x / 2)): stable for any x and evaluable in place."""
+    y = np.multiply(x, x.dtype.type(0.5), out=out)
+    np.tanh(y, out=y)
+    np.add(y, y.dtype.type(1), out=y)
+    return np.multiply(y, y.dtype.type(0.5), out=y)
+
+
+# As gemm's and conv's epilogues, each activation's derivative in terms of its output y.
+_RELU_EPILOGUE = Epilogue("Relu", lambda y: cast(y > 0.0, y.dtype))
+_SIGMOID_EPILOGUE = Epilogue("Sigmoid", lambda y: y * (1.0 - y))
+_TANH_EPILOGUE = Epilogue("Tanh", lambda y: 1.0 - y * y)
+
 register(OpDef("relu", unary_infer, (1, 1), kernel=lambda x: np.maximum(x, x.dtype.type(0)),
-               lower=onnx_op("Relu"), vjp=_relu_vjp, traits={"elementwise"}))
+               lower=onnx_op("Relu"), vjp=_relu_vjp, traits={"elementwise"},
+               inplace=_relu_inplace, fresh=True, epilogue=_RELU_EPILOGUE))
 register(OpDef("leaky_relu", unary_infer, (1, 1), kernel=_leaky_kernel,
                lower=_leaky_lower, vjp=_leaky_vjp, attrs={"alpha": 0.01},
-               traits={"elementwise"}))
+               traits={"elementwise"}, fresh=True))
 register(OpDef("elu", unary_infer, (1, 1), kernel=_elu_kernel, lower=_elu_lower,
-               vjp=_elu_vjp, attrs={"alpha": 1.0}, traits={"elementwise"}))
+               vjp=_elu_vjp, attrs={"alpha": 1.0}, traits={"elementwise"}, fresh=True))
 register(OpDef("sigmoid", unary_infer, (1, 1), kernel=_sigmoid_kernel, lower=onnx_op("Sigmoid"),
-               vjp=_sigmoid_vjp, traits={"elementwise"}))
+               vjp=_sigmoid_vjp, traits={"elementwise"}, inplace=_sigmoid_inplace, fresh=True,
+               epilogue=_SIGMOID_EPILOGUE))
 register(OpDef("tanh", unary_infer, (1, 1), kernel=np.tanh, lower=onnx_op("Tanh"),
-               vjp=_tanh_vjp, traits={"elementwise"}))
+               vjp=_tanh_vjp, traits={"elementwise"}, inplace=np.tanh, fresh=True,
+               epilogue=_TANH_EPILOGUE))
 
 
 def relu(x: Tensor) -> Tensor:
@@ -106,7 +126,7 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, alpha: float = 0.01) -> Tensor:
-    """x for x > 0, else alpha * x (the chapter's LeakyReLU, slope 0.01 by default)."""
+    """x for x > 0, else alpha * x (LeakyReLU, slope 0.01 by default)."""
     return x.b.apply1("leaky_relu", [x], alpha=float(alpha))
 
 
@@ -139,7 +159,7 @@ def _softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
     return e
 
 
-def _log_softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
+def log_softmax_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
     z = x - max_keepdims(x, axis)
     return z - np.log(sum_keepdims(np.exp(z), axis))
 
@@ -157,9 +177,10 @@ def _log_softmax_vjp(b, c: Call, gys):
 
 
 register(OpDef("softmax", _softmax_infer, (1, 1), kernel=_softmax_kernel,
-               lower=onnx_op("Softmax"), vjp=_softmax_vjp, attrs={"axis": -1}))
-register(OpDef("log_softmax", _softmax_infer, (1, 1), kernel=_log_softmax_kernel,
-               lower=onnx_op("LogSoftmax"), vjp=_log_softmax_vjp, attrs={"axis": -1}))
+               lower=onnx_op("Softmax"), vjp=_softmax_vjp, attrs={"axis": -1}, fresh=True))
+register(OpDef("log_softmax", _softmax_infer, (1, 1), kernel=log_softmax_kernel,
+               lower=onnx_op("LogSoftmax"), vjp=_log_softmax_vjp, attrs={"axis": -1},
+               fresh=True))
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import DTypeError, ShapeError
-from ..types import DType, Shape, TensorType, broadcast_shapes, dims_equal, shape_str
+from ..core.errors import DTypeError, ShapeError
+from ..core.types import DType, Shape, TensorType, broadcast_shapes, dims_equal, shape_str
 
 if TYPE_CHECKING:
-    from ..builder import Tensor
+    from ..core.builder import Tensor
 
 
 def same_dtype(types: Sequence[TensorType | None], what: str = "inputs") -> DType:
@@ -92,3 +92,22 @@ def int_tuple(x: Any, what: str) -> tuple[int, ...]:
 
 def describe(shape: Shape | None) -> str:
     return shape_str(shape)
+
+
+# -- dtypes stock onnxruntime (1.32) has no CPU kernel for (OpDef.widen) ------------------------
+# The ONNX standard allows int16, uint16, uint32 and uint64 in many ops that onnxruntime
+# implements only for int32/int64 and floats (tests/test_onnx_dtype_coverage.py checks each
+# entry against get_all_opkernel_def()). Export computes such an op in the wider dtype named
+# here, with Casts around it: exact where every value of the narrow type is a value of the wide
+# one, and for wrapping arithmetic (sums, products, powers) also where the wide type is only
+# congruent modulo 2**bits (uint64 -> int64). None refuses the export by name: e.g. the order
+# of uint64 values is not the order of their int64 bits.
+_I16, _U16, _U32, _U64 = DType.int16, DType.uint16, DType.uint32, DType.uint64
+#: order-preserving and exact: the small ints in int32
+WIDEN_SMALL = {_I16: DType.int32, _U16: DType.int32}
+#: wrapping arithmetic: exact modulo 2**bits
+WIDEN_WRAPPING = {_I16: DType.int32, _U16: DType.int32, _U32: DType.int64, _U64: DType.int64}
+#: order-based ops (max): uint64 has no exact wider type
+WIDEN_ORDERED = {_I16: DType.int32, _U16: DType.int32, _U32: DType.int64, _U64: None}
+#: no onnxruntime kernel and no exact fallback for any of the four
+WIDEN_NONE = {_I16: None, _U16: None, _U32: None, _U64: None}

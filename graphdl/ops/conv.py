@@ -1,4 +1,4 @@
-"""Convolution (the chapter's section 3.3) in NCW / NCHW / NC... layout, as ONNX ``Conv``
+"""Convolution in NCW / NCHW / NC... layout, as ONNX ``Conv``
 defines it: groups, dilations, strides, explicit pads or ``auto_pad``, optional bias.
 
 Three ops, each the adjoint of the others, so the gradient graph is ordinary ops that export to
@@ -14,7 +14,7 @@ ONNX and can be differentiated again:
 onnxruntime has none of ``Conv`` / ``ConvTranspose`` in float64: there the three lower to
 im2col with Slice and MatMul (:mod:`graphdl.ops.im2col_lowering`).
 
-Every spatial axis obeys ``O = floor((N + pads - dilation * (F - 1) - 1) / s) + 1``: the seed's
+Every spatial axis obeys ``O = floor((N + pads - dilation * (F - 1) - 1) / s) + 1``: the textbook
 ``O = (N - F + 2Q) / s + 1`` for dilation 1 and pads Q on both sides. That rule, ``auto_pad``
 and im2col live in :mod:`graphdl.ops.window`, shared with pooling.
 """
@@ -24,12 +24,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, register
-from ..types import Dim, TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, register
+from ..core.types import Dim, TensorType, dims_equal, shape_str
 from . import epilogue
-from .common import need_float, same_dtype
+from .common import WIDEN_NONE, need_float, same_dtype
 from .conv_kernels import conv_forward
 from .im2col_lowering import (Window, conv_matmul, flipped_weight_matrix, needs_fallback,
                               static_spatial, weight_grad_matmul, weight_matrix, window,
@@ -169,6 +169,7 @@ def _conv_vjp(b, c: Call, gys):
 
 
 register(OpDef("conv", _conv_infer, (2, 3), kernel=_conv_kernel, lower=_conv_lower,
+               fresh=True, widen=WIDEN_NONE,  # conv_kernels.py: never views
                vjp=_conv_vjp, attrs={"strides": None, "pads": None, "dilations": None,
                                      "group": 1, "auto_pad": "NOTSET", "kernel_shape": None,
                                      "activation": None},
@@ -289,6 +290,7 @@ def _conv_transpose_vjp(b, c: Call, gys):
 
 
 register(OpDef("conv_transpose", _conv_transpose_infer, (2, 3), kernel=_conv_transpose_kernel,
+               widen=WIDEN_NONE,
                lower=_conv_transpose_lower, vjp=_conv_transpose_vjp,
                attrs={"strides": None, "pads": None, "dilations": None, "group": 1,
                       "output_padding": None},
@@ -391,6 +393,7 @@ def _weight_grad_vjp(b, c: Call, gys):
 
 
 register(OpDef("conv_weight_grad", _weight_grad_infer, (2, 2), kernel=_weight_grad_kernel,
+               widen=WIDEN_NONE,
                lower=_weight_grad_lower, vjp=_weight_grad_vjp,
                attrs={"kernel_shape": REQUIRED, "strides": REQUIRED, "pads": REQUIRED,
                       "dilations": REQUIRED, "group": 1},

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError, ShapeError
-from ..registry import OpDef, no_grad, register
-from ..types import TensorType
+from ..core.builder import Tensor
+from ..core.errors import GraphError, ShapeError
+from ..core.registry import OpDef, no_grad, register
+from ..core.types import TensorType
 from .common import broadcast_infer, need_float
 
 
@@ -39,22 +39,20 @@ def _dropout_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
 
 
 register(OpDef("dropout", _dropout_infer, (2, 2), decompose=_dropout_decompose,
-               attrs={"rate": 0.5}, traits={"composite"},
+               attrs={"rate": 0.5}, traits={"composite"}, mask=(1, "rate"),
                doc="x * mask / (1 - rate); mask holds 1 for kept units, 0 for dropped ones."))
 
 
 # -- an in-graph random mask -------------------------------------------------------------------
 
-_STREAMS: dict[int, np.random.Generator] = {}
-
-
-def _uniform_kernel(x: np.ndarray, *, seed: int | None) -> np.ndarray:
-    """Uniform [0, 1) numbers shaped like x. A seeded op draws from one stream per seed that
-    advances call by call, as onnxruntime's seeded kernel does (the two streams differ)."""
-    if seed is None:
-        rng = np.random.default_rng()
-    else:
-        rng = _STREAMS.setdefault(int(seed), np.random.default_rng(int(seed)))
+def _uniform_kernel(x: np.ndarray, *, seed: int | None,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """Uniform [0, 1) numbers shaped like x, drawn from ``rng``: a compiled plan passes its own
+    stream for the seed, which advances run by run as onnxruntime's seeded kernel does (the
+    two engines' streams differ), so the draws depend on nothing else the process ran. Without
+    ``rng``, a new stream from ``seed``."""
+    if rng is None:
+        rng = np.random.default_rng(None if seed is None else int(seed))
     return rng.random(x.shape).astype(x.dtype)
 
 
@@ -72,6 +70,7 @@ def _uniform_infer(types: list, attrs: dict) -> list[TensorType]:
     return [TensorType(types[0].dtype, types[0].shape)]
 
 
+#: ops with the "random" trait take ``rng=`` (a numpy Generator) from the engine
 register(OpDef("random_uniform_like", _uniform_infer, (1, 1), kernel=_uniform_kernel,
                lower=_uniform_lower, vjp=no_grad, attrs={"seed": None},
                traits={"random", "nondiff"},

@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import DTypeError, OnnxError
-from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
-from ..types import DType, TensorType, dim_div, dim_mul
-from .common import broadcast_infer, same_dtype, unary_infer, unbroadcast
+from ..core.builder import Tensor
+from ..core.errors import DTypeError, OnnxError
+from ..core.registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
+from ..core.types import DType, TensorType, dim_div, dim_mul
+from .common import (WIDEN_SMALL, WIDEN_WRAPPING, broadcast_infer, same_dtype, unary_infer,
+                     unbroadcast)
 
 # -- leaves ------------------------------------------------------------------------------------
 
@@ -27,8 +28,14 @@ def _const_lower(ctx: Any, node: Any) -> None:
     ctx.emit("Constant", [], node.outputs, value=np.asarray(node.attrs["value"]))
 
 
+def _const_inline(w: Any, n: Any, args: list, targets: str, donated: list) -> bool:
+    """In a compiled plan: its array itself, bound once (no call per run)."""
+    w.emit(n, f"{targets} = {w.bind('c', n.attrs['value'])}")
+    return True
+
+
 register(OpDef("constant", _const_infer, (0, 0), kernel=lambda *, value: value,
-               lower=_const_lower, vjp=no_grad, attrs={"value": REQUIRED},
+               lower=_const_lower, vjp=no_grad, attrs={"value": REQUIRED}, inline=_const_inline,
                traits={"nondiff", "strings"},
                doc="A tensor fixed at build time (ONNX Constant)."))
 
@@ -75,9 +82,12 @@ def _arith_infer(name: str):
     return infer
 
 
-def _binary(name: str, onnx_type: str, kernel: Any, vjp: Any, traits: set[str] = set()) -> None:
+def _binary(name: str, onnx_type: str, kernel: Any, vjp: Any, traits: set[str] = set(),
+            inplace: Any = None, widen: Any = None) -> None:
+    """A broadcasting binary op; ``inplace`` defaults to the kernel (a NumPy ufunc)."""
     register(OpDef(name, _arith_infer(name), (2, 2), kernel=kernel, lower=onnx_op(onnx_type),
-                   vjp=vjp, traits={"elementwise", *traits}))
+                   vjp=vjp, traits={"elementwise", *traits}, inplace=inplace or kernel,
+                   fresh=True, widen=widen or {}))
 
 
 def _ub(g: Tensor | None, like: Tensor) -> Tensor | None:
@@ -125,12 +135,14 @@ _binary("add", "Add", np.add, _add_vjp, {"commutative"})
 _binary("sub", "Sub", np.subtract, _sub_vjp)
 _binary("mul", "Mul", np.multiply, _mul_vjp, {"commutative"})
 _binary("div", "Div", lambda x, y: np.asarray(
-    np.divide(x, y) if x.dtype.kind == "f" else _int_div(x, y)), _div_vjp)
-_binary("pow", "Pow", np.power, _pow_vjp)
+    np.divide(x, y) if x.dtype.kind == "f" else _int_div(x, y)), _div_vjp, inplace=np.divide)
+_binary("pow", "Pow", np.power, _pow_vjp, widen=WIDEN_WRAPPING)
 _binary("maximum", "Max", np.maximum,
-        _minmax_vjp(lambda x, y: x.b.apply1("greater_or_equal", [x, y])), {"commutative"})
+        _minmax_vjp(lambda x, y: x.b.apply1("greater_or_equal", [x, y])), {"commutative"},
+        widen=WIDEN_SMALL)
 _binary("minimum", "Min", np.minimum,
-        _minmax_vjp(lambda x, y: x.b.apply1("less_or_equal", [x, y])), {"commutative"})
+        _minmax_vjp(lambda x, y: x.b.apply1("less_or_equal", [x, y])), {"commutative"},
+        widen=WIDEN_SMALL)
 
 
 def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -144,13 +156,13 @@ def _int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (q + inexact.astype(q.dtype)).astype(x.dtype)
 
 
-def add(x: Tensor, y: Any) -> Tensor: return x._bin("add", y)
-def sub(x: Tensor, y: Any) -> Tensor: return x._bin("sub", y)
-def mul(x: Tensor, y: Any) -> Tensor: return x._bin("mul", y)
-def div(x: Tensor, y: Any) -> Tensor: return x._bin("div", y)
-def pow(x: Tensor, y: Any) -> Tensor: return x._bin("pow", y)  # noqa: A001
-def maximum(x: Tensor, y: Any) -> Tensor: return x._bin("maximum", y)
-def minimum(x: Tensor, y: Any) -> Tensor: return x._bin("minimum", y)
+def add(x: Tensor, y: Any) -> Tensor: return x.binary("add", y)
+def sub(x: Tensor, y: Any) -> Tensor: return x.binary("sub", y)
+def mul(x: Tensor, y: Any) -> Tensor: return x.binary("mul", y)
+def div(x: Tensor, y: Any) -> Tensor: return x.binary("div", y)
+def pow(x: Tensor, y: Any) -> Tensor: return x.binary("pow", y)  # noqa: A001
+def maximum(x: Tensor, y: Any) -> Tensor: return x.binary("maximum", y)
+def minimum(x: Tensor, y: Any) -> Tensor: return x.binary("minimum", y)
 
 
 # -- unary math --------------------------------------------------------------------------------
@@ -168,10 +180,12 @@ def _signed_infer(types: list, attrs: dict) -> list[TensorType]:
 
 
 def _unary(name: str, onnx_type: str, kernel: Any, vjp: Any, float_only: bool = True,
-           infer: Any = None) -> None:
+           infer: Any = None, inplace: bool = True) -> None:
+    """A unary op whose kernel is a NumPy ufunc (its own in-place form unless told not)."""
     infer = infer or (unary_infer if float_only else _same_infer)
     register(OpDef(name, infer, (1, 1), kernel=kernel,
-                   lower=onnx_op(onnx_type), vjp=vjp, traits={"elementwise"}))
+                   lower=onnx_op(onnx_type), vjp=vjp, traits={"elementwise"},
+                   inplace=kernel if inplace else None, fresh=True))
 
 
 _unary("neg", "Neg", np.negative, lambda b, c, g: [-g[0]], infer=_signed_infer)
@@ -181,7 +195,7 @@ _unary("sqrt", "Sqrt", np.sqrt, lambda b, c, g: [g[0] / (c.outputs[0] * 2.0)])
 _unary("abs", "Abs", np.abs, lambda b, c, g: [g[0] * sign(c.inputs[0])], float_only=False)
 _unary("reciprocal", "Reciprocal", np.reciprocal,
        lambda b, c, g: [-(g[0] * c.outputs[0] * c.outputs[0])])
-_unary("sign", "Sign", np.sign, no_grad, float_only=False)
+_unary("sign", "Sign", np.sign, no_grad, float_only=False, inplace=False)
 
 
 def neg(x: Tensor) -> Tensor: return x.b.apply1("neg", [x])
@@ -204,7 +218,7 @@ def _compare(name: str, onnx_type: str, kernel: Any, traits: frozenset = frozens
              lower: Any = None) -> None:
     register(OpDef(name, _compare_infer, (2, 2), kernel=kernel,
                    lower=lower or onnx_op(onnx_type), vjp=no_grad,
-                   traits={"elementwise", "nondiff", *traits}))
+                   traits={"elementwise", "nondiff", *traits}, inplace=kernel, fresh=True))
 
 
 def _equal_lower(ctx: Any, node: Any) -> None:
@@ -222,11 +236,11 @@ _compare("less_or_equal", "LessOrEqual", np.less_equal)
 _compare("greater_or_equal", "GreaterOrEqual", np.greater_equal)
 
 
-def equal(x: Tensor, y: Any) -> Tensor: return x._bin("equal", y)
-def less(x: Tensor, y: Any) -> Tensor: return x._bin("less", y)
-def greater(x: Tensor, y: Any) -> Tensor: return x._bin("greater", y)
-def less_or_equal(x: Tensor, y: Any) -> Tensor: return x._bin("less_or_equal", y)
-def greater_or_equal(x: Tensor, y: Any) -> Tensor: return x._bin("greater_or_equal", y)
+def equal(x: Tensor, y: Any) -> Tensor: return x.binary("equal", y)
+def less(x: Tensor, y: Any) -> Tensor: return x.binary("less", y)
+def greater(x: Tensor, y: Any) -> Tensor: return x.binary("greater", y)
+def less_or_equal(x: Tensor, y: Any) -> Tensor: return x.binary("less_or_equal", y)
+def greater_or_equal(x: Tensor, y: Any) -> Tensor: return x.binary("greater_or_equal", y)
 
 
 # -- logic on bool tensors ---------------------------------------------------------------------
@@ -250,9 +264,9 @@ _logical("logical_xor", "Xor", np.logical_xor, 2)
 _logical("logical_not", "Not", np.logical_not, 1)
 
 
-def logical_and(x: Tensor, y: Any) -> Tensor: return x._bin("logical_and", y)
-def logical_or(x: Tensor, y: Any) -> Tensor: return x._bin("logical_or", y)
-def logical_xor(x: Tensor, y: Any) -> Tensor: return x._bin("logical_xor", y)
+def logical_and(x: Tensor, y: Any) -> Tensor: return x.binary("logical_and", y)
+def logical_or(x: Tensor, y: Any) -> Tensor: return x.binary("logical_or", y)
+def logical_xor(x: Tensor, y: Any) -> Tensor: return x.binary("logical_xor", y)
 def logical_not(x: Tensor) -> Tensor: return x.b.apply1("logical_not", [x])
 
 
@@ -303,8 +317,30 @@ def where_kernel(c: np.ndarray, x: np.ndarray, y: np.ndarray,
     return out
 
 
+def positive_zero(lit: Any, x: TensorType) -> bool:
+    """Whether ``lit`` is a 0-d +0.0 array and x a float32/64 of rank >= 1 (so where(c, x,
+    lit) can be a bitwise select)."""
+    return isinstance(lit, np.ndarray) and lit.ndim == 0 and lit == 0 \
+        and not np.signbit(lit) and x.dtype.name in ("float32", "float64") \
+        and x.shape is not None and len(x.shape) > 0
+
+
+def _where_inline(w: Any, n: Any, args: list, targets: str, donated: list) -> bool:
+    """In a compiled plan: where(c, x, +0.0) into a dying input's buffer as a bitwise select;
+    any other where is left to the in-place form."""
+    if not donated or not positive_zero(w.constant_value(n.inputs[2]), n.inputs[1].type):
+        return False
+    w.n_inplace += 1
+    fn = w.bind("_select0", select_or_zero)
+    w.emit(n, f"{targets} = {fn}({args[0]}, {args[1]}, {args[donated[0]]})")
+    return True
+
+
 register(OpDef("where", _where_infer, (3, 3), kernel=where_kernel,
-               lower=onnx_op("Where"), vjp=_where_vjp, traits={"elementwise"}))
+               lower=onnx_op("Where"), vjp=_where_vjp, traits={"elementwise"},
+               inplace=where_kernel, fresh=True, inline=_where_inline,
+               widen={DType.int16: DType.int32, DType.uint16: DType.int32,
+                      DType.uint64: DType.int64}))  # selection: any injective cast round-trips
 
 
 def where(cond: Tensor, x: Any, y: Any) -> Tensor:
@@ -336,15 +372,22 @@ def _cast_vjp(b, c: Call, gys):
 
 
 @functools.lru_cache(maxsize=None)
-def _np_dtype(name: str) -> np.dtype:
+def np_dtype(name: str) -> np.dtype:
     """The numpy dtype of a DType name (cached: the cast kernel runs per step)."""
     return np.dtype(DType.of(name).np)
 
 
-register(OpDef("cast", _cast_infer, (1, 1),
-               kernel=lambda x, *, to: np.asarray(x).astype(_np_dtype(to)),
-               lower=_cast_lower, vjp=_cast_vjp, attrs={"to": REQUIRED},
-               traits={"elementwise"}))
+def _cast_kernel(x: np.ndarray, out: np.ndarray | None = None, *, to: str) -> np.ndarray:
+    """A new array of dtype ``to`` (written into ``out`` when given)."""
+    if out is None:
+        return np.asarray(x).astype(np_dtype(to))
+    np.copyto(out, x, casting="unsafe")
+    return out
+
+
+register(OpDef("cast", _cast_infer, (1, 1), kernel=_cast_kernel, lower=_cast_lower,
+               vjp=_cast_vjp, attrs={"to": REQUIRED}, traits={"elementwise"},
+               inplace=_cast_kernel, fresh=True))
 
 
 def cast(x: Tensor, to: Any) -> Tensor:

@@ -1,10 +1,12 @@
 """Activation epilogues: an activation applied to a producer op's result in place.
 
-``gemm`` and ``conv`` take an ``activation`` attribute (None, "relu", "sigmoid" or "tanh"),
-which the fusion pass (``passes/fusion.py``, ActivationFusion) sets when the activation is the
-only reader of their result. Each activation here has, in one row:
+``gemm`` and ``conv`` take an ``activation`` attribute (None or the name of an op whose OpDef
+has an ``epilogue``: relu, sigmoid, tanh), which the fusion pass (``passes/fusion.py``,
+ActivationFusion) sets when the activation is the only reader of their result. The activation's
+OpDef gives what the producer needs:
 
-- an in-place kernel on the producer's fresh result (no second array, no second node);
+- its in-place form (``OpDef.inplace``) on the producer's fresh result: no second array, no
+  second node;
 - the ONNX op it lowers to after the producer's own lowering (onnxruntime fuses Gemm/Conv +
   activation itself);
 - its derivative as a function of its *output* y (relu' = [y > 0], sigmoid' = y (1 - y),
@@ -13,51 +15,37 @@ only reader of their result. Each activation here has, in one row:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError
-from .elementwise import cast
-from .fused import UFUNCS
-
-
-def _in_place(op: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The fused body's in-place kernel of ``op`` (graphdl/ops/fused.py), writing into y."""
-    fn = UFUNCS[op]
-    return lambda y: fn(y, out=y)
-
-
-class Activation(NamedTuple):
-    kernel: Callable[[np.ndarray], np.ndarray]  # in place on a fresh float array
-    onnx_op: str
-    derivative: Callable[[Tensor], Tensor]  # f'(a) written in terms of y = f(a)
-
-
-ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(_in_place("relu"), "Relu", lambda y: cast(y > 0.0, y.dtype)),
-    "sigmoid": Activation(_in_place("sigmoid"), "Sigmoid", lambda y: y * (1.0 - y)),
-    "tanh": Activation(_in_place("tanh"), "Tanh", lambda y: 1.0 - y * y),
-}
+from ..core.builder import Tensor
+from ..core.errors import GraphError
+from ..core.registry import epilogues, get_op
 
 
 def check(activation: str | None, op: str) -> None:
-    if activation is not None and activation not in ACTIVATIONS:
+    if activation is not None and activation not in epilogues():
         raise GraphError(f"{op}: unknown activation {activation!r}; graphdl fuses "
-                         f"{sorted(ACTIVATIONS)}")
+                         f"{sorted(epilogues())}")
+
+
+def kernel(activation: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The activation applied in place to a fresh float array."""
+    fn = get_op(activation).inplace
+    return lambda y: fn(y, out=y)
 
 
 def apply(y: np.ndarray, activation: str | None) -> np.ndarray:
     """The kernel's epilogue: ``y`` (the producer's fresh result) activated in place."""
-    return y if activation is None else ACTIVATIONS[activation].kernel(y)
+    return y if activation is None else get_op(activation).inplace(y, out=y)
 
 
 def pre_activation_grad(g: Tensor | None, y: Tensor, activation: str | None) -> Tensor | None:
     """d loss / d (the producer's result before the activation), from g = d loss / d y."""
     if g is None or activation is None:
         return g
-    return g * ACTIVATIONS[activation].derivative(y)
+    return g * get_op(activation).epilogue.derivative(y)
 
 
 def lower(ctx: Any, node: Any, emit_producer: Callable[[Any], None]) -> None:
@@ -69,4 +57,4 @@ def lower(ctx: Any, node: Any, emit_producer: Callable[[Any], None]) -> None:
         return
     raw = ctx.fresh(f"{node.outputs[0].name}_pre")
     emit_producer([raw])
-    ctx.emit(ACTIVATIONS[act].onnx_op, [raw], node.outputs)
+    ctx.emit(get_op(act).epilogue.onnx_op, [raw], node.outputs)

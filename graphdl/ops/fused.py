@@ -6,7 +6,8 @@ node's input count names input ``i``, and ``n_inputs + k`` names the result of i
 ("dtype", d)))`` instruction holds a scalar literal.
 
 - shape rule: each instruction's op rule applied in turn;
-- kernel: the chain evaluated with in-place NumPy ufuncs (``out=``), writing each result into a
+- kernel: the chain evaluated op by op; the interpreter's compiled plan instead inlines it as
+  calls of each op's in-place form (``OpDef.inplace``, ``out=``), writing each result into a
   buffer whose value dies there, so a chain of k ops allocates about one array, not k;
 - ONNX: the body inlined as standard ops, each instruction by its own op's lowering, or, with
   ``to_onnx(graph, functions=True)``, a call of a model-local ONNX function holding the body;
@@ -23,50 +24,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError
-from ..ir import Node, Value
-from ..registry import REQUIRED, OpDef, get_op, register
-from ..types import DType, TensorType
-from .elementwise import _np_dtype, where_kernel
+from ..core.builder import Tensor
+from ..core.errors import GraphError
+from ..core.ir import Node, Value
+from ..core.registry import REQUIRED, OpDef, get_op, register
+from ..core.types import DType, TensorType, same_type
+from .elementwise import positive_zero, select_or_zero
 from .losses import check_labels
 from .rows import max_keepdims, sum_keepdims
 
 Instr = tuple[str, tuple[int, ...], tuple[tuple[str, Any], ...]]
-
-
-def _relu(x, out=None):
-    return np.maximum(x, x.dtype.type(0), out=out)
-
-
-def _sigmoid(x, out=None):
-    """0.5 * (1 + tanh(x / 2)): stable for any x and evaluable in place."""
-    y = np.multiply(x, x.dtype.type(0.5), out=out)
-    np.tanh(y, out=y)
-    np.add(y, y.dtype.type(1), out=y)
-    return np.multiply(y, y.dtype.type(0.5), out=y)
-
-
-def _cast(x, out=None, *, to):
-    """cast: a new array of dtype ``to`` (into ``out`` when given)."""
-    if out is None:
-        return np.asarray(x).astype(_np_dtype(to))
-    np.copyto(out, x, casting="unsafe")
-    return out
-
-
-#: Ops with an in-place form ``fn(*args, out=buffer)``; fusion merges only these, and the
-#: interpreter runs them in place where an input dies at the node.
-UFUNCS: dict[str, Callable[..., np.ndarray]] = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "maximum": np.maximum, "minimum": np.minimum, "pow": np.power,
-    "neg": np.negative, "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs,
-    "reciprocal": np.reciprocal, "tanh": np.tanh, "relu": _relu, "sigmoid": _sigmoid,
-    "where": where_kernel, "cast": _cast,
-    "equal": np.equal, "less": np.less, "greater": np.greater,
-    "less_or_equal": np.less_equal, "greater_or_equal": np.greater_equal,
-}
-_BOOL_OUT = {"equal", "less", "greater", "less_or_equal", "greater_or_equal"}
 
 
 def literal(instr: Instr) -> np.ndarray:
@@ -84,8 +51,9 @@ def _infer(types: list, attrs: dict) -> list[TensorType]:
             arr = literal((op, args, at))
             vals.append(TensorType(DType.of(arr.dtype), ()))
             continue
-        if op not in UFUNCS:
-            raise GraphError(f"fused_elementwise: op {op!r} cannot be fused")
+        if get_op(op).inplace is None:
+            raise GraphError(f"fused_elementwise: op {op!r} cannot be fused (it has no "
+                             "in-place form)")
         if any(not 0 <= a < len(vals) for a in args):
             raise GraphError(f"fused_elementwise: {op} reads {args}, but only {len(vals)} "
                              "values are defined before it")
@@ -94,72 +62,73 @@ def _infer(types: list, attrs: dict) -> list[TensorType]:
     return [vals[-1]]
 
 
-def _program(body: tuple, shapes: tuple, dtypes: tuple, donate: tuple) -> tuple:
-    """For concrete input shapes: each step as (fn, args, out_index or -1).
-
-    A step writes into the buffer of an argument that dies at it (an intermediate, or an input
-    the caller donated) when that buffer has the step's result shape and dtype."""
-    n = len(shapes)
-    shp, dts = list(shapes), list(dtypes)
-    last = {}
-    for k, (_, args, _) in enumerate(body):
-        for a in args:
-            last[a] = k
-    owned = set(donate)
-    steps = []
-    for k, (op, args, at) in enumerate(body):
+def _kernel(*ins: np.ndarray, body: tuple) -> np.ndarray:
+    """The body evaluated instruction by instruction, each result a new array: the reference
+    evaluation (trace, numerics). A compiled plan inlines the body in place instead
+    (graphdl.engine.interpreter: the one in-place planner)."""
+    vals: list[np.ndarray] = list(ins)
+    for op, args, at in body:
         if op == "constant":
-            arr = literal((op, args, at))
-            shp.append(())
-            dts.append(arr.dtype)
-            steps.append((None, arr, -1))
+            vals.append(literal((op, args, at)))
+        else:
+            vals.append(np.asarray(get_op(op).inplace(*[vals[a] for a in args], **dict(at))))
+    return vals[-1]
+
+
+def _inline(w: Any, n: Node, args: list[str], target: str, donated: list[int]) -> bool:
+    """In a compiled plan: the body as a chain of each op's in-place calls, an instruction
+    writing into the buffer of an argument that dies there (an intermediate, or an input the
+    plan donated) when that buffer has the result's shape and dtype. This is graphdl's one
+    in-place planner of fused bodies."""
+    body = n.attrs["body"]
+    names = list(args)
+    types: list[TensorType] = [v.type for v in n.inputs]
+    owned = {names[k] for k in donated}
+    last = {a: j for j, (_, a_s, _) in enumerate(body) for a in a_s}
+    temps = []
+    for j, (op, a_s, at) in enumerate(body):
+        if op == "constant":
+            lit = literal((op, a_s, at))
+            names.append(w.bind("f", lit))
+            types.append(TensorType(DType.of(lit.dtype), ()))
             continue
-        out_shape = np.broadcast_shapes(*[shp[a] for a in args])
-        out_dt = np.dtype(bool) if op in _BOOL_OUT else dts[args[-1]]
-        if op == "cast":
-            out_dt = np.dtype(DType.of(dict(at)["to"]).np)
-        out = -1
-        for a in args:
-            if a in owned and last[a] == k and shp[a] == out_shape and dts[a] == out_dt \
-                    and len(out_shape) > 0:
-                out = a
-                break
-        shp.append(out_shape)
-        dts.append(out_dt)
-        if len(out_shape) > 0:
-            owned.add(n + k)
-        fn = partial(UFUNCS[op], **dict(at)) if at else UFUNCS[op]
-        steps.append((fn, args, out))
-    return tuple(steps)
+        opdef = get_op(op)
+        (t,) = opdef.infer([types[a] for a in a_s], opdef.check_attrs(dict(at)))
+        if _mask_for_mul(body, j, types[a_s[0]], t, len(args)):
+            names.append(names[a_s[0]])  # mul takes the bool mask as is: no float copy
+            types.append(t)
+            owned.discard(names[a_s[0]])  # never a float result's buffer
+            continue
+        out = next((names[a] for a in a_s if names[a] in owned and last[a] == j
+                    and same_type(types[a], t) and len(t.shape) > 0), None)
+        fn = w.bind("u", partial(opdef.inplace, **dict(at)) if at else opdef.inplace)
+        call = f"{fn}({', '.join(names[a] for a in a_s)}" + (f", out={out})" if out else ")")
+        if op == "where" and out and positive_zero(w.ns.get(names[a_s[2]]), types[a_s[1]]):
+            call = f"{w.bind('_select0', select_or_zero)}({names[a_s[0]]}, {names[a_s[1]]}, {out})"
+        if t.shape is None or len(t.shape) == 0:
+            call = f"_asarray({call})"
+        name = f"f{w.step}_{j}"
+        w.emit(n, f"{name} = {call}")
+        w.n_inplace += out is not None
+        if t.shape is not None and len(t.shape) > 0:
+            owned.add(name)
+        names.append(name)
+        types.append(t)
+        temps.append(name)
+    w.emit(n, f"{target} = {names[-1]}")
+    w.emit(n, "del " + ", ".join(temps))
+    return True
 
 
-class FusedKernel:
-    """The kernel of one fused node: its programs cached by input shapes (a dict lookup per
-    call; dtypes are fixed by the node's types). ``donate``: inputs it may overwrite."""
-
-    def __init__(self, body: tuple, donate: tuple = ()):
-        self.body, self.donate = body, tuple(donate)
-        self.programs: dict[tuple, tuple] = {}
-
-    def __call__(self, *ins: np.ndarray) -> np.ndarray:
-        shapes = tuple([np.shape(a) for a in ins])
-        prog = self.programs.get(shapes)
-        if prog is None:
-            dtypes = tuple(np.asarray(a).dtype for a in ins)
-            prog = self.programs[shapes] = _program(self.body, shapes, dtypes, self.donate)
-        vals = list(ins)
-        for fn, args, out in prog:
-            if fn is None:
-                vals.append(args)
-            elif out >= 0:
-                vals.append(fn(*[vals[a] for a in args], out=vals[out]))
-            else:
-                vals.append(np.asarray(fn(*[vals[a] for a in args])))
-        return vals[-1]
-
-
-def _kernel(*ins: np.ndarray, body: tuple, donate: tuple = ()) -> np.ndarray:
-    return FusedKernel(body, donate)(*ins)
+def _mask_for_mul(body: Sequence, j: int, src: TensorType, t: TensorType, n_in: int) -> bool:
+    """Whether instruction j casts a bool mask to a float that only multiplies (not the
+    body's result): NumPy multiplies float32/64 by bool exactly as by its 0/1 float, so the
+    cast's array need not exist (the backprop's ReLU mask ``g * cast(y > 0)``)."""
+    op, _, _ = body[j]
+    if op != "cast" or src.dtype != DType.bool or not t.dtype.is_float or j == len(body) - 1:
+        return False
+    readers = [k for k, (_, a_s, _) in enumerate(body) if n_in + j in a_s]
+    return all(body[k][0] == "mul" for k in readers)
 
 
 def _decompose(b, ins: list, attrs: dict) -> list[Tensor]:
@@ -221,8 +190,8 @@ def onnx_helper() -> Any:
 
 
 register(OpDef("fused_elementwise", _infer, (1, 64), kernel=_kernel, lower=_lower,
-               decompose=_decompose,
-               attrs={"body": REQUIRED}, traits={"composite"},
+               decompose=_decompose, fresh=True, inline=_inline,
+               attrs={"body": REQUIRED}, traits={"composite", "reuses_inputs"},
                doc="A chain of elementwise ops evaluated in place as one node."))
 
 
@@ -276,7 +245,7 @@ def _sce_grad_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
 
 
 register(OpDef("softmax_cross_entropy_and_grad", _sce_grad_infer, (2, 2),
-               kernel=_sce_grad_kernel, decompose=_sce_grad_decompose,
+               kernel=_sce_grad_kernel, decompose=_sce_grad_decompose, fresh=True,
                attrs={"reduction": "mean"}, traits={"composite"},
                doc="softmax_cross_entropy(z, labels) and softmax(z) - onehot(labels), which "
                    "its gradient scales: what the fusion pass makes of a loss and its VJP."))

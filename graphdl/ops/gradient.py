@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import DTypeError, GradError, GraphError, OnnxError
-from ..registry import OpDef, register
-from ..types import TensorType
+from ..core.errors import DTypeError, GradError, GraphError, OnnxError
+from ..core.registry import OpDef, register
+from ..core.types import TensorType
 
 _EXPAND = ("a gradient request (ONNX Gradient) is turned into its backprop graph by "
            "passes.expand_gradients(graph) before it runs or exports; the graphdl command line "

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import OnnxError
-from ..types import shape_str
+from ..core.errors import OnnxError
+from ..core.types import shape_str
 
 #: the dtypes whose window ops export through these helpers: onnxruntime's CPU provider has
 #: MatMul for them but no Conv / ConvTranspose / AveragePool / LRN (float16 has neither, so it

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..builder import Tensor
-from ..errors import ShapeError
+from ..core.builder import TENSOR_METHODS, Tensor
+from ..core.errors import ShapeError
 from .shape import squeeze
 from .slice import slice_
 
@@ -47,3 +47,6 @@ def getitem(x: Tensor, key: Any) -> Tensor:
         steps.append(step)
     out = slice_(x, starts, ends, axes, steps) if axes else x
     return squeeze(out, dropped) if dropped else out
+
+
+TENSOR_METHODS["getitem"] = getitem  # x[key] on a Tensor

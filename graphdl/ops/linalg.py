@@ -5,12 +5,12 @@ from typing import Any
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import Call, OpDef, onnx_op, register
-from ..types import TensorType, broadcast_shapes, dims_equal, dim_str, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import Call, OpDef, onnx_op, register
+from ..core.types import TensorType, broadcast_shapes, dims_equal, dim_str, shape_str
 from . import epilogue
-from .common import need_float, same_dtype, unbroadcast
+from .common import WIDEN_SMALL, need_float, same_dtype, unbroadcast
 
 
 def _matmul_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -59,13 +59,22 @@ def _matmul_vjp(b, c: Call, gys):
     return [gx, gy]
 
 
+def _matmul_inline(w: Any, n: Any, args: list, target: str, donated: list) -> bool:
+    """In a compiled plan, two 2-D operands: the NumPy call itself, no wrapper."""
+    if [v.type.rank for v in n.inputs] != [2, 2]:
+        return False
+    w.emit(n, f"{target} = {w.bind('_matmul', np.matmul)}({args[0]}, {args[1]})")
+    return True
+
+
 register(OpDef("matmul", _matmul_infer, (2, 2), kernel=lambda a, b: np.asarray(np.matmul(a, b)),
-               lower=onnx_op("MatMul"), vjp=_matmul_vjp,
+               lower=onnx_op("MatMul"), vjp=_matmul_vjp, fresh=True, widen=WIDEN_SMALL,
+               inline=_matmul_inline,
                doc="numpy.matmul semantics (ONNX MatMul)."))
 
 
 def matmul(a: Tensor, b: Any) -> Tensor:
-    return a._bin("matmul", b)
+    return a.binary("matmul", b)
 
 
 # -- Gemm --------------------------------------------------------------------------------------
@@ -129,7 +138,24 @@ def _gemm_vjp(b, c: Call, gys):
     return [gx, gy, gc][:len(c.inputs)]
 
 
-register(OpDef("gemm", _gemm_infer, (2, 3), kernel=_gemm_kernel, lower=_gemm_lower,
+def _gemm_inline(w: Any, n: Any, args: list, target: str, donated: list) -> bool:
+    """In a compiled plan (alpha = beta = 1): one matmul (transposes as views), the bias added
+    and the fused activation applied in place."""
+    if n.attrs["alpha"] != 1.0 or n.attrs["beta"] != 1.0:
+        return False
+    a = args[0] + (".T" if n.attrs["transA"] else "")
+    b = args[1] + (".T" if n.attrs["transB"] else "")
+    w.emit(n, f"{target} = {w.bind('_matmul', np.matmul)}({a}, {b})")
+    if len(args) > 2 and args[2] != "None":
+        w.emit(n, f"{w.bind('_add', np.add)}({target}, {args[2]}, out={target})")
+    act = n.attrs.get("activation")
+    if act is not None:
+        w.emit(n, f"{w.bind('_' + act, epilogue.kernel(act))}({target})")
+    return True
+
+
+register(OpDef("gemm", _gemm_infer, (2, 3), kernel=_gemm_kernel, lower=_gemm_lower, fresh=True,
+               inline=_gemm_inline,
                vjp=_gemm_vjp, attrs={"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0,
                                      "activation": None},
                doc="ONNX Gemm: alpha * op(A) @ op(B) + beta * C, then an optional fused "

@@ -1,4 +1,4 @@
-"""Losses of the chapter's section 3.2; each returns a scalar, averaged (``reduction="mean"``,
+"""Losses; each returns a scalar, averaged (``reduction="mean"``,
 the default) or summed (``"sum"``).
 
 ``mse_loss`` and ``binary_cross_entropy`` are composites defined only by their decomposition, so
@@ -16,14 +16,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import DTypeError, GraphError, ShapeError
-from ..registry import Call, OpDef, onnx_op, register
-from ..types import DType, TensorType, dims_equal, shape_str
-from .activations import _log_softmax_kernel, log_softmax, relu, sigmoid, softmax
+from ..core.builder import Tensor
+from ..core.errors import DTypeError, GraphError, ShapeError
+from ..core.registry import Call, OpDef, onnx_op, register
+from ..core.types import DType, TensorType, dims_equal, shape_str
+from .activations import log_softmax_kernel, log_softmax, relu, sigmoid, softmax
 from .common import need_float, same_dtype
 from .elementwise import cast, exp, log
-from .reduce import _count, fast_mean, reduce_mean, reduce_sum
+from .reduce import reduced_count, fast_mean, reduce_mean, reduce_sum
 from .rows import max_keepdims, picked, sum_keepdims
 from .shape import unsqueeze
 
@@ -80,7 +80,7 @@ def _reduce(x: Tensor, reduction: str) -> Tensor:
 
 def _scale(g: Tensor, x: Tensor, attrs: dict, axes: Sequence[int]) -> Tensor:
     """The cotangent of each reduced term: g, divided by their count for a mean."""
-    return g / _count(x, axes) if attrs["reduction"] == "mean" else g
+    return g / reduced_count(x, axes) if attrs["reduction"] == "mean" else g
 
 
 def _all_axes(x: Tensor) -> tuple[int, ...]:
@@ -244,7 +244,7 @@ def softmax_cross_entropy(logits: Tensor, labels: Tensor, reduction: str = "mean
 
 
 def _sce_onehot_kernel(z: np.ndarray, t: np.ndarray, *, reduction: str) -> np.ndarray:
-    per_row = -np.sum(t * _log_softmax_kernel(z, axis=1), axis=1)
+    per_row = -np.sum(t * log_softmax_kernel(z, axis=1), axis=1)
     return _np_reduce(per_row, reduction)
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, register
-from ..types import TensorType
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, register
+from ..core.types import TensorType
 from .common import need_float
 from .im2col_lowering import needs_fallback
 

@@ -13,10 +13,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import DTypeError, ShapeError
-from ..registry import Call, OpDef, register
-from ..types import DType, TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import DTypeError, ShapeError
+from ..core.registry import Call, OpDef, register
+from ..core.types import DType, TensorType, dims_equal, shape_str
 from .im2col_lowering import ints
 
 

@@ -1,4 +1,4 @@
-"""Batch normalisation (the chapter's section 3.6), channels on axis 1: (N, C) or (N, C, H, W).
+"""Batch normalisation, channels on axis 1: (N, C) or (N, C, H, W).
 
 - ``batch_norm`` (inference) normalises with given population statistics; it lowers to ONNX
   ``BatchNormalization`` and takes its kernel and gradient from its decomposition.
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import OpDef, register
-from ..types import TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import OpDef, register
+from ..core.types import TensorType, dims_equal, shape_str
 from .common import need_float, same_dtype
 from .elementwise import maximum, sqrt
-from .reduce import _count, reduce_mean
+from .reduce import reduced_count, reduce_mean
 from .shape import squeeze, unsqueeze
 
 _ATTRS = {"eps": 1e-5}
@@ -92,7 +92,7 @@ def _train_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
         + _per_channel(beta, x)
     batch_var = squeeze(var, axes)
     if attrs["unbiased"]:
-        n = _count(x, axes)
+        n = reduced_count(x, axes)
         batch_var = batch_var * (n / maximum(n - 1.0, 1.0))  # a batch of 1 gives 0, not NaN
     new_mean = run_mean * (1.0 - m) + squeeze(mean, axes) * m
     new_var = run_var * (1.0 - m) + batch_var * m
@@ -108,6 +108,7 @@ register(OpDef("batch_norm", _infer, (5, 5), lower=_lower, decompose=_decompose,
                doc="Inference batch norm with population statistics (ONNX BatchNormalization)."))
 register(OpDef("batch_norm_train", _train_infer, (5, 5), decompose=_train_decompose,
                attrs={**_ATTRS, "momentum": 0.1, "unbiased": True}, traits={"composite"},
+               carries=((3, 1), (4, 2)),  # running mean and variance -> their next values
                doc="Training batch norm: batch statistics, and updated running statistics."))
 
 

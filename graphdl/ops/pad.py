@@ -9,11 +9,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import Call, OpDef, register
-from ..types import Dim, TensorType, dims_equal
-from .common import int_vector
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import Call, OpDef, register
+from ..core.types import Dim, TensorType, dims_equal
+from .common import WIDEN_SMALL, int_vector
 
 
 def _padded(d: Dim, begin: Any, end: Any) -> Dim:
@@ -72,6 +72,7 @@ def _pad_vjp(b, c: Call, gys):
 
 register(OpDef("pad", _pad_infer, (2, 2), kernel=_pad_kernel, lower=_pad_lower, vjp=_pad_vjp,
                attrs={"value": 0.0}, traits={"shape"}, out_shape=_pad_out_shape,
+               widen=WIDEN_SMALL,
                doc="ONNX Pad (constant): widths [begins..., ends...]; negative widths crop."))
 
 

@@ -1,4 +1,4 @@
-"""Pooling (the chapter's section 3.3): max and average pooling over windows, as ONNX MaxPool and
+"""Pooling: max and average pooling over windows, as ONNX MaxPool and
 AveragePool define them (kernel, strides, pads or auto_pad, dilations, ceil_mode,
 count_include_pad), and global average / max pooling.
 
@@ -14,11 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, register
-from ..types import DType, TensorType, shape_str
-from .common import need_float
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, register
+from ..core.types import DType, TensorType, shape_str
+from .common import WIDEN_NONE, need_float
 from .conv import conv_transpose
 from .im2col_lowering import needs_fallback, static_spatial, window, window_slices
 from .max_pool_grad import max_pool_grad
@@ -154,6 +154,7 @@ def _max_pool_vjp(b, c: Call, gys):
 
 register(OpDef("max_pool", _max_pool_infer, (1, 1), kernel=_max_pool_kernel,
                lower=_max_pool_lower, vjp=_max_pool_vjp, kernel_first=_max_pool_values,
+               fresh=True, widen=WIDEN_NONE,
                attrs={**_POOL_ATTRS, "storage_order": 0},
                doc="ONNX MaxPool with its Indices output (first maximum of each window)."))
 
@@ -270,7 +271,7 @@ def _avg_pool_vjp(b, c: Call, gys):
 
 
 register(OpDef("avg_pool", _avg_pool_infer, (1, 1), kernel=_avg_pool_kernel,
-               lower=_avg_pool_lower, vjp=_avg_pool_vjp,
+               lower=_avg_pool_lower, vjp=_avg_pool_vjp, fresh=True, widen=WIDEN_NONE,
                attrs={**_POOL_ATTRS, "count_include_pad": 0},
                doc="ONNX AveragePool: the mean over each window."))
 

@@ -1,7 +1,7 @@
-"""Recurrent networks of the chapter's section 3.4 as composite ops: ``rnn``, ``lstm``, ``gru``.
+"""Recurrent networks as composite ops: ``rnn``, ``lstm``, ``gru``.
 
 Each op is defined by its decomposition over a static sequence length: one time step is a small
-function written as the chapter writes it, unrolled T times. The backprop pass differentiates
+function written in the textbook gate form, unrolled T times. The backprop pass differentiates
 that unrolled graph (backprop through time) with no special case; the interpreter runs it too;
 export lowers the whole op to the single ONNX ``RNN`` / ``LSTM`` / ``GRU`` node, which is exact
 because the ops take ONNX's own weight layout:
@@ -14,14 +14,14 @@ because the ops take ONNX's own weight layout:
 - Outputs ``Y`` [T, D, N, H] (``layout=1``: [N, T, D, H]), the last state ``Y_h`` [D, N, H]
   (``layout=1``: [N, D, H]), and for ``lstm`` the last cell ``Y_c``.
 
-The chapter's parameters are blocks of these (row blocks of H rows, in ONNX's gate order):
+The gate parameters W_*, U_*, b_* are blocks of these (row blocks of H rows, in ONNX's gate order):
 
 - RNN (G=1): ``W_hx = W[d]``, ``W_hh = R[d]``, ``b_h = Wb + Rb``;
   ``h(i) = act(W_hh h(i-1) + W_hx x(i) + b_h)``. The output ``y(i) = act_y(W_yh h(i) + b_y)``
   is a dense layer on ``Y``.
 - LSTM (G=4), blocks **i, o, f, c**: ``W_i, W_o, W_f, W_c`` in W, ``U_i, U_o, U_f, U_c`` in R,
   ``b_* = Wb_* + Rb_*``; optional peepholes ``P`` [D, 3H] = [p_i | p_o | p_f].
-- GRU (G=3), blocks **z, r, h**: ``h~ = tanh(W_h x + U_h (r * h) + b_h)`` (the chapter's form,
+- GRU (G=3), blocks **z, r, h**: ``h~ = tanh(W_h x + U_h (r * h) + b_h)`` (the original GRU's form,
   ``linear_before_reset=0``) or ``tanh(W_h x + Wb_h + r * (U_h h + Rb_h))`` (``=1``, PyTorch's);
   ``h(t) = (1 - z) * h~ + z * h(t-1)`` in both.
 """
@@ -31,10 +31,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import GraphError, ShapeError
-from ..registry import OpDef, register
-from ..types import Dim, TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import GraphError, ShapeError
+from ..core.registry import OpDef, register
+from ..core.types import Dim, TensorType, dims_equal, shape_str
 from .activations import relu, sigmoid, tanh
 from .common import need_float, same_dtype
 from .linalg import matmul
@@ -115,7 +115,7 @@ def _infer(kind: str):
     return infer
 
 
-# -- one time step, as the chapter writes it ---------------------------------------------------
+# -- one time step, in the textbook gate form -------------------------------------------------
 
 
 def rnn_step(xw: Tensor, h: Tensor | None, r_t: Tensor, act: Callable) -> Tensor:
@@ -332,7 +332,7 @@ def lstm(x: Tensor, w: Tensor, r: Tensor, b: Tensor | None = None,
 def gru(x: Tensor, w: Tensor, r: Tensor, b: Tensor | None = None,
         initial_h: Tensor | None = None, linear_before_reset: int = 0,
         direction: str = "forward", layout: int = 0) -> list[Tensor]:
-    """The GRU over ``x``; returns [Y, Y_h]. ``linear_before_reset=0`` is the chapter's
+    """The GRU over ``x``; returns [Y, Y_h]. ``linear_before_reset=0`` is the original GRU's
     ``U_h (r * h)``, 1 is PyTorch's ``r * (U_h h + b)``."""
     return x.b.apply("gru", _trim([x, w, r, b, initial_h]),
                      linear_before_reset=int(linear_before_reset), direction=direction,

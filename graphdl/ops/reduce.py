@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from functools import partial
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..registry import Call, OpDef, register
-from ..types import TensorType, dim_prod
-from .common import norm_axes
+from ..core.builder import Tensor
+from ..core.registry import Call, OpDef, register
+from ..core.types import TensorType, dim_prod
+from .common import WIDEN_NONE, WIDEN_ORDERED, WIDEN_WRAPPING, norm_axes
 
 _ATTRS = {"axes": None, "keepdims": True}
 
@@ -76,7 +77,7 @@ def _expand_back(g: Tensor, c: Call) -> Tensor:
     return expand_as(g, c.inputs[0])
 
 
-def _count(x: Tensor, axes: Sequence[int]) -> Tensor:
+def reduced_count(x: Tensor, axes: Sequence[int]) -> Tensor:
     """The number of elements reduced over ``axes``, as a scalar of x's dtype."""
     from .elementwise import cast
     from .shape import dim_size
@@ -98,7 +99,7 @@ def _sum_vjp(b, c: Call, gys):
 
 
 def _mean_vjp(b, c: Call, gys):
-    return [_expand_back(gys[0], c) / _count(c.inputs[0], _axes(c))]
+    return [_expand_back(gys[0], c) / reduced_count(c.inputs[0], _axes(c))]
 
 
 def _max_vjp(b, c: Call, gys):
@@ -133,12 +134,39 @@ def _sum(x: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
     return np.add.reduce(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
 
 
+def _never_empty(t: TensorType) -> bool:
+    """Whether t has no dim that is 0 or unknown (np.maximum.reduce has no value for an empty
+    set; reduce_max's own kernel gives ONNX's -inf there). A symbolic dim counts as nonzero."""
+    return t.shape is not None and all(d is not None and d != 0 for d in t.shape)
+
+
+def _inline(ufunc: np.ufunc, any_size: bool) -> Callable[..., bool]:
+    """In a compiled plan, a reduction to rank >= 1: the ufunc's reduce itself, no wrapper
+    (``any_size``: right on empty inputs too)."""
+    def inline(w: Any, n: Any, args: list, target: str, donated: list) -> bool:
+        x = n.inputs[0].type
+        if not n.outputs[0].type.rank or not (any_size or _never_empty(x)):
+            return False
+        axes = n.attrs["axes"]
+        fn = partial(ufunc.reduce, axis=None if axes is None else tuple(axes),
+                     keepdims=bool(n.attrs["keepdims"]), dtype=x.dtype.np)  # narrow ints stay
+        w.emit(n, f"{target} = {w.bind('k', fn)}({args[0]})")
+        return True
+
+    return inline
+
+
 register(OpDef("reduce_sum", _reduce_infer, (1, 1), kernel=_kernel(_sum),
-               lower=_lower("ReduceSum", 13), vjp=_sum_vjp, attrs=dict(_ATTRS)))
+               inline=_inline(np.add, any_size=True),
+               lower=_lower("ReduceSum", 13), vjp=_sum_vjp, attrs=dict(_ATTRS), fresh=True,
+               widen=WIDEN_WRAPPING))
 register(OpDef("reduce_mean", _reduce_infer, (1, 1), kernel=_kernel(fast_mean),
-               lower=_lower("ReduceMean", 18), vjp=_mean_vjp, attrs=dict(_ATTRS)))
+               lower=_lower("ReduceMean", 18), vjp=_mean_vjp, attrs=dict(_ATTRS), fresh=True,
+               widen=WIDEN_NONE))
 register(OpDef("reduce_max", _reduce_infer, (1, 1), kernel=_max_kernel,
-               lower=_lower("ReduceMax", 18), vjp=_max_vjp, attrs=dict(_ATTRS)))
+               inline=_inline(np.maximum, any_size=False),
+               lower=_lower("ReduceMax", 18), vjp=_max_vjp, attrs=dict(_ATTRS), fresh=True,
+               widen=WIDEN_ORDERED))
 
 
 def _axes_attr(axes: int | Sequence[int] | None) -> tuple[int, ...] | None:

@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor, user_location
-from ..errors import DTypeError, GradError, OnnxError, ShapeError
-from ..registry import REQUIRED, Call, OpDef, onnx_op, register
-from ..types import DType, Shape, TensorType, dim_prod, dims_equal, shape_str
+from ..core.builder import Tensor, user_location
+from ..core.errors import DTypeError, GradError, OnnxError, ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, onnx_op, register
+from ..core.types import DType, Shape, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis, same_dtype
 
 _INDEX_DTYPES = (DType.int64, DType.int32)

@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
-from ..types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
+from ..core.types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
                      dims_equal, shape_str)
 from .common import int_tuple, int_vector, norm_axis, unbroadcast
 from .scatter import gather  # noqa: F401  (re-exported)
@@ -244,7 +244,15 @@ def _transpose_vjp(b, c: Call, gys):
     return [transpose(gys[0], tuple(int(i) for i in np.argsort(perm)))]
 
 
-register(OpDef("transpose", _transpose_infer, (1, 1),
+def _transpose_inline(w: Any, n: Any, args: list, target: str, donated: list) -> bool:
+    """In a compiled plan, a 2-D transpose that swaps the axes: ``x.T``, no call."""
+    if n.inputs[0].type.rank != 2 or n.attrs["perm"] not in (None, (1, 0), [1, 0]):
+        return False
+    w.emit(n, f"{target} = {args[0]}.T")
+    return True
+
+
+register(OpDef("transpose", _transpose_infer, (1, 1), inline=_transpose_inline,
                kernel=lambda x, *, perm: np.transpose(x, perm),
                lower=lambda ctx, n: ctx.emit("Transpose", n.inputs, n.outputs,
                                              perm=_perm(n.attrs, n.inputs[0].type.rank)),

@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import DTypeError, GradError, GraphError, ShapeError
-from ..registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
-from ..types import DType, Dim, TensorType, dim_prod, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import DTypeError, GradError, GraphError, ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
+from ..core.types import DType, Dim, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis
 
 INT64_MAX = 2**63 - 1

@@ -5,10 +5,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import REQUIRED, Call, OpDef, register
-from ..types import TensorType, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import REQUIRED, Call, OpDef, register
+from ..core.types import TensorType, dims_equal, shape_str
 from .common import int_tuple, norm_axis
 
 

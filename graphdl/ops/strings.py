@@ -22,10 +22,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import DTypeError, ShapeError
-from ..registry import OpDef, no_grad, register
-from ..types import DType, TensorType, shape_str
+from ..core.builder import Tensor
+from ..core.errors import DTypeError, ShapeError
+from ..core.registry import OpDef, no_grad, register
+from ..core.types import DType, TensorType, shape_str
 
 CASE_ACTIONS = ("NONE", "LOWER", "UPPER")
 DEFAULT_EXPORT_LOCALE = "C.UTF-8"

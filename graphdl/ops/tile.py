@@ -9,10 +9,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..builder import Tensor
-from ..errors import ShapeError
-from ..registry import Call, OpDef, onnx_op, register
-from ..types import Dim, TensorType, dim_mul, dims_equal, shape_str
+from ..core.builder import Tensor
+from ..core.errors import ShapeError
+from ..core.registry import Call, OpDef, onnx_op, register
+from ..core.types import Dim, TensorType, dim_mul, dims_equal, shape_str
 from .common import int_vector
 
 

@@ -2,7 +2,7 @@
 defaults, ``auto_pad``, the output-size rule, and the strided window view the kernels use.
 
 Every spatial axis obeys ``O = floor((N + pads - dilation * (F - 1) - 1) / s) + 1`` (ceil with
-pooling's ``ceil_mode``): the seed's ``O = (N - F + 2Q) / s + 1`` for dilation 1 and pads Q.
+pooling's ``ceil_mode``): the textbook ``O = (N - F + 2Q) / s + 1`` for dilation 1 and pads Q.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..builder import Tensor
-from ..errors import GradError, ShapeError
-from ..types import Dim, shape_str
+from ..core.builder import Tensor
+from ..core.errors import GradError, ShapeError
+from ..core.types import Dim, shape_str
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 

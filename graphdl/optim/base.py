@@ -13,9 +13,9 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
-from ..builder import GraphBuilder, Tensor
-from ..errors import GraphError
-from ..types import DType
+from ..core.builder import GraphBuilder, Tensor
+from ..core.errors import GraphError
+from ..core.types import DType
 from .transforms import (ACCUM_COUNT, ACCUM_SLOT, Accumulator, UpdateOptions,
                          clip_by_global_norm, l2_decay)
 

@@ -1,4 +1,4 @@
-"""The chapter's optimisers (section 3.6) with torch.optim's update rules, as graph code.
+"""Optimisers with torch.optim's update rules, as graph code.
 
 Each ``update`` is the per-parameter rule; :func:`graphdl.optim.build_updates` wires inputs and
 outputs. Defaults follow torch.optim, so the tests compare against it step by step.
@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..builder import Tensor
+from ..core.builder import Tensor
 from ..ops.elementwise import sqrt
 from .base import Optimizer
 
@@ -159,7 +159,7 @@ class RMSprop(Optimizer):
 
 
 def Momentum(lr: float = 0.01, momentum: float = 0.9) -> SGD:  # noqa: N802 - a named preset
-    """SGD with momentum (the chapter lists it beside plain and minibatch gradient descent)."""
+    """SGD with momentum."""
     return SGD(lr=lr, momentum=momentum)
 
 

@@ -14,8 +14,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..builder import GraphBuilder, Tensor
-from ..errors import GraphError
+from ..core.builder import GraphBuilder, Tensor
+from ..core.errors import GraphError
 from ..ops.elementwise import minimum, sqrt, where
 from ..ops.reduce import reduce_sum
 
