@@ -5,7 +5,7 @@
 - :func:`attach_loss` gives an inference model a scalar loss on one of its outputs (and, for
   cross-entropy, an ``accuracy`` metric), with a new labels input;
 - :func:`select_params` turns ``trainable``/``freeze`` globs into parameter names (default:
-  the true parameters of graphdl.param_roles);
+  the true parameters of graphdl.training.param_roles);
 - :func:`freeze_batch_norms` runs a training-mode batch norm whose scale and shift are both
   frozen in inference mode, so a frozen backbone's running statistics stay as they were;
 - :func:`seed_dropouts` replaces a keep-mask drawn inside the graph (an imported train-mode
