@@ -9,6 +9,11 @@ the forward graph itself, by their ops' facts:
   next value becomes a ``NAME.next`` output;
 - ``OpDef.mask`` (dropout): where the mask is a graph input, the manifest lists that input as a
   mask with the node's rate, for a trainer to draw each step (or a test to feed).
+
+Before that, graphdl.training.finetune prepares an imported model: an attached loss, drawn
+keep-masks turned into mask inputs, the parameters chosen (true parameters, globs, or LoRA
+adapters from graphdl.training.lora) and batch norms with frozen scale and shift put in
+inference mode.
 """
 from __future__ import annotations
 
@@ -19,6 +24,10 @@ from graphdl.core.errors import GraphError
 from graphdl.core.ir import Graph, Value
 from graphdl.core.registry import get_op
 from graphdl.optim import Optimizer
+from graphdl.optim import UpdateOptions
+from graphdl.training.finetune import (attach_loss, freeze_batch_norms, seed_dropouts,
+                                       select_params)
+from graphdl.training.lora import LoraSpec, add_adapters
 from graphdl.training.minibatch import params_as_inputs
 from graphdl.training.step import NEXT, TrainStep, assemble
 
@@ -26,13 +35,29 @@ from .autodiff import grad
 from .dce import eliminate_dead_nodes
 
 def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
-                  params: Sequence[str] | None = None, metrics: Sequence[str] = ()) -> TrainStep:
+                  params: Sequence[str] | None = None, metrics: Sequence[str] = (), *,
+                  attach: str | None = None, logits: str | None = None, labels: str = "labels",
+                  trainable: Sequence[str] | None = None, freeze: Sequence[str] = (),
+                  lora: LoraSpec | None = None, options: UpdateOptions | None = None
+                  ) -> TrainStep:
     """The training step of ``forward``'s scalar output ``loss``, updating ``params`` (default:
-    every float initializer that is not carried state) with ``optimizer``; ``metrics`` names
-    other forward values to output each step."""
+    the true parameters matching ``trainable`` globs, less ``freeze`` globs; see
+    graphdl.training.finetune) with ``optimizer``; ``metrics`` names other forward values to output each
+    step. ``attach`` (cross_entropy, mse, bce_logits) first gives an inference model the loss
+    on its output ``logits`` against a new input ``labels``; ``lora`` trains low-rank adapters
+    instead of the weights it names; ``options`` shapes the update (clipping, weight decay,
+    accumulation, learning-rate groups)."""
+    if attach is not None:
+        forward = attach_loss(forward, attach, logits or "", labels, loss)
+        metrics = [*metrics, *(["accuracy"] if attach == "cross_entropy" else [])]
+    forward, drawn = seed_dropouts(forward)
+    extra: dict = {}
+    if lora is not None:
+        forward, names, extra["lora"] = add_adapters(forward, lora)
+    else:
+        names = select_params(forward, trainable, freeze) if params is None else list(params)
+    forward = freeze_batch_norms(forward, names)
     carried = _carried(forward)
-    names = [v.name for v in forward.initializers if v.type.dtype.is_float
-             and v.name not in carried] if params is None else list(params)
     both = set(names) & set(carried)
     if both:
         raise GraphError(f"{sorted(both)} are running statistics, not trainable parameters")
@@ -40,7 +65,8 @@ def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
     g, values = params_as_inputs(fwd, names + list(carried))
     gg = grad(g, loss, names)
     step = assemble(gg, optimizer, {n: values[n] for n in names},
-                    {n: values[n] for n in carried}, loss, metrics, _masks(forward))
+                    {n: values[n] for n in carried}, loss, metrics, {**_masks(forward), **drawn},
+                    options, extra)
     return TrainStep(eliminate_dead_nodes(step.graph), step.manifest, step.initial)
 
 

@@ -72,8 +72,11 @@ def _type_names(model: onnx.ModelProto) -> set[str]:
 
 
 def _random(case) -> bool:
-    """Whether the expected outputs come from a random generator: Dropout really dropping."""
+    """Whether the expected outputs come from a random generator: Dropout really dropping, or
+    a random op (Bernoulli's expansion draws with RandomUniformLike; engines' streams differ)."""
     for node in case.model.graph.node:
+        if node.op_type.startswith("Random"):
+            return True
         if node.op_type != "Dropout":
             continue
         feeds = _feeds(case)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import onnx
+from onnx import numpy_helper
 
 
 def _run(script: str, *args: str) -> list[dict[str, str]]:
@@ -32,3 +33,19 @@ def test_every_optimiser_learns_digits():
                                               "adagrad", "adadelta", "adam"]
     for r in rows:
         assert float(r["test_accuracy"]) > 0.9, r
+
+
+def test_finetune_imported_learns_the_new_digits(tmp_path):
+    """A CNN pretrained on digits 0-4 (by graphdl here, so the test needs no PyTorch), its head
+    re-drawn, fine-tuned on 5-9 through the command line in onnxruntime."""
+    rows = _run("finetune_imported.py", "--pretrain", "graphdl", "--workdir", str(tmp_path))
+    row = next(r for r in rows if "after_accuracy" in r)
+    assert float(row["before_accuracy"]) < 0.5
+    assert float(row["after_accuracy"]) >= 0.9
+    counts = next(r for r in rows if "params_total" in r)
+    assert 0 < int(counts["params_frozen"]) < int(counts["params_total"])
+    arrays = [{t.name: numpy_helper.to_array(t).tobytes() for t in onnx.load(
+        str(tmp_path / name)).graph.initializer} for name in ("pretrained.onnx",
+                                                             "finetuned.onnx")]
+    frozen = [n for n in arrays[0] if not n.startswith("fc")]
+    assert frozen and all(arrays[0][n] == arrays[1][n] for n in frozen)

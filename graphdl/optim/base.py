@@ -16,6 +16,8 @@ import numpy as np
 from ..core.builder import GraphBuilder, Tensor
 from ..core.errors import GraphError
 from ..core.types import DType
+from .transforms import (ACCUM_COUNT, ACCUM_SLOT, Accumulator, UpdateOptions,
+                         clip_by_global_norm, l2_decay)
 
 STEP = "optim.step"
 
@@ -30,6 +32,8 @@ class Optimizer:
     slots: ClassVar[tuple[str, ...]] = ()
     #: whether the optimiser keeps the shared int64 step counter ``optim.step``
     counts_steps: ClassVar[bool] = False
+    #: whether the optimiser applies its own (decoupled) ``weight_decay`` (AdamW)
+    decoupled_decay: ClassVar[bool] = False
 
     def __init__(self, **hyperparams: float):
         unknown = set(hyperparams) - set(self.defaults)
@@ -72,34 +76,72 @@ def state_name(param: str, slot: str) -> str:
 
 
 def build_updates(b: GraphBuilder, opt: Optimizer, params: Mapping[str, Tensor],
-                  grads: Mapping[str, Tensor]) -> UpdateGraph:
+                  grads: Mapping[str, Tensor], options: UpdateOptions | None = None
+                  ) -> UpdateGraph:
     """Adds the hyperparameter and state inputs of ``opt`` to ``b`` and the update of every
-    parameter; params and grads map parameter names to tensors already on ``b``."""
+    parameter; params and grads map parameter names to tensors already on ``b``. ``options``
+    adds accumulation, clipping, weight decay and learning-rate groups (graphdl.optim.transforms)."""
     if not params:
         raise GraphError(f"optimiser {opt.name}: no parameters to update")
+    opts = options or UpdateOptions()
+    opts.check_groups(list(params))
     dtype = _common_dtype(params)
-    hp = {k: b.input(k, (), dtype) for k in opt.hyperparams}
+    names = all_hyperparams(opt, opts)
+    hp = {k: b.input(k, (), dtype) for k in names}
     state_in: dict[str, Tensor] = {}
     nxt: dict[str, Tensor] = {}
+    acc = Accumulator.build(b, opts.accumulate) if opts.accumulate > 1 else None
+    if acc is not None:
+        state_in[ACCUM_COUNT], nxt[ACCUM_COUNT] = acc.count, acc.next_count
     step = None
     if opt.counts_steps:
         count = b.input(STEP, (), "int64")
         state_in[STEP] = count
-        nxt[STEP] = count + 1
-        step = b.apply1("cast", [nxt[STEP]], to=dtype.name)
-    scalars = {**hp, **opt.shared(hp, step)}
+        if acc is None:
+            nxt[STEP] = this = count + 1
+        else:
+            nxt[STEP], this = acc.step_count(count)
+        step = b.apply1("cast", [this], to=dtype.name)
+    grads = dict(grads)
+    if acc is not None:
+        for name, p in params.items():
+            buf = b.input(state_name(name, ACCUM_SLOT), p.shape, p.dtype)
+            state_in[buf.name] = buf
+            grads[name], nxt[buf.name] = acc.mean(buf, grads[name])
+    if "clip_norm" in hp:
+        grads = clip_by_global_norm(grads, hp["clip_norm"])
+    if "weight_decay" in hp and not opt.decoupled_decay:
+        grads = l2_decay(params, grads, hp["weight_decay"])
+    shared: dict[float, dict[str, Tensor]] = {}
     for name, p in params.items():
+        scale = opts.scale_of(name)
+        if scale not in shared:
+            scaled = hp if scale == 1.0 else {**hp, "lr": hp["lr"] * scale}
+            shared[scale] = {**scaled, **opt.shared(scaled, step)}
         slots = {s: b.input(state_name(name, s), p.shape, p.dtype) for s in opt.slots}
         state_in.update({state_name(name, s): t for s, t in slots.items()})
-        new_p, new_slots = opt.update(p, grads[name], slots, scalars, step)
+        new_p, new_slots = opt.update(p, grads[name], slots, shared[scale], step)
+        if acc is not None:
+            new_p = acc.hold(new_p, p)
+            new_slots = {s: acc.hold(t, slots[s]) for s, t in new_slots.items()}
         nxt[name] = new_p
         nxt.update({state_name(name, s): t for s, t in new_slots.items()})
     return UpdateGraph(hp, state_in, nxt)
 
 
-def init_state(opt: Optimizer, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def all_hyperparams(opt: Optimizer, options: UpdateOptions | None = None) -> dict[str, float]:
+    """The optimiser's hyperparameters and those ``options`` add, with their defaults."""
+    return {**opt.hyperparams, **(options or UpdateOptions()).hyperparams(opt.decoupled_decay)}
+
+
+def init_state(opt: Optimizer, params: Mapping[str, np.ndarray],
+               options: UpdateOptions | None = None) -> dict[str, np.ndarray]:
     """The optimiser's initial state for parameters with these values, by input name."""
     out: dict[str, np.ndarray] = {}
+    if options is not None and options.accumulate > 1:
+        out[ACCUM_COUNT] = np.zeros((), np.int64)
+        out.update({state_name(n, ACCUM_SLOT): np.zeros_like(np.asarray(v))
+                    for n, v in params.items()})
     if opt.counts_steps:
         out[STEP] = np.zeros((), np.int64)
     for name, value in params.items():

@@ -110,10 +110,58 @@ class Adam(Optimizer):
         return p - hp["step_size"] * (m / denom), {"exp_avg": m, "exp_avg_sq": v}
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter; torch.optim.AdamW): first
+    ``W <- W * (1 - lr * weight_decay)``, then Adam's step."""
+
+    name = "adamw"
+    defaults: ClassVar[dict[str, float]] = {**Adam.defaults, "weight_decay": 0.01}
+    decoupled_decay = True
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01):
+        Optimizer.__init__(self, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                           weight_decay=weight_decay)
+
+    def update(self, p, g, state, hp, step: Tensor):
+        return super().update(p * (1.0 - hp["lr"] * hp["weight_decay"]), g, state, hp, step)
+
+
+class RMSprop(Optimizer):
+    """``sq' = alpha sq + (1 - alpha) g^2``; ``W' = W - lr * g / (sqrt(sq') + eps)``; with
+    ``momentum`` > 0 (torch's RMSprop) ``buf' = momentum buf + g / (sqrt(sq') + eps)`` and
+    ``W' = W - lr * buf'``."""
+
+    name = "rmsprop"
+    defaults: ClassVar[dict[str, float]] = {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}
+    slots = ("square_avg",)
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 momentum: float = 0.0):
+        self.use_momentum = momentum != 0.0
+        if self.use_momentum:  # as SGD: the instance narrows the class's inputs and slots
+            self.defaults = {**RMSprop.defaults, "momentum": 0.0}
+            self.slots = ("square_avg", "momentum_buffer")
+            super().__init__(lr=lr, alpha=alpha, eps=eps, momentum=momentum)
+        else:
+            super().__init__(lr=lr, alpha=alpha, eps=eps)
+
+    def shared(self, hp, step):
+        return {"1-alpha": 1.0 - hp["alpha"]}
+
+    def update(self, p, g, state, hp, step):
+        sq = hp["alpha"] * state["square_avg"] + hp["1-alpha"] * (g * g)
+        scaled = g / (sqrt(sq) + hp["eps"])
+        if not self.use_momentum:
+            return p - hp["lr"] * scaled, {"square_avg": sq}
+        buf = hp["momentum"] * state["momentum_buffer"] + scaled
+        return p - hp["lr"] * buf, {"square_avg": sq, "momentum_buffer": buf}
+
+
 def Momentum(lr: float = 0.01, momentum: float = 0.9) -> SGD:  # noqa: N802 - a named preset
     """SGD with momentum."""
     return SGD(lr=lr, momentum=momentum)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "adadelta": Adadelta,
-              "adam": Adam}
+              "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}

@@ -132,6 +132,8 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         raise
     if args.passes:
         return print_pass_trace(g)
+    if args.params:
+        return print_param_roles(g)
     if args.json:
         print(json.dumps(summarize(g).to_dict(), indent=1))
         return
@@ -153,6 +155,21 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     out.append(f"parameter count: {g.param_count()}")
     out += ["", str(summarize(g))]
     print("\n".join(out))
+
+
+def print_param_roles(g: Graph) -> None:
+    """``inspect --params``: every initializer, whether it is a true parameter, and why."""
+    from ..training.param_roles import parameter_roles
+
+    roles = parameter_roles(g)
+    sizes = {v.name: int(np.prod(g.initializers[v].shape)) for v in g.initializers}
+    width = max((len(n) for n in roles), default=0)
+    print(f"initializers of {g.name}: trainable by default (true parameters) or not, and why")
+    for name, r in roles.items():
+        mark = "train" if r.trainable else "fixed"
+        print(f"  {mark}  %{name:<{width}}  {sizes[name]:>9}  {r.reason}")
+    n = sum(sizes[k] for k, r in roles.items() if r.trainable)
+    print(f"true parameters: {sum(r.trainable for r in roles.values())} tensors, {n} elements")
 
 
 def print_listing(e: UnsupportedOpError, as_json: bool) -> None:
@@ -290,6 +307,14 @@ def cmd_grad(args: argparse.Namespace) -> None:
           f"(outputs {', '.join(v.name for v in gg.outputs)})")
 
 
+def training_step_for(g: Graph, *args: Any, **kwargs: Any) -> Any:
+    """``passes.training_step`` of ``g`` for ``graphdl train-step`` (graphdl.tools.train_cli;
+    the CLI, not graphdl, drives the passes)."""
+    from passes import training_step
+
+    return training_step(g, *args, **kwargs)
+
+
 def grad_graph_for(g: Graph, loss: str | None, wrt: list[str]) -> Graph:
     """The gradient graph of ``g`` (the CLI, not graphdl, drives the passes)."""
     from passes import grad
@@ -342,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the summary table (nodes, shapes, params, FLOPs) as JSON")
     s.add_argument("--passes", action="store_true",
                    help="run the default pass pipeline and print what each pass did")
+    s.add_argument("--params", action="store_true",
+                   help="list each initializer: a true parameter (trained by default) or a "
+                        "constant, and why")
     s.set_defaults(func=cmd_inspect)
     s = sub.add_parser("export", help="write a Python-defined graph as ONNX")
     s.add_argument("model", help=model_help)
@@ -365,12 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     s.add_argument("--loss", help="the loss output (default: the only scalar float output)")
     s.add_argument("--wrt", help="comma-separated inputs/initializers (default: all float "
-                                 "initializers)")
+                                 "initializers; train-step trains only the true parameters, "
+                                 "see inspect --params)")
     s.add_argument("--dot", help="also write the gradient graph as Graphviz DOT")
     add_opset_options(s)
     s.set_defaults(func=cmd_grad)
     _add_inspection_commands(sub, model_help)
     add_profile_command(sub, model_help)
+    from .train_cli import add_training_commands
+
+    add_training_commands(sub, model_help)
     for s in sub.choices.values():  # every command loads a model
         s.add_argument("--sequence-length", action="append", default=[], type=_length_item,
                        metavar="NAME=N", help="an .onnx model's sequence input NAME holds N "

@@ -20,7 +20,8 @@ from ..core.builder import GraphBuilder
 from ..core.errors import GraphError
 from ..core.fileio import write_atomic
 from ..core.ir import Graph
-from ..optim.base import Optimizer, build_updates, init_state
+from ..optim.base import Optimizer, all_hyperparams, build_updates, init_state
+from ..optim.transforms import UpdateOptions
 
 FORMAT = "graphdl-train-step/1"
 NEXT = ".next"
@@ -165,35 +166,42 @@ def load_manifest(path: str) -> dict[str, Any]:
 
 def assemble(grad_graph: Graph, opt: Optimizer, params: Mapping[str, np.ndarray],
              carried: Mapping[str, np.ndarray], loss: str, metrics: Sequence[str] = (),
-             masks: Mapping[str, float] | None = None) -> TrainStep:
+             masks: Mapping[str, float] | None = None, options: UpdateOptions | None = None,
+             extra: Mapping[str, Any] | None = None) -> TrainStep:
     """The training step from a gradient graph whose inputs include ``params`` and ``carried``
     (non-trained state such as running statistics, each with an output ``NAME.next``) and whose
-    outputs include ``loss``, ``metrics`` and ``P_grad`` for each parameter P."""
+    outputs include ``loss``, ``metrics`` and ``P_grad`` for each parameter P. ``options``
+    shapes the update (graphdl.optim.transforms); ``extra`` adds manifest entries."""
     b = GraphBuilder.from_graph(grad_graph)
     g = grad_graph
     ptensors = {n: b.tensor(g.value(n)) for n in params}
     grads = {n: b.tensor(g.value(f"{n}_grad")) for n in params}
-    upd = build_updates(b, opt, ptensors, grads)
+    upd = build_updates(b, opt, ptensors, grads, options)
     outs = {loss: b.tensor(g.value(loss))}
     outs.update({m: b.tensor(g.value(m)) for m in metrics})
     outs.update({n + NEXT: b.tensor(g.value(n + NEXT)) for n in carried})
     outs.update({n + NEXT: t for n, t in upd.next_values.items()})
     graph = b.build(outs)
     initial = {**{n: np.array(a) for n, a in params.items()},
-               **{n: np.array(a) for n, a in carried.items()}, **init_state(opt, params)}
+               **{n: np.array(a) for n, a in carried.items()},
+               **init_state(opt, params, options)}
     dtype = next(iter(ptensors.values())).dtype
-    manifest = _manifest(graph, opt, params, carried, loss, metrics, masks or {}, dtype.name)
+    hyper = all_hyperparams(opt, options)
+    manifest = _manifest(graph, opt, hyper, params, carried, loss, metrics, masks or {},
+                         dtype.name)
+    manifest.update(extra or {})
     return TrainStep(graph, manifest, initial)
 
 
-def _manifest(graph: Graph, opt: Optimizer, params: Mapping, carried: Mapping, loss: str,
-              metrics: Sequence[str], masks: Mapping[str, float], dtype: str) -> dict[str, Any]:
+def _manifest(graph: Graph, opt: Optimizer, hyper: Mapping[str, float], params: Mapping,
+              carried: Mapping, loss: str, metrics: Sequence[str], masks: Mapping[str, float],
+              dtype: str) -> dict[str, Any]:
     kinds = {**{n: "param" for n in params}, **{n: "running_stat" for n in carried}}
     state_names = [v.name for v in graph.inputs
                    if v.name + NEXT in {o.name for o in graph.outputs}]
     state = [{"input": n, "output": n + NEXT, "kind": kinds.get(n, "optimizer")}
              for n in state_names]
-    hp = set(opt.hyperparams)
+    hp = set(hyper)
     batch = [v for v in graph.inputs if v.name not in hp and v.name not in set(state_names)]
     return {
         "format": FORMAT,
@@ -207,7 +215,7 @@ def _manifest(graph: Graph, opt: Optimizer, params: Mapping, carried: Mapping, l
         "masks": {v.name: {"rate": float(masks[v.name]), "dtype": v.type.dtype.name,
                            "shape": [d if isinstance(d, int) else str(d) for d in v.type.shape]}
                   for v in batch if v.name in masks},
-        "hyperparams": dict(opt.hyperparams),
+        "hyperparams": dict(hyper),
         "state": state,
         "next_step": {e["output"]: e["input"] for e in state},
     }

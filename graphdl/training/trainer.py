@@ -3,10 +3,11 @@ per-epoch metrics, a progress bar (graphdl.training.progress: silent off a termi
 checkpoints that resume exactly.
 
 A checkpoint is one ``.npz`` file holding the carried state (parameters, optimiser state,
-running statistics), the epoch, the random generator's state (shuffling and dropout masks),
-the history and the step's manifest. It is written atomically (temp file in the same folder,
-fsync, rename), so a crash mid-save leaves the previous checkpoint intact; a trainer loaded
-from it continues exactly as if it had never stopped.
+running statistics) under their own names, and under ``META`` the epoch, the step count, the
+random generator's state (shuffling and dropout masks), the history and the step's manifest.
+It is written atomically (temp file in the same folder, fsync, rename), so a crash mid-save
+leaves the previous checkpoint intact; a trainer loaded from it continues exactly as if it had
+never stopped.
 """
 from __future__ import annotations
 
@@ -20,25 +21,32 @@ import numpy as np
 from ..core.errors import GraphError
 from ..core.fileio import write_atomic
 from .progress import Progress
+from .schedules import Schedule
 from .step_runner import make_runner
-from .minibatch import minibatches
 from .step import TrainStep
+from .train_data import batches, check_scalar_reports, data_length
+
+META = "graphdl.trainer.meta"
 
 EvalFn = Callable[[dict[str, np.ndarray]], Mapping[str, float]]
 
 
 class Trainer:
     """Trains ``step`` on arrays by input name; ``evaluate(params_and_state)`` may add metrics
-    (e.g. test accuracy) after each epoch. ``ort_options`` (engine "ort"): an OrtOptions or an
-    onnxruntime SessionOptions (graphdl/engine/ort_options.py)."""
+    (e.g. test accuracy) after each epoch; ``schedule(step_index)`` scales ``lr`` per step.
+    ``ort_options`` (engine "ort"): an OrtOptions or an onnxruntime SessionOptions
+    (graphdl/engine/ort_options.py)."""
 
     def __init__(self, step: TrainStep, engine: str = "numpy", provider: str = "cpu",
                  batch_size: int = 32, seed: int = 0, hyperparams: Mapping[str, float] = (),
                  evaluate: EvalFn | None = None, checkpoint: str | None = None,
-                 verbose: bool = True, threads: int | None = None, ort_options=None):
+                 verbose: bool = True, threads: int | None = None, shuffle: bool = True,
+                 schedule: Schedule | None = None, ort_options=None):
+        check_scalar_reports(step)
         self.step, self.engine, self.provider = step, engine, provider
         self.batch_size, self.evaluate, self.checkpoint = int(batch_size), evaluate, checkpoint
         self.verbose, self.threads, self.ort_options = verbose, threads, ort_options
+        self.shuffle, self.schedule, self.steps = shuffle, schedule, 0
         self.hp = step.hyperparam_feeds(**dict(hyperparams))
         self.rng = np.random.default_rng(seed)
         self.epoch = 0
@@ -57,10 +65,7 @@ class Trainer:
     def fit(self, data: Mapping[str, np.ndarray], epochs: int) -> list[dict[str, float]]:
         """Runs epochs ``self.epoch + 1 .. epochs``; returns the history of all epochs."""
         names = [s["name"] for s in self.step.manifest["batch_inputs"]]
-        missing = [n for n in names if n not in data]
-        if missing:
-            raise GraphError(f"Trainer.fit: no data for the step's inputs {missing}")
-        n = len(data[names[0]])
+        n = data_length(data, names, "Trainer.fit")
         while self.epoch < epochs:
             self.history.append(self._epoch(data, names, n, epochs))
             if self.checkpoint:
@@ -71,12 +76,14 @@ class Trainer:
                epochs: int) -> dict[str, float]:
         self.epoch += 1
         start, sums, count = time.perf_counter(), {}, 0
-        bar = Progress(minibatches(n, self.batch_size, self.rng), desc=f"epoch {self.epoch}",
+        bar = Progress(batches(n, self.batch_size, self.rng, self.shuffle),
+                       desc=f"epoch {self.epoch}",
                        total=(n + self.batch_size - 1) // self.batch_size)
         for idx in bar:
             batch = {k: data[k][idx] for k in names}
             batch.update(self.step.draw_masks(self.rng, batch))
-            out = self.runner(batch, self.hp)
+            out = self.runner(batch, self._step_hyperparams())
+            self.steps += 1
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
             count += len(idx)
@@ -90,27 +97,46 @@ class Trainer:
             print(f"[{self.engine}] epoch {self.epoch}/{epochs} {shown}", flush=True)
         return row
 
+    def _step_hyperparams(self) -> dict[str, np.ndarray]:
+        """The hyperparameter feeds of the next step: ``lr`` times the schedule's factor."""
+        if self.schedule is None:
+            return self.hp
+        lr = self.hp["lr"] * self.hp["lr"].dtype.type(self.schedule(self.steps))
+        return {**self.hp, "lr": lr}
+
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, path: str) -> None:
         """Writes a checkpoint atomically (see the module docstring)."""
-        meta = {"epoch": self.epoch, "rng": self.rng.bit_generator.state,
+        meta = {"epoch": self.epoch, "steps": self.steps, "rng": self.rng.bit_generator.state,
                 "history": self.history, "manifest": self.step.manifest,
                 "hyperparams": {k: float(v) for k, v in self.hp.items()}}
-        arrays = {f"state/{k}": v for k, v in self.state.items()}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        arrays = dict(self.state)
+        arrays[META] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         write_atomic(path, buf.getvalue())
 
     def load(self, path: str) -> None:
         """Restores state, epoch, random generator, history and hyperparameters from ``path``."""
-        with np.load(path) as z:
-            meta = json.loads(z["meta"].tobytes().decode())
-            state = {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")}
+        meta, state = read_checkpoint(path)
         if meta["manifest"]["next_step"] != self.step.manifest["next_step"]:
             raise GraphError(f"checkpoint {path} is for a different training step")
         self.epoch, self.history = int(meta["epoch"]), meta["history"]
+        self.steps = int(meta.get("steps", 0))
         self.rng.bit_generator.state = meta["rng"]
         self.hp = self.step.hyperparam_feeds(**meta["hyperparams"])
         self.runner = make_runner(self.step, self.engine, self.provider, state, self.threads,
                                   self.ort_options)
+
+
+def read_checkpoint(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, carried state by name) from a checkpoint; reads the older layout too (state
+    under ``state/NAME``, meta under ``meta``)."""
+    with np.load(path) as z:
+        if META in z.files:
+            return (json.loads(z[META].tobytes().decode()),
+                    {k: z[k] for k in z.files if k != META})
+        if "meta" not in z.files:
+            raise GraphError(f"{path} is not a graphdl training checkpoint")
+        return (json.loads(z["meta"].tobytes().decode()),
+                {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")})

@@ -40,6 +40,7 @@ from . import training  # noqa: E402,F401 - Gradient (ai.onnx.preview.training)
 from . import transformer  # noqa: E402,F401 - Erf, Gelu, LayerNormalization, HardSwish, ...
 from . import positions  # noqa: E402,F401 - Trilu, CumSum, ArgMax, OneHot
 from . import resize  # noqa: E402,F401 - Resize
+from . import randomness  # noqa: E402,F401 - RandomUniformLike
 
 
 def one_to_one(op_name: str) -> "ImportFn":
