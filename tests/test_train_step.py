@@ -140,8 +140,10 @@ def test_saved_step_loads_back_as_the_same_step(name, tmp_path):
     feeds = {**_batch(step, np.random.default_rng(0), 5), **step.initial,
              **step.hyperparam_feeds()}
     want, got = gd.run(step.graph, feeds), gd.run(loaded.graph, feeds)
+    # the loaded step runs batch norm as its exported decomposition, the built one as
+    # batch_norm_core's kernel: float64 rounding apart (a few 1e-12 relative)
     for k in step.next_step:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14, err_msg=k)
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-11, atol=1e-13, err_msg=k)
 
 
 @pytest.mark.parametrize("n", [1, 7, 128])

@@ -4,9 +4,8 @@
 ``inv = 1 / sqrt(var + eps)``, mean and biased variance over every axis but the channels
 (axis 1). It also outputs ``centred = x - mean``, inv (kept dims), mean and var ([C]):
 for the running statistics (:mod:`.normalization`'s ``batch_norm_train``) and for its own
-VJP. The NumPy kernel writes full-size tensors four times (centred, its square, the scale,
-the shift: the scale is the per-channel ``s = gamma * inv``, so ``xhat`` is never
-materialised); the decomposition (the ONNX export) computes y by the inference
+VJP (the NumPy kernel writes centred, its square and y, which it scales and shifts in
+place); the decomposition (the ONNX export) computes y by the inference
 ``BatchNormalization`` on the batch statistics.
 
 The VJP is the textbook closed form, with ``a = gamma * inv`` and ``xhat = centred * inv``::
@@ -86,8 +85,9 @@ def _kernel(x, gamma, beta, *, eps):
     centred = x - mean
     var = np.mean(np.square(centred), axis=axes, keepdims=True)
     inv = (1.0 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype)
-    y = centred * (gamma.reshape(shape) * inv)
-    y += beta.reshape(shape)
+    y = centred * inv  # then gamma and beta in place: the order of the exported
+    y *= gamma.reshape(shape)  # BatchNormalization's decomposition, so a re-imported step
+    y += beta.reshape(shape)  # gives the same bits
     return y, centred, inv, mean.reshape(-1), var.reshape(-1)
 
 
