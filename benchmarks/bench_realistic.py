@@ -5,10 +5,12 @@ batch, interleaved round by round in one process, at 1 and 2 threads
 (``torch.set_num_threads``, onnxruntime's intra-op threads, NumPy's BLAS via threadpoolctl).
 
 A model entry is a function ``case(threads, quick) -> dict[contender, step]`` where each step
-is a zero-argument callable running one training step and returning its loss; contenders are
-``ort``, ``interpreter`` and ``torch``. Before timing, two steps of every contender are checked
+is a zero-argument callable running one training step (on the same batch each call) and
+returning its loss as a float; the contenders are ``ort``, ``interpreter`` and ``torch``, all
+starting from the same weights. Before timing, two steps of every contender are checked
 against torch's losses (the second loss checks the update too). The LSTM entry lives in
-``benchmarks/realistic_lstm.py`` (``lstm_case(threads)``) and joins when that module exists.
+``benchmarks/realistic_lstm.py`` as ``lstm_case(threads: int) -> dict[contender, step]`` (the
+same contract, full size also in a quick run) and joins when that module exists.
 
 At 1 thread every contender runs on the calling thread, so the clock is that thread's CPU time
 (other processes' load does not count); at 2 threads it is wall time.
