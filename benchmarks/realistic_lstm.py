@@ -64,7 +64,7 @@ def _blas_threads(threads: int):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def _torch_weights(params: dict[str, np.ndarray], hidden: int = H) -> dict[str, np.ndarray]:
+def torch_weights(params: dict[str, np.ndarray], hidden: int = H) -> dict[str, np.ndarray]:
     """graphdl's ONNX-layout LSTM and Dense weights in torch's layout (gate blocks i, f, g, o)."""
     onnx_of_torch = TORCH_TO_ONNX_GATES["lstm"]  # ONNX position k holds torch block order[k]
     torch_of_onnx = [onnx_of_torch.index(j) for j in range(4)]
@@ -88,7 +88,7 @@ def torch_stepper(params: dict[str, np.ndarray], batch: dict[str, np.ndarray],
         return None
     torch.set_num_threads(threads)
     lstm, head = torch.nn.LSTM(I, H, batch_first=True), torch.nn.Linear(H, C)
-    weights = _torch_weights(params)
+    weights = torch_weights(params)
     with torch.no_grad():
         for mod in (lstm, head):
             for name, p in mod.named_parameters():

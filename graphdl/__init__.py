@@ -72,3 +72,7 @@ __all__ += ["explain"]  # how the backprop recursion assembles a gradient
 from . import optim  # noqa: E402 - optimisers as update-subgraph builders (graphdl.optim.Adam)
 
 __all__ += ["optim"]
+
+from .tools.profiling import profile  # noqa: E402 - where a model's or a training step's time goes
+
+__all__ += ["profile"]

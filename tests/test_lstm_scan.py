@@ -68,7 +68,7 @@ def test_lstm_gradients_match_torch_float64(bidir):
 def test_exported_training_step_matches_torch_adam():
     """The issue's classifier, small: last state -> linear -> cross-entropy, Adam; three steps
     of the exported step in onnxruntime against torch (float32, the losses and weights)."""
-    from benchmarks.realistic_lstm import _torch_weights
+    from benchmarks.realistic_lstm import torch_weights
     from graphdl import optim
     from graphdl.nn import LSTM, Dense
     from graphdl.training.step_runner import OrtRunner
@@ -80,7 +80,7 @@ def test_exported_training_step_matches_torch_adam():
                                 optim.Adam(lr=0.05))
     runner, hp = OrtRunner(step, threads=1), step.hyperparam_feeds()
     net, head = torch.nn.LSTM(I, H, batch_first=True), torch.nn.Linear(H, 3)
-    weights = _torch_weights(step.params(step.initial), hidden=H)
+    weights = torch_weights(step.params(step.initial), hidden=H)
     with torch.no_grad():
         for mod in (net, head):
             for name, p in mod.named_parameters():
@@ -97,6 +97,6 @@ def test_exported_training_step_matches_torch_adam():
         loss.backward()
         opt.step()
         assert abs(ours - loss.item()) <= 1e-5 * max(1.0, abs(loss.item()))
-    final = _torch_weights(step.params(runner.state), hidden=H)
+    final = torch_weights(step.params(runner.state), hidden=H)
     np.testing.assert_allclose(final["weight_hh_l0"], net.weight_hh_l0.detach().numpy(),
                                rtol=1e-4, atol=1e-5)

@@ -1,22 +1,26 @@
-"""``lstm_scan``: the LSTM recurrence over a whole sequence as one op whose VJP is backprop
-through time written out, so a training step stays small and fast.
+"""``lstm_scan``: an LSTM over a whole sequence as one op whose VJP is backprop through time
+written out, so a training step stays small and fast.
 
-The ``lstm`` composite (ops/recurrent.py) computes ``W x(t) + b`` for every t in one matmul and
-hands the recurrence to this op. Differentiating the unrolled cell node by node gave ~40 small
-nodes per time step (a Transpose per matmul, one MatMul and Add per step for dR, a Sub and
-Muls per sigmoid); this VJP builds the chapter's BPTT directly:
+The ``lstm`` composite (ops/recurrent.py) hands each direction to this op (without peepholes).
+Differentiating the unrolled cell node by node gave ~40 small nodes per time step (a Transpose
+per matmul, one MatMul and Add per step for dR, a Sub and Muls per sigmoid); this VJP builds the
+chapter's BPTT directly:
 
-- every gate derivative for all T steps at once, as a few large elementwise nodes over
-  [T, N, 4H] (``K`` below), because the forward saved the activated gates and cells;
-- per step only what the recurrence forces: ``dc``, the four gate gradients as ONE product
-  ``[dc, dh, dc, dc] * K(t)``, ``dh(t-1) = dpre(t) @ R`` and ``dc(t-1) = dc * f``;
-- ``dR`` as ONE matmul over all steps, and ``d xw`` (so ``dW``, ``dB`` too, through the
-  input projection) as one tensor [T, N, 4H].
+- the forward saves, as outputs, the values each step computes anyway (gates, i*g, f*c(t-1),
+  tanh(c), h): in ONNX those are the step's own node outputs, no copies;
+- per step the backward builds only dc, the four gate gradients as products of those values
+  (``d(i*g) * i*g * (1 - i)`` and so on), one Concat and ``dh(t-1) = dpre(t) @ R``;
+- ``dW``, ``dR`` and ``dx`` are ONE matrix product each over all steps, ``db`` one sum.
 
-Inputs: ``xw`` [T, N, 4H] (``W x + b``, ONNX's gate blocks i, o, f, c), ``R`` [4H, H], optional
-``h0``, ``c0`` [N, H]; attribute ``reverse`` runs t = T-1 .. 0. Outputs: ``Y`` [T, N, H] (h(t) in
-time order), the last h and c [N, H], and what the VJP reads instead of recomputing it: ``C``
-[T, N, H] (c(t)), ``S`` [T, N, 3H] (sigmoid gates i, o, f) and ``Gc`` [T, N, H] (c~(t)).
+In ONNX each step is one Gemm ``[x(t) | h] [W | R]^T + b`` (the input projection rides in the
+recurrent product: no [T, N, 4H] tensor written and cut into steps), then Split, Sigmoid, Tanh,
+Split, Mul, Mul, Add, Tanh, Mul. The gradients of the saved outputs are handled too, so the VJP
+graph can be differentiated again.
+
+Inputs: ``x`` [T, N, I], ``W`` [4H, I], ``R`` [4H, H] (ONNX's gate blocks i, o, f, c), optional
+``b`` [4H] (input and recurrent biases summed), ``h0``, ``c0`` [N, H]; attribute ``reverse``
+runs t = T-1 .. 0. Outputs: ``Y`` [T, N, H] (h(t) in time order), the last h and c [N, H],
+``Hprev`` [T, N, H] (the h each step started from) and SAVED for each step.
 """
 from __future__ import annotations
 
@@ -27,10 +31,10 @@ import numpy as np
 from ..core.builder import Tensor
 from ..core.errors import ShapeError
 from ..core.registry import Call, OpDef, register
-from ..core.types import TensorType, shape_str
-from .activations import sigmoid_kernel
+from ..core.types import TensorType, dims_equal, shape_str
 from .common import need_float, same_dtype
 from .linalg import gemm, matmul
+from .reduce import reduce_sum
 from .shape import flatten, reshape, squeeze, zeros_like
 from .slice import concat
 from .split import split
@@ -42,16 +46,18 @@ FIXED = 4  # outputs Y, last h, last c, Hprev; then len(SAVED) per step
 
 
 def _infer(types: list, attrs: dict) -> list[TensorType]:
-    xw, r = types[:2]
+    x, w, r = types[:3]
     dt = same_dtype(types, "lstm_scan inputs")
-    need_float(xw, "lstm_scan input xw")
-    if xw.shape is None or len(xw.shape) != 3 or r.shape is None or len(r.shape) != 2:
-        raise ShapeError(f"lstm_scan: xw must be [T, N, 4H] and R [4H, H], got "
-                         f"{shape_str(xw.shape)} and {shape_str(r.shape)}")
-    t_len, n, hid = xw.shape[0], xw.shape[1], r.shape[1]
-    if not isinstance(t_len, int) or not isinstance(hid, int) or xw.shape[2] != 4 * hid:
-        raise ShapeError(f"lstm_scan: needs a static T and xw [T, N, 4H] for R [4H, H] "
-                         f"(static H), got {shape_str(xw.shape)} and {shape_str(r.shape)}")
+    need_float(x, "lstm_scan input x")
+    ranks = [None if t.shape is None else len(t.shape) for t in (x, w, r)]
+    if ranks != [3, 2, 2]:
+        raise ShapeError(f"lstm_scan: x must be [T, N, I], W [4H, I] and R [4H, H], got "
+                         f"{', '.join(shape_str(t.shape) for t in (x, w, r))}")
+    t_len, n, hid = x.shape[0], x.shape[1], r.shape[1]
+    if not isinstance(t_len, int) or not isinstance(hid, int) or w.shape[0] != 4 * hid \
+            or r.shape[0] != 4 * hid or dims_equal(w.shape[1], x.shape[2]) is False:
+        raise ShapeError(f"lstm_scan: needs a static T and H with x [T, N, I], W [4H, I], "
+                         f"R [4H, H], got {', '.join(shape_str(t.shape) for t in (x, w, r))}")
     seq, state = TensorType(dt, (t_len, n, hid)), TensorType(dt, (n, hid))
     return [seq, state, state, seq] + [state] * (len(SAVED) * t_len)
 
@@ -60,9 +66,21 @@ def _order(t_len: int, reverse: int) -> range:
     return range(t_len - 1, -1, -1) if reverse else range(t_len)
 
 
-def _kernel(xw: np.ndarray, r: np.ndarray, h0: np.ndarray | None = None,
-            c0: np.ndarray | None = None, *, reverse: int) -> tuple[np.ndarray, ...]:
-    t_len, n, hid = xw.shape[0], xw.shape[1], r.shape[1]
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))``, the sigmoid op's kernel form (exp overflow gives the limit 0)."""
+    with np.errstate(over="ignore"):
+        e = np.exp(np.negative(x))
+    e += x.dtype.type(1)
+    return np.reciprocal(e, out=e)
+
+
+def _kernel(x: np.ndarray, w: np.ndarray, r: np.ndarray, b: np.ndarray | None = None,
+            h0: np.ndarray | None = None, c0: np.ndarray | None = None, *,
+            reverse: int) -> tuple[np.ndarray, ...]:
+    t_len, n, hid = x.shape[0], x.shape[1], r.shape[1]
+    xw = x @ w.T
+    if b is not None:
+        xw += b
     y, h_prev, cells, tcs, igs, fcs = np.empty((6, t_len, n, hid), xw.dtype)
     sig, cand = np.empty((t_len, n, 3 * hid), xw.dtype), np.empty((t_len, n, hid), xw.dtype)
     r_t = np.ascontiguousarray(r.T)
@@ -70,7 +88,7 @@ def _kernel(xw: np.ndarray, r: np.ndarray, h0: np.ndarray | None = None,
     for t in _order(t_len, reverse):
         h_prev[t] = 0 if h is None else h
         pre = xw[t] if h is None else xw[t] + h @ r_t
-        sig[t] = sigmoid_kernel(pre[:, :3 * hid])
+        sig[t] = _sigmoid(pre[:, :3 * hid])
         np.tanh(pre[:, 3 * hid:], out=cand[t])
         i, o, f = sig[t, :, :hid], sig[t, :, hid:2 * hid], sig[t, :, 2 * hid:]
         ig = np.multiply(i, cand[t], out=igs[t])
@@ -107,26 +125,32 @@ def _stack(ctx: Any, pieces: list, out: Any, t_len: int, hid: int) -> None:
 
 
 def _lower(ctx: Any, node: Any) -> None:
-    """Per step Gemm (h R^T + xw(t)), Split, Sigmoid, Tanh, Split, Mul, Mul, Add, Tanh, Mul;
-    the saved values are those nodes' own outputs."""
-    ins = list(node.inputs) + [None] * (4 - len(node.inputs))
-    xw, r, h, c = ins
-    t_len, hid = xw.type.shape[0], r.type.shape[1]
-    steps = _split_steps(ctx, xw, t_len)
+    """Per step one Gemm ([x(t) | h] [W | R]^T + b: the input projection rides in the
+    recurrent product, so no [T, N, 4H] tensor is written and cut into steps), Split, Sigmoid,
+    Tanh, Split, Mul, Mul, Add, Tanh, Mul; the saved values are those nodes' own outputs."""
+    ins = list(node.inputs) + [None] * (6 - len(node.inputs))
+    x, w, r, bias, h, c = ins
+    t_len, hid = x.type.shape[0], r.type.shape[1]
+    steps = _split_steps(ctx, x, t_len)
+    wr = ctx.emit("Concat", [w, r], 1, axis=1)[0]
     gate_sizes = ctx.const(np.asarray([3 * hid, hid], np.int64))
     thirds = ctx.const(np.asarray([hid] * 3, np.int64))
     hs, prev = [None] * t_len, [None] * t_len
     for t in _order(t_len, node.attrs["reverse"]):
         out = dict(zip(SAVED, node.outputs[FIXED + len(SAVED) * t:]))
         prev[t] = h
-        pre = steps[t] if h is None else ctx.emit("Gemm", [h, r, steps[t]], transB=1)[0]
+        if h is None:
+            pre = ctx.emit("Gemm", [steps[t], w, bias], transB=1)[0]
+        else:
+            xh = ctx.emit("Concat", [steps[t], h], 1, axis=1)[0]
+            pre = ctx.emit("Gemm", [xh, wr, bias], transB=1)[0]
         s_pre, g_pre = ctx.emit("Split", [pre, gate_sizes], 2, axis=1)
         s = ctx.emit("Sigmoid", [s_pre])[0]
         g = ctx.emit("Tanh", [g_pre], [out["g"]])[0]
         i, o, f = ctx.emit("Split", [s, thirds], [out["i"], out["o"], out["f"]], axis=1)
         ig = ctx.emit("Mul", [i, g], [out["ig"]])[0]
         if c is None:  # c(t-1) = 0: f * c(t-1) is zeros, c = i * g
-            ctx.emit("Mul", [f, ctx.const(np.zeros((), xw.type.dtype.np))], [out["fc"]])
+            ctx.emit("Mul", [f, ctx.const(np.zeros((), x.type.dtype.np))], [out["fc"]])
             c = ctx.emit("Identity", [ig], [out["c"]])[0]
         else:
             fc = ctx.emit("Mul", [f, c], [out["fc"]])[0]
@@ -137,7 +161,7 @@ def _lower(ctx: Any, node: Any) -> None:
         _stack(ctx, hs, y_out, t_len, hid)
     if prev_out.name not in ctx.unread:
         if any(p is None for p in prev):  # zeros [N, H] where the recurrence starts from 0
-            zero = ctx.emit("Mul", [hs[0], ctx.const(np.zeros((), xw.type.dtype.np))])[0]
+            zero = ctx.emit("Mul", [hs[0], ctx.const(np.zeros((), x.type.dtype.np))])[0]
             prev = [zero if p is None else p for p in prev]
         _stack(ctx, prev, prev_out, t_len, hid)
     ctx.emit("Identity", [h], [h_out])
@@ -183,9 +207,10 @@ def _cell_grad(dh: Tensor, dc: Tensor | None, v: dict, gv: dict) -> tuple[Tensor
 
 
 def _vjp(b, c: Call, gys):
-    """d xw, dR, dh0, dc0 from the gradients of every output (see the module docstring)."""
-    xw, r, h0, c0 = (list(c.inputs) + [None] * 4)[:4]
-    t_len, hid, rev = xw.shape[0], r.shape[1], c.attrs["reverse"]
+    """dx, dW, dR, db, dh0, dc0 from the gradients of every output (see the module
+    docstring)."""
+    x, w, r, bias, h0, c0 = (list(c.inputs) + [None] * 6)[:6]
+    t_len, rev = x.shape[0], c.attrs["reverse"]
     k = len(SAVED)
     saved = [dict(zip(SAVED, c.outputs[FIXED + k * t:FIXED + k * (t + 1)]))
              for t in range(t_len)]
@@ -206,22 +231,25 @@ def _vjp(b, c: Call, gys):
             dh_rec = _sum(matmul(dpres[t], r), gprev_t[t])
         if prev is not None or c0 is not None:
             dc_rec = d_fc * saved[t]["f"]
-    d_xw2 = concat(dpres, 0)
-    d_r = gemm(d_xw2, flatten(c.outputs[3], 2), transA=1)
-    d_xw = reshape(d_xw2, [t_len, -1, 4 * hid])
-    return [d_xw, d_r, dh_rec, dc_rec][:len(c.inputs)]
+    d_pre = concat(dpres, 0)  # [T*N, 4H]
+    d_x = reshape(matmul(d_pre, w), [t_len, -1, x.shape[2]])
+    d_w = gemm(d_pre, flatten(x, 2), transA=1)
+    d_r = gemm(d_pre, flatten(c.outputs[3], 2), transA=1)
+    d_b = None if bias is None else reduce_sum(d_pre, 0)
+    return [d_x, d_w, d_r, d_b, dh_rec, dc_rec][:len(c.inputs)]
 
 
-register(OpDef("lstm_scan", _infer, (2, 4), kernel=_kernel, lower=_lower, vjp=_vjp,
+register(OpDef("lstm_scan", _infer, (3, 6), kernel=_kernel, lower=_lower, vjp=_vjp,
                attrs={"reverse": 0},
-               doc="The LSTM recurrence over [T, N, 4H] gate inputs, saving cells and gates "
-                   "for its backprop-through-time VJP (the lstm composite's training form)."))
+               doc="One LSTM direction over a sequence, saving each step's gates for its "
+                   "backprop-through-time VJP (the lstm composite's decomposition)."))
 
 
-def lstm_scan(xw: Tensor, r: Tensor, h0: Tensor | None = None, c0: Tensor | None = None,
+def lstm_scan(x: Tensor, w: Tensor, r: Tensor, b: Tensor | None = None,
+              h0: Tensor | None = None, c0: Tensor | None = None,
               reverse: bool = False) -> list[Tensor]:
     """[Y, last h, last c, Hprev, then SAVED for each step] (see the module docstring)."""
-    ins = [xw, r, h0, c0]
+    ins = [x, w, r, b, h0, c0]
     while ins[-1] is None:
         ins.pop()
-    return xw.b.apply("lstm_scan", ins, reverse=int(reverse))
+    return x.b.apply("lstm_scan", ins, reverse=int(reverse))

@@ -2,7 +2,9 @@
 
 Each op is defined by its decomposition over a static sequence length: one time step is a small
 function written in the textbook gate form, unrolled T times. The backprop pass differentiates
-that unrolled graph (backprop through time) with no special case; the interpreter runs it too;
+that unrolled graph (backprop through time) with no special case, except the LSTM without
+peepholes, whose recurrence is one ``lstm_scan`` op with BPTT as its own, much smaller, VJP
+(ops/lstm_scan.py; it keeps training steps fast); the interpreter runs the decomposition too;
 export lowers the whole op to the single ONNX ``RNN`` / ``LSTM`` / ``GRU`` node, which is exact
 because the ops take ONNX's own weight layout:
 
@@ -126,17 +128,13 @@ def rnn_step(xw: Tensor, h: Tensor | None, r_t: Tensor, act: Callable) -> Tensor
 
 
 def lstm_step(xw: Tensor, h: Tensor | None, c: Tensor | None, r_t: Tensor,
-              peep: Sequence[Tensor] | None) -> tuple[Tensor, Tensor]:
-    """The LSTM cell: gates i, o, f from ``W_* x + U_* h + b_*`` (plus peepholes on the cell),
-    candidate ``c~ = tanh(W_c x + U_c h + b_c)``, ``c = f * c(t-1) + i * c~``,
-    ``h = o * tanh(c)``. ``xw`` holds ``W_* x + b_*`` in ONNX's order i, o, f, c."""
+              peep: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """The LSTM cell with peepholes (without them the recurrence is ops/lstm_scan.py): gates
+    i, o, f from ``W_* x + U_* h + b_*`` plus peepholes on the cell, candidate
+    ``c~ = tanh(W_c x + U_c h + b_c)``, ``c = f * c(t-1) + i * c~``, ``h = o * tanh(c)``.
+    ``xw`` holds ``W_* x + b_*`` in ONNX's order i, o, f, c."""
     pre = xw if h is None else xw + h @ r_t
     hidden = r_t.shape[0]
-    if peep is None:  # i, o, f are contiguous: one sigmoid over the three (fewer, larger ops)
-        gates, cand = split(pre, [3 * hidden, hidden], axis=-1)
-        i, o, f = split(sigmoid(gates), [hidden] * 3, axis=-1)
-        c_new = i * tanh(cand) if c is None else f * c + i * tanh(cand)
-        return o * tanh(c_new), c_new
     i, o, f, cand = split(pre, [hidden] * 4, axis=-1)
     if c is not None:
         i, f = i + peep[0] * c, f + peep[2] * c
@@ -200,10 +198,14 @@ def _direction(kind: str, x: Tensor, w: Tensor, r: Tensor, bias: Tensor | None,
                reverse: bool) -> tuple[Tensor, Tensor, Tensor | None]:
     """One direction over the whole sequence: the states [T, N, H] in time order, the last h
     and c. An LSTM without peepholes runs as ``lstm_scan`` (its VJP is BPTT written out)."""
-    xw, rb_h = _input_projection(kind, x, w, bias, attrs)
     if kind == "lstm" and peep is None:
-        y, h, c = lstm_scan(xw, r, h, c, reverse)[:3]
+        both = None
+        if bias is not None:
+            wb, rb = split(bias, [w.shape[0]] * 2, axis=0)
+            both = wb + rb
+        y, h, c = lstm_scan(x, w, r, both, h, c, reverse)[:3]
         return y, h, c
+    xw, rb_h = _input_projection(kind, x, w, bias, attrs)
     t_len = x.shape[0]
     xws = [squeeze(s, (0,)) for s in split(xw, [1] * t_len, axis=0)]
     order = range(t_len - 1, -1, -1) if reverse else range(t_len)

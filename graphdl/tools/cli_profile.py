@@ -33,16 +33,17 @@ def _positive(text: str) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
-    from .cli import PY_SPEC, load_model, parse_feeds
+    from .cli import load_model, parse_feeds
     from .profiling import profile
 
     feeds = parse_feeds(args.feed)
-    if PY_SPEC.match(args.model):
-        model: Any = load_model(args.model)
-    elif os.path.isdir(args.model) or os.path.isfile(args.model):
-        model = args.model
+    path = args.model
+    if os.path.isdir(path) or (os.path.isfile(path) and not path.endswith(".py")):
+        model: Any = path  # a step directory or an ONNX file, run as it is
+    elif os.path.splitext(path.rsplit(":", 1)[0])[1] == ".py":
+        model = load_model(path)  # FILE.py[:NAME]
     else:
-        raise FileNotFoundError(2, "no such file or directory", args.model)
+        raise FileNotFoundError(2, "no such file or directory", path)
     report = profile(model, feeds, backend=args.backend, runs=args.runs, threads=args.threads,
                      batch=args.batch)
     print(report.format(args.top))
