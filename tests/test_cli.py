@@ -271,7 +271,7 @@ def test_user_errors_exit_2_with_one_line(work, tiny_onnx, args, needle):
 
 def test_internal_errors_exit_1_with_a_traceback(monkeypatch, capsys):
     """A bug in graphdl is not the user's fault: status 1, and the traceback to report."""
-    from graphdl import cli
+    from graphdl.tools import cli
 
     def boom(args):
         raise KeyError("bug")

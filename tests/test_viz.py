@@ -12,7 +12,7 @@ import pytest
 
 import graphdl as gd
 import passes
-from graphdl import viz
+from graphdl.tools import viz
 
 pytest.importorskip("matplotlib")
 ROOT = Path(__file__).resolve().parent.parent

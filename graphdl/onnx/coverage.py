@@ -36,6 +36,8 @@ WIDEN: dict[str, dict[DType, DType | None]] = {
     "pow": _WRAPPING, "reduce_sum": _WRAPPING, "matmul": {I16: I32, U16: I32},
     "reduce_max": _ORDERED, "reduce_mean": _NONE, "max_pool": _NONE, "avg_pool": _NONE,
     "conv": _NONE, "conv_transpose": _NONE, "conv_weight_grad": _NONE,
+    "trilu": {I16: I32, U16: I32, U32: I64, U64: I64},  # selection, as where
+    "cumsum": _WRAPPING, "einsum": _WRAPPING, "argmax": _ORDERED,
 }
 
 

@@ -183,7 +183,8 @@ def _onehot_vjp(b, c: Call, gys):
 
 def _onehot_lower(ctx, node) -> None:
     """ONNX OneHot; where onnxruntime lacks its kernel (values other than float32, int32 or
-    int64) the mask by Equal against the classes, then Where."""
+    int64) the mask by Equal against the classes, then values[mask] by Gather (which
+    onnxruntime has for every dtype)."""
     idx, values = node.inputs
     a = node.attrs
     if values.type.dtype in (DType.float32, DType.int32, DType.int64):
@@ -199,9 +200,8 @@ def _onehot_lower(ctx, node) -> None:
     (i,) = ctx.emit("Unsqueeze", [i, ctx.const(np.asarray([axis], np.int64))])
     classes = np.arange(a["depth"], dtype=np.int64).reshape((-1,) + (1,) * (rank - axis))
     (hit,) = ctx.emit("Equal", [i, ctx.const(classes)])
-    off, on = (ctx.emit("Gather", [values, ctx.const(np.asarray(k, np.int64))])[0]
-               for k in (0, 1))
-    ctx.emit("Where", [hit, on, off], node.outputs)
+    (pick,) = ctx.emit("Cast", [hit], 1, to=DType.int64.onnx)
+    ctx.emit("Gather", [values, pick], node.outputs, axis=0)  # any dtype: values[hit]
 
 
 register(OpDef("one_hot_values", _onehot_infer, (2, 2), kernel=_onehot_kernel,
