@@ -15,7 +15,7 @@ from ..core.builder import Tensor
 from ..core.errors import GradError, ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, onnx_op, register
 from ..core.types import TensorType, broadcast_shapes, dims_equal, shape_str
-from .common import same_dtype
+from .common import WIDEN_WRAPPING, same_dtype
 
 
 def _parse(eq: str, ranks: list[int]) -> tuple[list[str], str]:
@@ -108,6 +108,7 @@ def _check_differentiable(eq: str, xs: list, terms: list[str], i: int) -> None:
 
 
 register(OpDef("einsum", _einsum_infer, (1, 64), kernel=_einsum_kernel, lower=onnx_op("Einsum"),
+               widen=WIDEN_WRAPPING,
                vjp=_einsum_vjp, attrs={"equation": REQUIRED},
                doc="Einstein summation over the operands' subscripts."))
 

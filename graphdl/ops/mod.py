@@ -7,7 +7,7 @@ import numpy as np
 
 from ..core.builder import Tensor
 from ..core.errors import DTypeError
-from ..core.registry import Call, OpDef, onnx_op, register
+from ..core.registry import Call, OpDef, register
 from ..core.types import DType, TensorType
 from .common import broadcast_infer, unbroadcast
 
@@ -45,7 +45,18 @@ def _mod_vjp(bld, c: Call, gys):
     return [unbroadcast(g, a.shape), unbroadcast(g * (y - a) / b, b.shape)]
 
 
-register(OpDef("mod", _mod_infer, (2, 2), kernel=_mod_kernel, lower=onnx_op("Mod"),
+def _mod_lower(ctx, node) -> None:
+    """ONNX Mod; a floored float Mod (fmod=0, new in opset 28) below opset 28 as
+    a - b * floor(a / b)."""
+    a, b = node.inputs
+    if node.attrs["fmod"] or not a.type.dtype.is_float or ctx.opset >= 28:
+        ctx.emit("Mod", node.inputs, node.outputs, fmod=int(node.attrs["fmod"]))
+        return
+    (q,) = ctx.emit("Floor", [ctx.emit("Div", [a, b])[0]])
+    ctx.emit("Sub", [a, ctx.emit("Mul", [b, q])[0]], node.outputs)
+
+
+register(OpDef("mod", _mod_infer, (2, 2), kernel=_mod_kernel, lower=_mod_lower,
                vjp=_mod_vjp, attrs={"fmod": False},
                doc="remainder of a / b (the divisor's sign; the dividend's with fmod)."))
 

@@ -10,7 +10,7 @@ from ..core.builder import Tensor
 from ..core.errors import DTypeError, ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, no_grad, register
 from ..core.types import DType, TensorType, shape_str
-from .common import norm_axis
+from .common import WIDEN_ORDERED, WIDEN_WRAPPING, norm_axis
 from .reduce import reduce_sum
 
 
@@ -43,6 +43,7 @@ def _trilu_lower(ctx, node) -> None:
 
 
 register(OpDef("trilu", _trilu_infer, (1, 1), kernel=_trilu_kernel, lower=_trilu_lower,
+               widen=WIDEN_WRAPPING,  # selection: any injective cast round-trips
                vjp=_trilu_vjp, attrs={"k": 0, "upper": True},
                doc="the upper (or lower) triangle of the last two axes from diagonal k on."))
 
@@ -89,6 +90,7 @@ def _cumsum_lower(ctx, node) -> None:
 
 
 register(OpDef("cumsum", _cumsum_infer, (1, 1), kernel=_cumsum_kernel, lower=_cumsum_lower,
+               widen=WIDEN_WRAPPING,
                vjp=_cumsum_vjp, attrs={"axis": REQUIRED, "exclusive": False, "reverse": False},
                doc="running sums along axis (exclusive: without the element itself)."))
 
@@ -130,6 +132,7 @@ def _argmax_lower(ctx, node) -> None:
 
 
 register(OpDef("argmax", _argmax_infer, (1, 1), kernel=_argmax_kernel, lower=_argmax_lower,
+               widen=WIDEN_ORDERED,
                vjp=no_grad, attrs={"axis": 0, "keepdims": True, "select_last_index": False},
                traits={"nondiff"}, doc="the index of the largest element along axis."))
 
@@ -183,7 +186,8 @@ def _onehot_vjp(b, c: Call, gys):
 
 def _onehot_lower(ctx, node) -> None:
     """ONNX OneHot; where onnxruntime lacks its kernel (values other than float32, int32 or
-    int64) the mask by Equal against the classes, then Where."""
+    int64) the mask by Equal against the classes, then values[mask] by Gather (which
+    onnxruntime has for every dtype)."""
     idx, values = node.inputs
     a = node.attrs
     if values.type.dtype in (DType.float32, DType.int32, DType.int64):
@@ -199,9 +203,8 @@ def _onehot_lower(ctx, node) -> None:
     (i,) = ctx.emit("Unsqueeze", [i, ctx.const(np.asarray([axis], np.int64))])
     classes = np.arange(a["depth"], dtype=np.int64).reshape((-1,) + (1,) * (rank - axis))
     (hit,) = ctx.emit("Equal", [i, ctx.const(classes)])
-    off, on = (ctx.emit("Gather", [values, ctx.const(np.asarray(k, np.int64))])[0]
-               for k in (0, 1))
-    ctx.emit("Where", [hit, on, off], node.outputs)
+    (pick,) = ctx.emit("Cast", [hit], 1, to=DType.int64.onnx)
+    ctx.emit("Gather", [values, pick], node.outputs, axis=0)  # any dtype: values[hit]
 
 
 register(OpDef("one_hot_values", _onehot_infer, (2, 2), kernel=_onehot_kernel,
