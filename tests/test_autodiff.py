@@ -7,7 +7,7 @@ import pytest
 
 import graphdl as gd
 import passes
-from graphdl import registry
+from graphdl.core import registry
 from graphdl.core.registry import OpDef
 
 

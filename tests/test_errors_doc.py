@@ -203,7 +203,7 @@ def model():
     ["explain", "tiny.py", "--wrt", "nope"],
 ], ids=lambda a: a[0])
 def test_command_line_examples_are_what_the_command_prints(argv, tmp_path, monkeypatch, capsys):
-    from graphdl import cli
+    from graphdl.tools import cli
 
     (tmp_path / "tiny.py").write_text(TINY)
     monkeypatch.chdir(tmp_path)

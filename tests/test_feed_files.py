@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import graphdl as gd
-from graphdl import cli
+from graphdl.tools import cli
 
 
 def _save(path, build) -> None:

@@ -79,7 +79,7 @@ def test_optimize_keeps_outputs_and_values():
 
 
 def test_cli_inspect_passes_prints_the_trace(tmp_path, capsys):
-    from graphdl import cli
+    from graphdl.tools import cli
 
     src = tmp_path / "m.py"
     src.write_text("import graphdl as gd\n"

@@ -12,7 +12,8 @@ import pytest
 
 import graphdl as gd
 import passes
-from graphdl import viz, viz_layout
+from graphdl.tools import viz
+from graphdl.tools import viz_layout
 
 pytest.importorskip("matplotlib")
 ROOT = Path(__file__).resolve().parent.parent
