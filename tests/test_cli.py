@@ -204,7 +204,7 @@ def check_dot(dot: str, model_path) -> None:
     grad_nodes = [n for n in gg.nodes if n.grad_of is not None]
     assert dot.count("#fbd9b5") == len(grad_nodes) > 0
     assert dot.count("#dbe9f6") == len(gg.nodes) - len(grad_nodes)
-    clusters = re.findall(r'label="grad of ([^"]+)"', dot)
+    clusters = re.findall(r'label="grad of (\S+) \(\w+\)"', dot)  # NAME (op)
     assert sorted(clusters) == sorted({n.grad_of for n in grad_nodes})
     assert set(clusters) <= {n.name for n in g.nodes}
     assert 'label="x\\nf32[N,3]"' in dot

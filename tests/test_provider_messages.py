@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 
 import graphdl as gd
-from graphdl import cli
+from graphdl.tools import cli
 from graphdl.engine.runtime import ProviderError
 
 

@@ -57,11 +57,11 @@ class Specialiser:
     def graph_for(self, feeds: Mapping[str, Any]) -> Graph:
         """The graph specialised on the fed values of the specialisation inputs."""
         while True:
-            values = self._values(feeds)
-            key = tuple((n, a.dtype.str, a.shape, a.tobytes()) for n, a in values.items())
+            key = self._key(feeds)  # a hit costs this key only; values are checked on a miss
             if key in self.cache:
                 self.cache.move_to_end(key)
                 return self.cache[key]
+            values = self._values(feeds)
             try:
                 graph = _import(self.proto, {**self.fixed, **values}, self.options)
             except StaticInputError as e:
@@ -75,11 +75,15 @@ class Specialiser:
                 self.cache.popitem(last=False)
             return graph
 
-    def _values(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def _key(self, feeds: Mapping[str, Any]) -> tuple:
         missing = [n for n in self.names if n not in feeds]
         if missing:
             raise FeedError(f"missing feed(s) {missing}: graphdl needs their values to build "
                             "the graph (they are specialisation inputs)")
+        arrays = [(n, np.asarray(feeds[n])) for n in self.names]
+        return tuple((n, a.dtype.str, a.shape, a.tobytes()) for n, a in arrays)
+
+    def _values(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         return check_feeds([self.declared[n] for n in self.names],
                            {n: feeds[n] for n in self.names})
 
