@@ -8,7 +8,8 @@ digits 5-9 with a new head while its backbone stays frozen.
    builds the same CNN and pretrains it with the very commands below.
 2. A new head: the last layer's weights are re-drawn in the .onnx file (small random values).
 3. ``graphdl train-step --attach cross_entropy --trainable 'fc*'`` gives the inference model
-   a loss and a training step that trains the dense head (conv and batch norm stay frozen); ``graphdl train`` runs it in onnxruntime on digits 5-9;
+   a loss and a training step that trains the dense head (conv and batch norm stay frozen);
+   ``graphdl train`` runs it in onnxruntime on digits 5-9;
    ``graphdl export-trained`` writes the original model back with the trained head.
 Prints ``before_accuracy=... after_accuracy=...`` on held-out 5-9 and the parameter counts.
 """

@@ -42,11 +42,11 @@ def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
                   ) -> TrainStep:
     """The training step of ``forward``'s scalar output ``loss``, updating ``params`` (default:
     the true parameters matching ``trainable`` globs, less ``freeze`` globs; see
-    graphdl.training.finetune) with ``optimizer``; ``metrics`` names other forward values to output each
-    step. ``attach`` (cross_entropy, mse, bce_logits) first gives an inference model the loss
-    on its output ``logits`` against a new input ``labels``; ``lora`` trains low-rank adapters
-    instead of the weights it names; ``options`` shapes the update (clipping, weight decay,
-    accumulation, learning-rate groups)."""
+    graphdl.training.finetune) with ``optimizer``; ``metrics`` names other forward values to
+    output each step. ``attach`` (cross_entropy, mse, bce_logits) first gives an inference
+    model the loss on its output ``logits`` against a new input ``labels``; ``lora`` trains
+    low-rank adapters instead of the weights it names; ``options`` shapes the update
+    (clipping, weight decay, accumulation, learning-rate groups)."""
     if attach is not None:
         forward = attach_loss(forward, attach, logits or "", labels, loss)
         metrics = [*metrics, *(["accuracy"] if attach == "cross_entropy" else [])]

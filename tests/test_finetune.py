@@ -185,3 +185,22 @@ def test_train_step_usage_errors_are_one_line(tmp_path, capsys, args, words):
     assert main(["train-step", str(model), "-o", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and all(w in err for w in words), err
+
+
+def test_onnxruntime_state_keeps_scalar_shapes_across_engines(tmp_path):
+    """Scalar state (optim.step, accum.count) trained in onnxruntime stays 0-d, so training
+    resumes in the interpreter from the onnxruntime checkpoint."""
+    b = gd.GraphBuilder("s")
+    g = b.build({"logits": nn.Dense(64, 10, name="d", seed=0)(b.input("x", ["N", 64]))})
+    step = passes.training_step(g, optim.Adam(lr=0.01), attach="cross_entropy",
+                                logits="logits", options=optim.UpdateOptions(accumulate=2))
+    x, y = _digits(64)
+    ckpt = str(tmp_path / "state.npz")
+    tr = Trainer(step, engine="ort", batch_size=16, verbose=False, checkpoint=ckpt)
+    tr.fit({"x": x, "labels": y}, 1)
+    assert {k: v.shape for k, v in tr.state.items()} == \
+        {k: np.shape(v) for k, v in step.initial.items()}
+    again = Trainer(step, engine="numpy", batch_size=16, verbose=False)
+    again.load(ckpt)
+    again.fit({"x": x, "labels": y}, 2)
+    assert int(again.state["optim.step"]) == 4  # 8 micro-batches, updates every 2nd

@@ -55,15 +55,14 @@ def test_inspect_params_lists_each_initializer(tmp_path, capsys):
     assert lines["conv.w"] == "train" and lines["h0"] == "fixed" and lines["bn.var"] == "fixed"
 
 
-torch = pytest.importorskip("torch")
-
-
 def _lstm_export(path) -> None:
     """A PyTorch LSTM classifier exported (TorchScript exporter, train mode, fixed batch) with
     every Constant node moved into an initializer, as the dynamo exporter writes them."""
     import warnings
 
     import onnx
+
+    torch = pytest.importorskip("torch")
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -105,3 +104,28 @@ def test_pytorch_lstm_defaults_exclude_initial_state_and_constants(tmp_path):
     assert params == torch_names
     floats = {v.name for v in g.initializers if v.type.dtype.is_float}
     assert floats - params  # the zero initial state and the dropout ratio are still there
+
+
+def test_decomposed_onnx_ops_keep_their_parameters(tmp_path):
+    """InstanceNormalization and PRelu import as primitives; their scale, shift and slope
+    are still parameters, Reshape's shape vector is not."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    f = lambda n, a: numpy_helper.from_array(np.asarray(a, np.float32), n)  # noqa: E731
+    nodes = [helper.make_node("InstanceNormalization", ["x", "in.scale", "in.bias"], ["h"]),
+             helper.make_node("PRelu", ["h", "act.slope"], ["p"]),
+             helper.make_node("Reshape", ["p", "shape"], ["y"])]
+    inits = [f("in.scale", [1.0, 2.0]), f("in.bias", [0.1, 0.2]),
+             f("act.slope", np.full((2, 1, 1), 0.25)),
+             numpy_helper.from_array(np.array([1, 8], np.int64), "shape")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 2, 2, 2])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 8])], inits)
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    roles = parameter_roles(gd.from_onnx(str(path)))
+    assert {n for n, r in roles.items() if r.trainable} == {"in.scale", "in.bias", "act.slope"}
+    assert roles["act.slope"].reason.startswith("slope")
+    assert roles["in.scale"].reason.startswith("scale")
+    assert roles["in.bias"].reason.startswith("shift")

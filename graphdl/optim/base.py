@@ -80,7 +80,7 @@ def build_updates(b: GraphBuilder, opt: Optimizer, params: Mapping[str, Tensor],
                   ) -> UpdateGraph:
     """Adds the hyperparameter and state inputs of ``opt`` to ``b`` and the update of every
     parameter; params and grads map parameter names to tensors already on ``b``. ``options``
-    adds accumulation, clipping, weight decay and learning-rate groups (graphdl.optim.transforms)."""
+    adds accumulation, clipping, weight decay and learning-rate groups (optim.transforms)."""
     if not params:
         raise GraphError(f"optimiser {opt.name}: no parameters to update")
     opts = options or UpdateOptions()

@@ -5,8 +5,9 @@
 optimiser state stay unchanged in between), global-norm clipping (torch's
 ``clip_grad_norm_``: every gradient scaled by ``min(1, clip_norm / (norm + 1e-6))``), L2 weight
 decay (``g + weight_decay * p``, torch.optim's ``weight_decay``; AdamW decays the weights
-itself, decoupled) and per-parameter learning-rate multipliers (parameter groups, by name glob). Weight decay
-and the clipping norm are scalar hyperparameter inputs like ``lr``, so they stay changeable.
+itself, decoupled) and per-parameter learning-rate multipliers (parameter groups, by name
+glob). Weight decay and the clipping norm are scalar hyperparameter inputs like ``lr``, so they
+stay changeable.
 """
 from __future__ import annotations
 

@@ -120,6 +120,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         if not os.path.isfile(ckpt):
             raise GraphError(f"--resume: {ckpt} does not exist (no epoch has finished yet)")
         trainer.load(ckpt)
+        if args.lr is not None:  # the checkpoint's learning rate, unless given again
+            trainer.set_hyperparams(lr=args.lr)
     history = trainer.fit({k: data[k] for k in names}, args.epochs)
     last = history[-1] if history else {}
     extra = "".join(f" {k}={last[k]:.6g}" for k in step.manifest["metrics"] if k in last)

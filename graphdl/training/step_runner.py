@@ -86,7 +86,10 @@ class OrtRunner:
         self._hp: dict[str, Any] = {}  # hyperparameter OrtValues, kept alive while bound
 
     def _to_device(self, arr: np.ndarray):
-        return self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), self.device, 0)
+        # np.require keeps a 0-d array 0-d (np.ascontiguousarray would make it shape [1], and a
+        # scalar state such as optim.step would come back as [1] from the device)
+        return self._ort.OrtValue.ortvalue_from_numpy(np.require(arr, requirements="C"),
+                                                      self.device, 0)
 
     def _empty_like(self, arr: np.ndarray):
         return self._ort.OrtValue.ortvalue_from_shape_and_type(arr.shape, arr.dtype,
@@ -131,7 +134,7 @@ class OrtRunner:
         check_fed_labels(self.step.graph, feeds)
         binding = self._bindings[self._turn]
         for name, arr in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(arr))
+            binding.bind_cpu_input(name, np.require(arr, requirements="C"))
         self.sess.run_with_iobinding(binding)
         self._turn ^= 1
         if len(self._reports) == len(self.reports):
