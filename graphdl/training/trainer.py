@@ -95,20 +95,31 @@ class Trainer:
         meta = {"epoch": self.epoch, "rng": self.rng.bit_generator.state,
                 "history": self.history, "manifest": self.step.manifest,
                 "hyperparams": {k: float(v) for k, v in self.hp.items()}}
-        arrays = {f"state/{k}": v for k, v in self.state.items()}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        write_atomic(path, buf.getvalue())
+        write_atomic(path, checkpoint_bytes(meta, self.state))
 
     def load(self, path: str) -> None:
         """Restores state, epoch, random generator, history and hyperparameters from ``path``."""
-        with np.load(path) as z:
-            meta = json.loads(z["meta"].tobytes().decode())
-            state = {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")}
+        meta, state = read_checkpoint(path)
         if meta["manifest"]["next_step"] != self.step.manifest["next_step"]:
             raise GraphError(f"checkpoint {path} is for a different training step")
         self.epoch, self.history = int(meta["epoch"]), meta["history"]
         self.rng.bit_generator.state = meta["rng"]
         self.hp = self.step.hyperparam_feeds(**meta["hyperparams"])
         self.runner = make_runner(self.step, self.engine, self.provider, state, self.threads)
+
+
+def checkpoint_bytes(meta: Mapping, state: Mapping[str, np.ndarray]) -> bytes:
+    """A checkpoint file's bytes: the state under ``state/NAME`` and ``meta`` as JSON."""
+    arrays = {f"state/{k}": v for k, v in state.items()}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def read_checkpoint(src) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, state) of a checkpoint (a path or a binary file object)."""
+    with np.load(src) as z:
+        meta = json.loads(z["meta"].tobytes().decode())
+        state = {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")}
+    return meta, state
