@@ -59,7 +59,12 @@ def shard(n: int, rank: int, size: int) -> tuple[int, int]:
 
 class DataParallelTrainer:
     """Trains ``step`` over the ranks of ``comm`` (default: this process alone); the
-    arguments are :class:`~graphdl.trainer.Trainer`'s, plus ``shuffle``."""
+    arguments are :class:`~graphdl.trainer.Trainer`'s, plus ``shuffle``. ``steps`` counts the
+    global steps; ``comm_seconds`` the time spent in the per-step all-reduce."""
+
+    #: the checkpoint file's bytes from (meta, state), and back (a subclass may change both)
+    encode = staticmethod(checkpoint_bytes)
+    decode = staticmethod(read_checkpoint)
 
     def __init__(self, step: TrainStep, comm: Communicator | None = None, engine: str = "numpy",
                  provider: str = "cpu", batch_size: int = 32, seed: int = 0,
@@ -73,8 +78,8 @@ class DataParallelTrainer:
         self.verbose = verbose and self.comm.rank == 0
         self.hp = step.hyperparam_feeds(**dict(hyperparams))
         self.rng = np.random.default_rng(seed)
-        self.epoch, self.history = 0, []
-        self.comm_seconds = 0.0  # time spent in the per-step all-reduce
+        self.epoch, self.steps, self.history = 0, 0, []
+        self.comm_seconds, self._announced = 0.0, False
         m = step.manifest
         self.reports = [m["loss"], *m["metrics"]]
         if self.comm.size == 1:
@@ -132,8 +137,9 @@ class DataParallelTrainer:
 
     def _announce(self, n: int) -> None:
         """Which process is which rank (a launcher reports a dead rank by its process id)."""
-        if self.comm.size == 1:
+        if self.comm.size == 1 or self._announced:
             return
+        self._announced = True
         pids = np.zeros(self.comm.size, np.int64)
         pids[self.comm.rank] = os.getpid()
         self.comm.allreduce(pids)
@@ -162,6 +168,7 @@ class DataParallelTrainer:
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
             count += len(idx)
+            self.steps += 1
             if self.verbose:
                 bar.set(loss=out[self.reports[0]])
         row = {"epoch": float(self.epoch), **{k: v / count for k, v in sums.items()}}
@@ -229,11 +236,11 @@ class DataParallelTrainer:
         """Rank 0 writes the checkpoint atomically; the other ranks write nothing."""
         if self.comm.rank != 0:
             return
-        meta = {"epoch": self.epoch, "rng": self.rng.bit_generator.state,
+        meta = {"epoch": self.epoch, "steps": self.steps, "rng": self.rng.bit_generator.state,
                 "history": self.history, "manifest": self.step.manifest,
                 "hyperparams": {k: float(v) for k, v in self.hp.items()},
                 "ranks": self.comm.size}
-        write_atomic(path, checkpoint_bytes(meta, self.state))
+        write_atomic(path, self.encode(meta, self.state))
 
     def load(self, path: str) -> None:
         """Rank 0 reads ``path`` and sends it to every rank; all restore the same state,
@@ -243,7 +250,7 @@ class DataParallelTrainer:
             if self.comm.rank == 0:
                 with open(path, "rb") as f:
                     data = f.read()
-            meta, state = read_checkpoint(io.BytesIO(broadcast_bytes(self.comm, data)))
+            meta, state = self.decode(io.BytesIO(broadcast_bytes(self.comm, data)))
         except Exception as e:
             if self.comm.size > 1:
                 self._fail(e)
@@ -251,6 +258,7 @@ class DataParallelTrainer:
         if meta["manifest"]["next_step"] != self.step.manifest["next_step"]:
             raise GraphError(f"checkpoint {path} is for a different training step")
         self.epoch, self.history = int(meta["epoch"]), meta["history"]
+        self.steps = int(meta.get("steps", 0))
         self.rng.bit_generator.state = meta["rng"]
         self.hp = self.step.hyperparam_feeds(**meta["hyperparams"])
         self._set_state(state)

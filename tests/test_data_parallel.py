@@ -205,3 +205,53 @@ def test_rank_that_raises_ends_the_job_with_one_line_naming_it(digits_file, tmp_
     assert res.returncode != 0 and seconds < 30
     assert "error: rank 1: injected failure" in res.stderr.splitlines()
     assert "Traceback" not in res.stderr
+
+
+# -- graphdl train ------------------------------------------------------------------------------
+
+
+def _train_dir(tmp_path, name: str) -> tuple[str, str]:
+    """A training step written into tmp_path/name, and the digits in tmp_path/data.npz."""
+    folder, data = str(tmp_path / name), str(tmp_path / "data.npz")
+    dp_worker.step("mlp", "float32").save(folder)
+    if not os.path.exists(data):
+        np.savez(data, **dp_worker.digits("float32"))
+    return folder, data
+
+
+def test_graphdl_train_resumes_exactly(tmp_path, capsys):
+    from graphdl.cli import main
+
+    straight, data = _train_dir(tmp_path, "straight")
+    resumed, _ = _train_dir(tmp_path, "resumed")
+    common = ["--data", data, "--batch-size", "64", "--engine", "numpy", "--seed", "2"]
+    assert main(["train", straight, *common, "--epochs", "2"]) == 0
+    assert main(["train", resumed, *common, "--epochs", "1"]) == 0
+    assert main(["train", resumed, *common, "--epochs", "2", "--resume"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("final_loss=") and "epochs=2 steps=10" in last
+    with np.load(os.path.join(straight, "state.npz")) as a, \
+            np.load(os.path.join(resumed, "state.npz")) as b:
+        assert "dense1.W" in a.files
+        for k in a.files:
+            if k != "train.meta":  # it holds timings
+                np.testing.assert_array_equal(b[k], a[k], err_msg=k)
+
+
+def test_graphdl_train_under_mpiexec_equals_one_process(tmp_path):
+    from graphdl.cli import main
+
+    single, data = _train_dir(tmp_path, "single")
+    multi, _ = _train_dir(tmp_path, "multi")
+    args = ["--data", data, "--batch-size", "64", "--no-shuffle", "--epochs", "1"]
+    assert main(["train", single, *args]) == 0
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "graphdl", "train",
+                          multi, *args], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1].endswith("epochs=1 steps=5 ranks=2")
+    with np.load(os.path.join(single, "state.npz")) as a, \
+            np.load(os.path.join(multi, "state.npz")) as b:
+        for k in a.files:
+            if k != "train.meta":
+                _assert_close(b[k], a[k], "float32", k)

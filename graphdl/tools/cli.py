@@ -384,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--sequence-length", action="append", default=[], type=_length_item,
                        metavar="NAME=N", help="an .onnx model's sequence input NAME holds N "
                        "tensors, given as inputs NAME.0 ... NAME.(N-1)")
+    from .train_command import add_train_command
+
+    add_train_command(sub)  # loads a training step, not a model
     return p
 
 

@@ -1,0 +1,109 @@
+"""``graphdl train DIR --data DATA.npz``: trains the step that ``graphdl train-step`` wrote
+into DIR, in one process or data-parallel under ``mpiexec -n R`` (see CONTRACT.md).
+
+Under an MPI launcher the command trains over all ranks (graphdl.data_parallel):
+``--batch-size`` is the global batch, rank r takes the r-th contiguous slice of each batch,
+and only rank 0 prints and writes ``DIR/state.npz``. In one process it runs the one-graph step.
+
+``DIR/state.npz`` holds every carried value (parameters, optimiser state, running statistics)
+under its own name, and ``train.meta`` (JSON as bytes: epoch, step count, random generator,
+history, hyperparameters), which ``--resume`` reads to continue exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from .data_parallel import DataParallelTrainer
+from .errors import GraphError
+
+META = "train.meta"
+
+
+def state_file_bytes(meta: Mapping, state: Mapping[str, np.ndarray]) -> bytes:
+    """``state.npz``: the state by name, the rest of the checkpoint under ``train.meta``."""
+    buf = io.BytesIO()
+    np.savez(buf, **state, **{META: np.frombuffer(json.dumps(meta).encode(), np.uint8)})
+    return buf.getvalue()
+
+
+def read_state_file(src) -> tuple[dict, dict[str, np.ndarray]]:
+    with np.load(src) as z:
+        if META not in z.files:
+            raise GraphError("state file has no train.meta entry: not written by graphdl train")
+        meta = json.loads(z[META].tobytes().decode())
+        return meta, {k: z[k] for k in z.files if k != META}
+
+
+class CommandTrainer(DataParallelTrainer):
+    """The data-parallel trainer writing CONTRACT.md's ``state.npz``."""
+
+    encode = staticmethod(state_file_bytes)
+    decode = staticmethod(read_state_file)
+
+
+def add_train_command(sub: Any) -> None:
+    """Registers ``train`` on the CLI's subparsers."""
+    s = sub.add_parser("train", help="train the step in DIR (from graphdl train-step) on an "
+                                     ".npz; data-parallel under mpiexec -n R")
+    s.add_argument("dir", help="the folder holding train_step.onnx/.json/.init.npz")
+    s.add_argument("--data", required=True, help="an .npz with one array per batch input")
+    s.add_argument("--epochs", type=int, default=1)
+    s.add_argument("--batch-size", type=int, default=32, help="the global batch size")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-shuffle", action="store_true")
+    s.add_argument("--engine", choices=["ort", "numpy"], default="ort")
+    s.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
+    s.add_argument("--lr", type=float, help="the learning rate (default: the step's)")
+    s.add_argument("--resume", action="store_true", help="continue from DIR/state.npz")
+    s.add_argument("--comm-timeout", type=float, default=20.0,
+                   help="under MPI: seconds to wait for another rank before naming it failed")
+    s.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .distributed import world
+    from .train_step import TrainStep
+
+    if args.epochs < 1 or args.batch_size < 1:
+        raise GraphError("--epochs and --batch-size must be at least 1")
+    for ext in (".onnx", ".json", ".init.npz"):
+        if not os.path.exists(os.path.join(args.dir, "train_step" + ext)):
+            raise GraphError(f"{args.dir}: no train_step{ext} (write it with graphdl "
+                             "train-step)")
+    step = TrainStep.load(args.dir)
+    data = _load_data(args.data, step)
+    comm = world(args.comm_timeout)
+    hp = {"lr": args.lr} if args.lr is not None else {}
+    path = os.path.join(args.dir, "state.npz")
+    t = CommandTrainer(step, comm, args.engine, args.provider, args.batch_size, args.seed, hp,
+                       checkpoint=path, shuffle=not args.no_shuffle,
+                       threads=1 if comm.size > 1 else None)
+    if args.resume:
+        t.load(path)
+    t.fit(data, args.epochs)
+    if comm.rank == 0:
+        last = t.history[-1] if t.history else {}
+        print(f"final_loss={last.get(step.manifest['loss'], float('nan')):.6f} "
+              f"epochs={t.epoch} steps={t.steps} ranks={comm.size}", flush=True)
+
+
+def _load_data(path: str, step) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files}
+    names = [s["name"] for s in step.manifest["batch_inputs"]]
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise GraphError(f"{path}: no array for the step's batch input(s) {missing}; it holds "
+                         f"{sorted(data)}")
+    lengths = {n: len(data[n]) for n in names}
+    if len(set(lengths.values())) != 1:
+        raise GraphError(f"{path}: batch inputs of different lengths {lengths}")
+    specs = {s["name"]: np.dtype(s["dtype"]) for s in step.manifest["batch_inputs"]}
+    return {n: data[n].astype(specs[n]) if data[n].dtype.kind == specs[n].kind == "f"
+            else data[n] for n in names}
