@@ -255,3 +255,17 @@ def test_graphdl_train_under_mpiexec_equals_one_process(tmp_path):
         for k in a.files:
             if k != "train.meta":
                 _assert_close(b[k], a[k], "float32", k)
+
+
+def test_example_under_mpiexec_matches_one_process():
+    """examples/data_parallel_digits.py: 2 ranks reach the single-process parameters (float32
+    rounding only) and a trained CNN's accuracy."""
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([_mpiexec(), "-n", "2", sys.executable,
+                          os.path.join(ROOT, "examples", "data_parallel_digits.py")],
+                         capture_output=True, text=True, timeout=170, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    fields = dict(kv.split("=") for kv in res.stdout.strip().splitlines()[-1].split())
+    assert fields["ranks"] == "2"
+    assert float(fields["max_param_diff_vs_single"]) < 1e-5
+    assert float(fields["test_accuracy"]) > 0.95
