@@ -61,6 +61,8 @@ def add_train_command(sub: Any) -> None:
     s.add_argument("--provider", choices=["cpu", "cuda", "auto"], default="cpu")
     s.add_argument("--lr", type=float, help="the learning rate (default: the step's)")
     s.add_argument("--resume", action="store_true", help="continue from DIR/state.npz")
+    s.add_argument("--threads", type=int, help="onnxruntime threads per process (default: all "
+                   "cores, shared among the ranks on one machine)")
     s.add_argument("--comm-timeout", type=float, default=20.0,
                    help="under MPI: seconds to wait for another rank before naming it failed")
     s.set_defaults(func=cmd_train)
@@ -83,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     path = os.path.join(args.dir, "state.npz")
     t = CommandTrainer(step, comm, args.engine, args.provider, args.batch_size, args.seed, hp,
                        checkpoint=path, shuffle=not args.no_shuffle,
-                       threads=1 if comm.size > 1 else None)
+                       threads=args.threads or _threads_per_rank(comm.size))
     if args.resume:
         t.load(path)
     t.fit(data, args.epochs)
@@ -91,6 +93,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         last = t.history[-1] if t.history else {}
         print(f"final_loss={last.get(step.manifest['loss'], float('nan')):.6f} "
               f"epochs={t.epoch} steps={t.steps} ranks={comm.size}", flush=True)
+
+
+def _threads_per_rank(size: int) -> int | None:
+    """The machine's cores shared among the ranks on it (the launcher says how many), so
+    ranks do not oversubscribe; None (onnxruntime's choice) in one process."""
+    if size == 1:
+        return None
+    keys = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE")
+    local = next((int(os.environ[k]) for k in keys if os.environ.get(k, "").isdigit()), size)
+    return max(1, (os.cpu_count() or 1) // local)
 
 
 def _load_data(path: str, step) -> dict[str, np.ndarray]:
