@@ -14,9 +14,9 @@ their gradients in one all-reduce, and every rank applies the same update.
   from the seed) and each rank takes its rows (so from its rank): the run is reproducible
   and equals the single-process run.
 - Batch norm: each rank normalises with its own slice's statistics (as PyTorch's DDP does
-  without SyncBatchNorm); the running mean and variance are averaged over ranks. The running
-  mean then equals the single-process one; the running variance and the gradients of a
-  batch-norm model differ from one process by the between-slice spread.
+  without SyncBatchNorm); the running mean and variance are averaged over ranks. From the same
+  parameters the running mean is the global batch's; the running variance and the gradients of
+  a batch-norm model differ from one process's by the spread between slices.
 - Files: rank 0 alone writes checkpoints, atomically (the :class:`graphdl.trainer.Trainer`
   format, so either trainer resumes the other's).
 - Failure: an exception on one rank prints ``error: rank R: ...`` and aborts the job; a rank

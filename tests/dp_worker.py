@@ -5,7 +5,8 @@
         [--timeout T] [--verbose] [--data DIGITS.npz]
 
 Trains every configuration (digits MLP with dropout, digits CNN; numpy and ort engines;
-float32 and float64) data-parallel for one epoch without shuffling; rank 0 writes each final
+float32 and float64) data-parallel for one epoch without shuffling, and a batch-norm MLP for
+one step; rank 0 writes each final
 state into OUT.npz under ``MODEL/ENGINE/DTYPE/NAME``. The failure options make one rank die
 (SIGKILL), stop (SIGSTOP: a hung rank) or raise at its S-th all-reduce (the first is the
 trainer's start-up one, then one per step).
@@ -30,6 +31,9 @@ from graphdl.distributed import world  # noqa: E402
 ROWS, BATCH, SEED = 300, 64, 3
 CONFIGS = [f"{m}/{e}/{d}" for m in ("mlp", "cnn") for e in ("numpy", "ort")
            for d in ("float32", "float64")]
+#: a batch-norm MLP trained for one step (rows = one batch): per-rank normalisation, so only the
+#: averaged running mean is the single process's
+BN_CONFIG = "bn/numpy/float64"
 
 
 def digits(dtype: str, rows: int = ROWS, path: str | None = None) -> dict[str, np.ndarray]:
@@ -54,6 +58,9 @@ def step(model: str, dtype: str):
     if model == "mlp":
         net = nn.Sequential(nn.Dense(64, 32, "relu", seed=1), nn.Dropout(0.25),
                             nn.Dense(32, 10, seed=2))
+        logits = net(x)
+    elif model == "bn":
+        net = nn.Sequential(nn.Dense(64, 32, seed=1), nn.BatchNorm(32), nn.Dense(32, 10, seed=2))
         logits = net(x)
     else:
         net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, activation="relu", seed=1),
@@ -117,11 +124,12 @@ def main() -> None:
     if args.fail:
         comm = Sabotage(comm, args.fail_rank, args.fail_at, args.fail)
     results = {}
-    for config in args.only or CONFIGS:
+    for config in args.only or CONFIGS + [BN_CONFIG]:
         t = trainer(config, comm, checkpoint=args.checkpoint, verbose=args.verbose)
         if args.resume:
             t.load(args.checkpoint)
-        t.fit(digits(config.split("/")[2], path=args.data), args.epochs)
+        rows = BATCH if config == BN_CONFIG else ROWS
+        t.fit(digits(config.split("/")[2], rows, path=args.data), args.epochs)
         results.update({f"{config}/{k}": v for k, v in t.state.items()})
     if comm.rank == 0:
         np.savez(args.out, **results)

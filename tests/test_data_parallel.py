@@ -70,9 +70,10 @@ def _assert_close(got, want, dtype: str, what: str) -> None:
 def single():
     """Every configuration trained for one epoch in this one process (the one-graph step)."""
     out = {}
-    for config in dp_worker.CONFIGS:
+    for config in dp_worker.CONFIGS + [dp_worker.BN_CONFIG]:
         t = dp_worker.trainer(config)
-        t.fit(dp_worker.digits(config.split("/")[2]), 1)
+        rows = dp_worker.BATCH if config == dp_worker.BN_CONFIG else dp_worker.ROWS
+        t.fit(dp_worker.digits(config.split("/")[2], rows), 1)
         out[config] = t.state
     return out
 
@@ -150,9 +151,26 @@ def test_ranks_give_the_single_process_parameters(ranks, single, digits_file, tm
     assert res.returncode == 0, res.stderr[-2000:]
     with np.load(out) as got:
         for config, state in single.items():
+            if config == dp_worker.BN_CONFIG:
+                continue
             dtype = config.split("/")[2]
             for k, want in state.items():
                 _assert_close(got[f"{config}/{k}"], want, dtype, f"{config} {k}")
+        _check_batch_norm_statistics(got, ranks)
+
+
+def _check_batch_norm_statistics(got, ranks: int) -> None:
+    """Batch norm normalises per rank. After one step from running stats (0, 1) at momentum
+    0.1, by hand: the running mean is 0.1 x the global batch mean of the layer's input; the
+    running variance 0.9 + 0.1 x the share-weighted unbiased variances of the rank slices."""
+    step = dp_worker.step("bn", "float64")
+    data = dp_worker.digits("float64", dp_worker.BATCH)
+    h = data["x"] @ step.initial["dense1.W"] + step.initial["dense1.b"]
+    slices = [h[slice(*shard(len(h), r, ranks))] for r in range(ranks)]
+    var = sum(len(s) / len(h) * s.var(axis=0, ddof=1) for s in slices)
+    bn = f"{dp_worker.BN_CONFIG}/batchnorm1"
+    _assert_close(got[f"{bn}.running_mean"], 0.1 * h.mean(axis=0), "float64", "running mean")
+    _assert_close(got[f"{bn}.running_var"], 0.9 + 0.1 * var, "float64", "running var")
 
 
 def test_killed_rank_ends_the_job_and_training_resumes_from_the_last_checkpoint(digits_file,
