@@ -287,3 +287,12 @@ def test_example_under_mpiexec_matches_one_process():
     assert fields["ranks"] == "2"
     assert float(fields["max_param_diff_vs_single"]) < 1e-5
     assert float(fields["test_accuracy"]) > 0.95
+
+
+def test_graphdl_train_without_a_step_is_a_one_line_error(tmp_path, capsys):
+    from graphdl.cli import main
+
+    assert main(["train", str(tmp_path), "--data", str(tmp_path / "d.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"graphdl train: error: {tmp_path}: no train_step.onnx (write it with "
+                   "graphdl train-step)"]
