@@ -106,22 +106,29 @@ class MpiCommunicator:
 
     # -- polling and liveness ------------------------------------------------------------------
     def _wait(self, request, op: str) -> None:
-        """Polls ``request`` (answering pings meanwhile) until it completes or times out."""
+        """Polls ``request`` (answering pings meanwhile) until it completes; RankFailure naming
+        the silent ranks when it times out or MPI reports a broken connection."""
         deadline = time.monotonic() + self.timeout
         spins, pause = 0, 2e-5
-        while not request.Test():
-            self._answer_pings()
-            spins += 1
-            if spins > 200:  # spin briefly (latency), then back off (leave cores to compute)
-                time.sleep(pause)
-                pause = min(pause * 2, 1e-3)
-            if time.monotonic() > deadline:
-                dead = self._unresponsive()
-                who = (f"rank {dead[0]}" if len(dead) == 1 else
-                       f"ranks {', '.join(map(str, dead))}" if dead else "a rank")
-                raise RankFailure(f"{who} stopped responding (died or hung): no {op} within "
-                                  f"{self.timeout:g} s during {self.what}; rank {self.rank} of "
-                                  f"{self.size} gives up")
+        try:
+            while not request.Test():
+                self._answer_pings()
+                spins += 1
+                if spins > 200:  # spin briefly (latency), then back off (leave the cores free)
+                    time.sleep(pause)
+                    pause = min(pause * 2, 1e-3)
+                if time.monotonic() > deadline:
+                    raise self._failure(f"no {op} within {self.timeout:g} s")
+        except self._mpi.Exception as e:
+            raise self._failure(f"{op} failed ({' '.join(e.Get_error_string().split())})") \
+                from e
+
+    def _failure(self, what: str) -> RankFailure:
+        dead = self._unresponsive()
+        who = (f"rank {dead[0]}" if len(dead) == 1 else
+               f"ranks {', '.join(map(str, dead))}" if dead else "a rank")
+        return RankFailure(f"{who} stopped responding (died or hung): {what} during "
+                           f"{self.what}; rank {self.rank} of {self.size} gives up")
 
     def _answer_pings(self) -> None:
         MPI = self._mpi
@@ -133,18 +140,24 @@ class MpiCommunicator:
 
     def _unresponsive(self, wait: float | None = None) -> list[int]:
         """The ranks that do not answer a ping within ``wait`` seconds."""
-        wait = min(5.0, max(1.0, self.timeout / 4)) if wait is None else wait
+        wait = min(5.0, max(2.0, self.timeout / 4)) if wait is None else wait
         others = [r for r in range(self.size) if r != self.rank]
-        sent = [self.ctrl.isend(None, dest=r, tag=_PING) for r in others]
-        alive: set[int] = set()
-        deadline = time.monotonic() + wait
         MPI, status = self._mpi, self._mpi.Status()
-        while time.monotonic() < deadline and len(alive) < len(others):
-            self._answer_pings()
-            while self.ctrl.Iprobe(source=MPI.ANY_SOURCE, tag=_PONG, status=status):
-                alive.add(self.ctrl.recv(source=status.Get_source(), tag=_PONG))
-            time.sleep(1e-3)
-        del sent  # never waited on: a send to a dead rank may not complete
+        sent, alive = [], set()
+        for r in others:
+            try:  # never waited on: a send to a dead rank may not complete
+                sent.append(self.ctrl.isend(None, dest=r, tag=_PING))
+            except MPI.Exception:
+                pass
+        deadline = time.monotonic() + wait
+        try:
+            while time.monotonic() < deadline and len(alive) < len(others):
+                self._answer_pings()
+                while self.ctrl.Iprobe(source=MPI.ANY_SOURCE, tag=_PONG, status=status):
+                    alive.add(self.ctrl.recv(source=status.Get_source(), tag=_PONG))
+                time.sleep(1e-3)
+        except MPI.Exception:
+            pass  # a broken connection: the ranks that answered so far are the live ones
         return [r for r in others if r not in alive]
 
 
