@@ -1,7 +1,8 @@
 """The digits CNN trained data-parallel over MPI ranks, checked against one process.
 
-    mpiexec -n 2 python examples/data_parallel_digits.py     (the distributed extra's mpiexec)
-    python examples/data_parallel_digits.py                  (one process: ranks=1)
+    mpiexec -n 2 python examples/data_parallel_digits.py [--epochs 8]   (the distributed
+    python examples/data_parallel_digits.py                             extra's mpiexec; one
+                                                                        process: ranks=1)
 
 Every rank builds the same training step (examples/cnn_digits.py's CNN, SGD with momentum, run
 in onnxruntime with one thread). Each global batch of 64 is cut into one contiguous slice per
@@ -12,6 +13,7 @@ float32 rounding, since the data-parallel mean is the single-process mean.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -38,27 +40,30 @@ def build() -> tuple:
     return step, params_as_inputs(infer_g)[0]
 
 
-def train(step, comm, data, verbose: bool) -> DataParallelTrainer:
+def train(step, comm, data, epochs: int, verbose: bool) -> DataParallelTrainer:
     x_tr, _, y_tr, _ = data
     t = DataParallelTrainer(step, comm, ENGINE, batch_size=BATCH, seed=SEED, verbose=verbose,
                             threads=1)
-    t.fit({"x": x_tr, "y": y_tr}, EPOCHS)
+    t.fit({"x": x_tr, "y": y_tr}, epochs)
     return t
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    epochs = ap.parse_args().epochs
     comm = world()
     step, infer = build()
     data = load_data(SEED)
     start = time.perf_counter()
-    dp = train(step, comm, data, verbose=comm.rank == 0)
+    dp = train(step, comm, data, epochs, verbose=comm.rank == 0)
     seconds = time.perf_counter() - start
     if comm.rank != 0:
         return
     params = step.params(dp.state)
     acc = accuracy(infer, params, data[1], data[3], ENGINE)
     print("rank 0: training the same model in this one process for comparison", flush=True)
-    single = step.params(train(step, LocalCommunicator(), data, verbose=False).state)
+    single = step.params(train(step, LocalCommunicator(), data, epochs, verbose=False).state)
     diff = max(float(np.max(np.abs(params[k] - single[k]))) for k in params)
     print(f"ranks={comm.size} test_accuracy={acc:.4f} max_param_diff_vs_single={diff:.2e} "
           f"steps={dp.steps} train_seconds={seconds:.1f} "

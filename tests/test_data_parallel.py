@@ -276,17 +276,18 @@ def test_graphdl_train_under_mpiexec_equals_one_process(tmp_path):
 
 
 def test_example_under_mpiexec_matches_one_process():
-    """examples/data_parallel_digits.py: 2 ranks reach the single-process parameters (float32
-    rounding only) and a trained CNN's accuracy."""
+    """examples/data_parallel_digits.py (3 epochs): 2 ranks reach the single-process
+    parameters (float32 rounding only) and a trained CNN's accuracy."""
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     res = subprocess.run([_mpiexec(), "-n", "2", sys.executable,
-                          os.path.join(ROOT, "examples", "data_parallel_digits.py")],
+                          os.path.join(ROOT, "examples", "data_parallel_digits.py"),
+                          "--epochs", "3"],
                          capture_output=True, text=True, timeout=170, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     fields = dict(kv.split("=") for kv in res.stdout.strip().splitlines()[-1].split())
     assert fields["ranks"] == "2"
     assert float(fields["max_param_diff_vs_single"]) < 1e-5
-    assert float(fields["test_accuracy"]) > 0.95
+    assert float(fields["test_accuracy"]) > 0.9
 
 
 def test_graphdl_train_without_a_step_is_a_one_line_error(tmp_path, capsys):
