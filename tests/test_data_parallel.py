@@ -127,6 +127,15 @@ def test_gradient_then_update_graph_equals_the_one_graph_step(engine, tmp_path):
     assert TrainStep.load(str(tmp_path)).manifest["split"] == sp.split
 
 
+def test_split_names_a_parameter_without_a_gradient_value():
+    step = _bn_dropout_step()
+    manifest = {**step.manifest, "state": step.manifest["state"] +
+                [{"input": "ghost", "output": "ghost.next", "kind": "param"}]}
+    with pytest.raises(gd.GraphError, match="no value 'ghost_grad' \\(the gradient of trained "
+                                            "parameter 'ghost'\\)"):
+        split_step(TrainStep(step.graph, manifest, step.initial))
+
+
 def test_one_process_trainer_is_the_one_graph_trainer():
     """With one process the data-parallel trainer draws the same batches and masks as
     Trainer and runs the same one-graph step: identical losses and state."""
