@@ -69,7 +69,7 @@ def build(model: str):
     if model == "cnn":
         from cnn_digits import load_data, net
 
-        from graphdl.train import classifier_graphs
+        from graphdl.training.minibatch import classifier_graphs
 
         fwd, _ = classifier_graphs(net(0), ["N", 1, 8, 8], "cnn_digits")
         x_tr, _, y_tr, _ = load_data(0)
@@ -86,8 +86,8 @@ def build(model: str):
 
 def worker(model: str, steps: int) -> None:
     """Under mpiexec: one warm-up epoch of ``steps`` steps, one timed; rank 0 prints JSON."""
-    from graphdl.data_parallel import DataParallelTrainer
-    from graphdl.distributed import world
+    from graphdl.training.data_parallel import DataParallelTrainer
+    from graphdl.training.distributed import world
 
     comm = world(timeout=120)
     step, data = build(model)

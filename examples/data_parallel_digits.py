@@ -26,9 +26,9 @@ import graphdl as gd  # noqa: E402
 import passes  # noqa: E402
 from cnn_digits import SEED, load_data, net  # noqa: E402
 from graphdl import optim  # noqa: E402
-from graphdl.data_parallel import DataParallelTrainer  # noqa: E402
-from graphdl.distributed import LocalCommunicator, world  # noqa: E402
-from graphdl.train import accuracy, classifier_graphs, params_as_inputs  # noqa: E402
+from graphdl.training.data_parallel import DataParallelTrainer  # noqa: E402
+from graphdl.training.distributed import LocalCommunicator, world  # noqa: E402
+from graphdl.training.minibatch import accuracy, classifier_graphs, params_as_inputs  # noqa: E402
 
 EPOCHS, BATCH, LR, MOMENTUM, ENGINE = 8, 64, 0.05, 0.9, "ort"
 

@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import graphdl as gd  # noqa: E402
 import passes  # noqa: E402
 from graphdl import nn, optim  # noqa: E402
-from graphdl.data_parallel import DataParallelTrainer  # noqa: E402
-from graphdl.distributed import world  # noqa: E402
+from graphdl.training.data_parallel import DataParallelTrainer  # noqa: E402
+from graphdl.training.distributed import world  # noqa: E402
 
 ROWS, BATCH, SEED = 300, 64, 3
 CONFIGS = [f"{m}/{e}/{d}" for m in ("mlp", "cnn") for e in ("numpy", "ort")

@@ -20,11 +20,11 @@ import pytest
 import graphdl as gd
 import passes
 from graphdl import nn, optim
-from graphdl.data_parallel import DataParallelTrainer, shard
-from graphdl.runtime import run
-from graphdl.step_split import split_step
-from graphdl.train_step import TrainStep
-from graphdl.trainer import Trainer
+from graphdl.training.data_parallel import DataParallelTrainer, shard
+from graphdl.engine.runtime import run
+from graphdl.training.step_split import split_step
+from graphdl.training.step import TrainStep
+from graphdl.training.trainer import Trainer
 from tests import dp_worker
 
 WORKER = os.path.join(os.path.dirname(__file__), "dp_worker.py")
@@ -247,7 +247,7 @@ def _train_dir(tmp_path, name: str) -> tuple[str, str]:
 
 
 def test_graphdl_train_resumes_exactly(tmp_path, capsys):
-    from graphdl.cli import main
+    from graphdl.tools.cli import main
 
     straight, data = _train_dir(tmp_path, "straight")
     resumed, _ = _train_dir(tmp_path, "resumed")
@@ -266,7 +266,7 @@ def test_graphdl_train_resumes_exactly(tmp_path, capsys):
 
 
 def test_graphdl_train_under_mpiexec_equals_one_process(tmp_path):
-    from graphdl.cli import main
+    from graphdl.tools.cli import main
 
     single, data = _train_dir(tmp_path, "single")
     multi, _ = _train_dir(tmp_path, "multi")
@@ -300,7 +300,7 @@ def test_example_under_mpiexec_matches_one_process():
 
 
 def test_graphdl_train_without_a_step_is_a_one_line_error(tmp_path, capsys):
-    from graphdl.cli import main
+    from graphdl.tools.cli import main
 
     assert main(["train", str(tmp_path), "--data", str(tmp_path / "d.npz")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -17,13 +17,13 @@ their gradients in one all-reduce, and every rank applies the same update.
   without SyncBatchNorm); the running mean and variance are averaged over ranks. From the same
   parameters the running mean is the global batch's; the running variance and the gradients of
   a batch-norm model differ from one process's by the spread between slices.
-- Files: rank 0 alone writes checkpoints, atomically (the :class:`graphdl.trainer.Trainer`
-  format, so either trainer resumes the other's).
+- Files: rank 0 alone writes checkpoints, atomically (the format of
+  :class:`graphdl.training.trainer.Trainer`, so either trainer resumes the other's).
 - Failure: an exception on one rank prints ``error: rank R: ...`` and aborts the job; a rank
   that dies or hangs is named by the others after the communicator's timeout
-  (graphdl.distributed).
+  (graphdl.training.distributed).
 
-With one process the step runs as one graph, as :class:`~graphdl.trainer.Trainer` runs it.
+With one process the step runs as one graph, as :class:`~graphdl.training.trainer.Trainer` runs it.
 """
 from __future__ import annotations
 
@@ -37,13 +37,13 @@ import numpy as np
 
 from .distributed import (Communicator, LocalCommunicator, RankFailure, broadcast_arrays,
                           broadcast_bytes, unflatten)
-from .errors import GraphError
-from .fileio import write_atomic
+from ..core.errors import GraphError
+from ..core.fileio import write_atomic
 from .progress import Progress
 from .split_runner import graph_runner
 from .step_runner import make_runner
 from .step_split import split_step
-from .train_step import NEXT, TrainStep
+from .step import NEXT, TrainStep
 from .trainer import checkpoint_bytes, read_checkpoint
 
 EvalFn = Callable[[dict[str, np.ndarray]], Mapping[str, float]]
@@ -59,8 +59,8 @@ def shard(n: int, rank: int, size: int) -> tuple[int, int]:
 
 class DataParallelTrainer:
     """Trains ``step`` over the ranks of ``comm`` (default: this process alone); the
-    arguments are :class:`~graphdl.trainer.Trainer`'s, plus ``shuffle``. ``steps`` counts the
-    global steps; ``comm_seconds`` the time spent in the per-step all-reduce."""
+    arguments are :class:`~graphdl.training.trainer.Trainer`'s, plus ``shuffle``. ``steps``
+    counts the global steps; ``comm_seconds`` the time spent in the per-step all-reduce."""
 
     #: the checkpoint file's bytes from (meta, state), and back (a subclass may change both)
     encode = staticmethod(checkpoint_bytes)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import GraphError
+from ..core.errors import GraphError
 
 _PING, _PONG = 17, 18
 

@@ -1,7 +1,7 @@
 """``graphdl train DIR --data DATA.npz``: trains the step that ``graphdl train-step`` wrote
 into DIR, in one process or data-parallel under ``mpiexec -n R`` (see CONTRACT.md).
 
-Under an MPI launcher the command trains over all ranks (graphdl.data_parallel):
+Under an MPI launcher the command trains over all ranks (graphdl.training.data_parallel):
 ``--batch-size`` is the global batch, rank r takes the r-th contiguous slice of each batch,
 and only rank 0 prints and writes ``DIR/state.npz``. In one process it runs the one-graph step.
 
@@ -19,8 +19,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .data_parallel import DataParallelTrainer
-from .errors import GraphError
+from ..training.data_parallel import DataParallelTrainer
+from ..core.errors import GraphError
 
 META = "train.meta"
 
@@ -69,8 +69,8 @@ def add_train_command(sub: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .distributed import world
-    from .train_step import TrainStep
+    from ..training.distributed import world
+    from ..training.step import TrainStep
 
     if args.epochs < 1 or args.batch_size < 1:
         raise GraphError("--epochs and --batch-size must be at least 1")

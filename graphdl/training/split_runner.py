@@ -1,4 +1,4 @@
-"""Running a split training step (graphdl.step_split) in either engine.
+"""Running a split training step (graphdl.training.step_split) in either engine.
 
 The gradient graph and the update graph each run as a whole: in graphdl's interpreter (one
 compiled plan each) or in ONNX Runtime (one session each). The state stays in NumPy between
@@ -11,8 +11,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .errors import GraphError
-from .ir import Graph
+from ..core.errors import GraphError
+from ..core.ir import Graph
 
 Run = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -21,7 +21,7 @@ def graph_runner(graph: Graph, engine: str = "numpy", provider: str = "cpu",
                  threads: int | None = None) -> Run:
     """A function from feeds by input name to every output by name, compiled once."""
     if engine == "numpy":
-        from .interpreter import Plan
+        from ..engine.interpreter import Plan
 
         plan, wanted = Plan(graph), {v.name for v in graph.inputs}
         return lambda feeds: plan({k: v for k, v in feeds.items() if k in wanted})
@@ -33,8 +33,8 @@ def graph_runner(graph: Graph, engine: str = "numpy", provider: str = "cpu",
 def _ort_runner(graph: Graph, provider: str, threads: int | None) -> Run:
     import onnxruntime as ort
 
-    from .onnx_export import to_onnx
-    from .runtime import ort_providers
+    from ..onnx.export import to_onnx
+    from ..engine.runtime import ort_providers
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

@@ -1,6 +1,6 @@
 """A training step cut in two at its gradients, so gradients can be averaged between them.
 
-One process runs the whole step as one graph (graphdl.train_step). Data-parallel training
+One process runs the whole step as one graph (graphdl.training.step). Data-parallel training
 needs the gradients in between: every rank runs the *gradient graph* on its share of the batch
 (outputs: the loss, metrics, the batch-norm statistics' next values and ``P_grad`` for every
 trained parameter ``P``), the ranks all-reduce those outputs, and every rank runs the *update
@@ -22,10 +22,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import GraphError
-from .fileio import write_atomic
-from .ir import Graph, Node, Value
-from .train_step import NEXT, TrainStep
+from ..core.errors import GraphError
+from ..core.fileio import write_atomic
+from ..core.ir import Graph, Node, Value
+from .step import NEXT, TrainStep
 
 GRAD = "_grad"
 
@@ -46,7 +46,7 @@ class SplitStep:
     def save(self, folder: str, name: str = "train_step") -> dict[str, str]:
         """Writes NAME.grad.onnx and NAME.update.onnx and rewrites NAME.json with the split
         recorded, each atomically; the one-graph NAME.onnx is left as it is."""
-        from .onnx_export import to_onnx
+        from ..onnx.export import to_onnx
 
         os.makedirs(folder, exist_ok=True)
         paths = {"grad": os.path.join(folder, self.split["grad_graph"]),
