@@ -98,11 +98,20 @@ def _write_inference_model(args: argparse.Namespace, g, path: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from ..training.distributed import world
     from ..training.schedules import make_schedule
     from ..training.train_data import data_length
     from ..training.step import TrainStep
     from ..training.trainer import Trainer
 
+    comm = world(args.comm_timeout)
+    if comm.size > 1:  # started by mpiexec -n R: data-parallel (graphdl.tools.train_command)
+        if args.schedule != "constant" or args.warmup:
+            raise GraphError("learning-rate schedules are not supported under MPI yet")
+        from .train_command import train_data_parallel
+
+        train_data_parallel(args, comm)
+        return
     step = TrainStep.load(args.dir)
     data = _load_data(args.data)
     names = [s["name"] for s in step.manifest["batch_inputs"]]
@@ -196,6 +205,10 @@ def add_training_commands(sub: Any, model_help: str) -> None:
                    help="with --schedule step: steps between decays (default: one epoch)")
     s.add_argument("--gamma", type=float, default=0.1, help="with --schedule step: the decay")
     s.add_argument("--resume", action="store_true", help="continue from DIR/state.npz")
+    s.add_argument("--threads", type=int, help="under MPI: onnxruntime threads per process "
+                   "(default: the machine's cores shared among its ranks)")
+    s.add_argument("--comm-timeout", type=float, default=20.0,
+                   help="under MPI: seconds to wait for another rank before naming it failed")
     s.set_defaults(func=cmd_train)
     s = sub.add_parser("export-trained", help="the inference model with trained weights")
     s.add_argument("dir", help="a folder written by graphdl train-step")

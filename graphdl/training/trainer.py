@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -110,11 +110,7 @@ class Trainer:
         meta = {"epoch": self.epoch, "steps": self.steps, "rng": self.rng.bit_generator.state,
                 "history": self.history, "manifest": self.step.manifest,
                 "hyperparams": {k: float(v) for k, v in self.hp.items()}}
-        arrays = dict(self.state)
-        arrays[META] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        write_atomic(path, buf.getvalue())
+        write_atomic(path, checkpoint_bytes(meta, self.state))
 
     def load(self, path: str) -> None:
         """Restores state, epoch, random generator, history and hyperparameters from ``path``."""
@@ -129,7 +125,7 @@ class Trainer:
                                   self.ort_options)
 
 
-def read_checkpoint(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+def read_checkpoint(path: Any) -> tuple[dict, dict[str, np.ndarray]]:
     """(meta, carried state by name) from a checkpoint; reads the older layout too (state
     under ``state/NAME``, meta under ``meta``)."""
     with np.load(path) as z:
@@ -140,3 +136,13 @@ def read_checkpoint(path: str) -> tuple[dict, dict[str, np.ndarray]]:
             raise GraphError(f"{path} is not a graphdl training checkpoint")
         return (json.loads(z["meta"].tobytes().decode()),
                 {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")})
+
+
+def checkpoint_bytes(meta: Mapping, state: Mapping[str, np.ndarray]) -> bytes:
+    """A checkpoint file's bytes: the state under the inputs' own names, the meta as JSON
+    under META (read back by read_checkpoint)."""
+    arrays = dict(state)
+    arrays[META] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
