@@ -97,6 +97,8 @@ def node_flops(n: Node) -> Poly | None:
     out = _numel(n.outputs[0])
     if n.op in _GATES:
         return _poly(_recurrent_flops(n))
+    if n.op == "lstm_scan":
+        return _poly(_scan_flops(n))
     if n.op in ("matmul", "gemm") or n.op.startswith("conv"):
         return _poly(dim_mul(2, dim_mul(out, _reduced_size(n))))
     if "elementwise" in traits:
@@ -126,6 +128,19 @@ def _recurrent_flops(n: Node) -> Dim:
         return None
     per_item = per_unit * (size + hidden) + (3 if has_bias else 2) * rows + update * hidden
     return dim_mul(dim_mul(dirs, steps), dim_mul(batch, per_item))
+
+
+def _scan_flops(n: Node) -> Dim:
+    """One LSTM direction as ``lstm_scan`` (x [T, N, I], W [4H, I], R [4H, H]): the same
+    count as the lstm op's per direction."""
+    x, r = n.inputs[0].type.shape, n.inputs[2].type.shape
+    if x is None or r is None or not isinstance(r[1], int) or not isinstance(x[2], int):
+        return None
+    hidden = r[1]
+    has_bias = len(n.inputs) > 3 and n.inputs[3] is not None
+    per_item = 8 * hidden * (x[2] + hidden) + (3 if has_bias else 2) * 4 * hidden \
+        + _GATES["lstm"][1] * hidden
+    return dim_mul(dim_mul(x[0], x[1]), per_item)
 
 
 def _reduced_size(n: Node) -> Dim:

@@ -4,7 +4,7 @@ written out, so a training step stays small and fast.
 The ``lstm`` composite (ops/recurrent.py) hands each direction to this op (without peepholes).
 Differentiating the unrolled cell node by node gave ~40 small nodes per time step (a Transpose
 per matmul, one MatMul and Add per step for dR, a Sub and Muls per sigmoid); this VJP builds the
-chapter's BPTT directly:
+backprop through time directly:
 
 - the forward saves, as outputs, the values each step computes anyway (gates, i*g, f*c(t-1),
   tanh(c), h): in ONNX those are the step's own node outputs, no copies;

@@ -3,7 +3,8 @@ nodes told apart.
 
 Forward ops are blue boxes named by their node, over their op and output types; gradient ops
 are orange boxes grouped in a frame per forward node (``grad of matmul_4 (matmul)``), so the
-backward half reads as the seed's per-edge terms; inputs, parameters and outputs are ellipses.
+backward half reads as the backprop recursion's per-edge terms; inputs, parameters and
+outputs are ellipses.
 The picture runs top to bottom, and a forward value that a gradient node reads is drawn as a
 small tag naming it beside the reader instead of an edge across the picture. :func:`render`
 uses Graphviz's ``dot`` when it is installed and otherwise draws with networkx and matplotlib

@@ -6,9 +6,9 @@ from . import Sample, randn  # noqa: F401
 _IDX = np.array([[0, 3, -1], [2, 5, 1]], np.int64)  # 5 is out of range: a row of "off"
 
 SAMPLES = [
-    Sample("trilu", [randn(3, 4)]),
-    Sample("trilu", [randn(2, 3, 4)], {"k": -1, "upper": False}, label="lower-k-1"),
-    Sample("trilu", [randn(4, 3)], {"k": 2}, label="upper-k2"),
+    Sample("trilu", [randn(3, 4)], min_opset=14),  # ONNX Trilu is new in 14
+    Sample("trilu", [randn(2, 3, 4)], {"k": -1, "upper": False}, label="lower-k-1", min_opset=14),
+    Sample("trilu", [randn(4, 3)], {"k": 2}, label="upper-k2", min_opset=14),
     Sample("cumsum", [randn(3, 4)], {"axis": 1}),
     Sample("cumsum", [randn(3, 4)], {"axis": 0, "exclusive": True}, label="exclusive"),
     Sample("cumsum", [randn(2, 3, 4)], {"axis": -1, "reverse": True}, label="reverse"),

@@ -24,8 +24,9 @@ SAMPLES = [
            label="f32"),
     Sample("hard_sigmoid", [_away_from(randn(3, 4) * 4, (-1.0, 2.0))],
            {"alpha": 0.5, "beta": 0.5}, label="alpha-beta"),
-    Sample("hard_swish", [_away_from(randn(3, 4) * 4, (-3.0, 3.0))]),
-    Sample("hard_swish", [_away_from(randn(3, 4) * 4, (-3.0, 3.0))], ort="f32", label="f32"),
+    Sample("hard_swish", [_away_from(randn(3, 4) * 4, (-3.0, 3.0))], min_opset=14),
+    Sample("hard_swish", [_away_from(randn(3, 4) * 4, (-3.0, 3.0))], ort="f32", label="f32",
+           min_opset=14),
     Sample("layer_norm", [randn(3, 5), randn(5, seed=1), randn(5, seed=2)], second_order=True),
     Sample("layer_norm", [randn(2, 3, 4), randn(3, 4, seed=1)], {"axis": 1, "eps": 1e-3},
            label="axis1-nobias"),
@@ -34,7 +35,7 @@ SAMPLES = [
     Sample("rms_norm", [randn(3, 5), randn(5, seed=1)], second_order=True),
     Sample("rms_norm", [randn(2, 3, 4), randn(3, 4, seed=1)], {"axis": 1, "eps": 1e-3},
            label="axis1"),
-    Sample("hard_swish", [away_from_zero(2, 2) * 0.5], label="small"),
+    Sample("hard_swish", [away_from_zero(2, 2) * 0.5], label="small", min_opset=14),
 ]
 
 
