@@ -44,7 +44,7 @@ from .split_runner import graph_runner
 from .step_runner import make_runner
 from .step_split import split_step
 from .step import NEXT, TrainStep
-from .trainer import checkpoint_bytes, read_checkpoint
+from .trainer import checkpoint_bytes, read_checkpoint, restore_progress
 
 EvalFn = Callable[[dict[str, np.ndarray]], Mapping[str, float]]
 
@@ -255,12 +255,7 @@ class DataParallelTrainer:
             if self.comm.size > 1:
                 self._fail(e)
             raise
-        if meta["manifest"]["next_step"] != self.step.manifest["next_step"]:
-            raise GraphError(f"checkpoint {path} is for a different training step")
-        self.epoch, self.history = int(meta["epoch"]), meta["history"]
-        self.steps = int(meta.get("steps", 0))
-        self.rng.bit_generator.state = meta["rng"]
-        self.hp = self.step.hyperparam_feeds(**meta["hyperparams"])
+        restore_progress(self, meta, path)
         self._set_state(state)
 
 

@@ -115,12 +115,7 @@ class Trainer:
     def load(self, path: str) -> None:
         """Restores state, epoch, random generator, history and hyperparameters from ``path``."""
         meta, state = read_checkpoint(path)
-        if meta["manifest"]["next_step"] != self.step.manifest["next_step"]:
-            raise GraphError(f"checkpoint {path} is for a different training step")
-        self.epoch, self.history = int(meta["epoch"]), meta["history"]
-        self.steps = int(meta.get("steps", 0))
-        self.rng.bit_generator.state = meta["rng"]
-        self.hp = self.step.hyperparam_feeds(**meta["hyperparams"])
+        restore_progress(self, meta, path)
         self.runner = make_runner(self.step, self.engine, self.provider, state, self.threads,
                                   self.ort_options)
 
@@ -136,6 +131,18 @@ def read_checkpoint(path: Any) -> tuple[dict, dict[str, np.ndarray]]:
             raise GraphError(f"{path} is not a graphdl training checkpoint")
         return (json.loads(z["meta"].tobytes().decode()),
                 {k[len("state/"):]: z[k] for k in z.files if k.startswith("state/")})
+
+
+def restore_progress(trainer: Any, meta: Mapping, path: str) -> None:
+    """A checkpoint's epoch, history, step count, random generator and hyperparameters into
+    ``trainer`` (a Trainer or a data-parallel trainer); GraphError when the checkpoint is for
+    another training step."""
+    if meta["manifest"]["next_step"] != trainer.step.manifest["next_step"]:
+        raise GraphError(f"checkpoint {path} is for a different training step")
+    trainer.epoch, trainer.history = int(meta["epoch"]), meta["history"]
+    trainer.steps = int(meta.get("steps", 0))
+    trainer.rng.bit_generator.state = meta["rng"]
+    trainer.hp = trainer.step.hyperparam_feeds(**meta["hyperparams"])
 
 
 def checkpoint_bytes(meta: Mapping, state: Mapping[str, np.ndarray]) -> bytes:
