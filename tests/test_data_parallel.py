@@ -24,7 +24,7 @@ from graphdl.training.data_parallel import DataParallelTrainer, shard
 from graphdl.engine.runtime import run
 from graphdl.training.step_split import split_step
 from graphdl.training.step import TrainStep
-from graphdl.training.trainer import Trainer
+from graphdl.training.trainer import META, Trainer
 from tests import dp_worker
 
 WORKER = os.path.join(os.path.dirname(__file__), "dp_worker.py")
@@ -118,7 +118,9 @@ def test_gradient_then_update_graph_equals_the_one_graph_step(engine, tmp_path):
     assert set(sp.split["grad_outputs"]) >= {"loss", "batchnorm1.running_mean.next"}
     for name, want in whole.items():
         got = u[name] if name in u else g[name]
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=name)
+        # the read-back step runs batch norm as its exported decomposition, the built one as
+        # batch_norm_core's kernel: float64 rounding apart (~1e-12), well inside 1e-10
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13, err_msg=name)
     paths = sp.save(str(tmp_path))
     import onnx
 
@@ -261,7 +263,7 @@ def test_graphdl_train_resumes_exactly(tmp_path, capsys):
             np.load(os.path.join(resumed, "state.npz")) as b:
         assert "dense1.W" in a.files
         for k in a.files:
-            if k != "train.meta":  # it holds timings
+            if k != META:  # it holds timings
                 np.testing.assert_array_equal(b[k], a[k], err_msg=k)
 
 
@@ -280,7 +282,7 @@ def test_graphdl_train_under_mpiexec_equals_one_process(tmp_path):
     with np.load(os.path.join(single, "state.npz")) as a, \
             np.load(os.path.join(multi, "state.npz")) as b:
         for k in a.files:
-            if k != "train.meta":
+            if k != META:
                 _assert_close(b[k], a[k], "float32", k)
 
 

@@ -104,6 +104,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..training.step import TrainStep
     from ..training.trainer import Trainer
 
+    for ext in (".onnx", ".json", ".init.npz"):
+        if not os.path.exists(os.path.join(args.dir, "train_step" + ext)):
+            raise GraphError(f"{args.dir}: no train_step{ext} (write it with graphdl "
+                             "train-step)")
     comm = world(args.comm_timeout)
     if comm.size > 1:  # started by mpiexec -n R: data-parallel (graphdl.tools.train_command)
         if args.schedule != "constant" or args.warmup:

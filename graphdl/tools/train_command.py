@@ -6,46 +6,27 @@ Under an MPI launcher the command trains over all ranks (graphdl.training.data_p
 ``--batch-size`` is the global batch, rank r takes the r-th contiguous slice of each batch,
 and only rank 0 prints and writes ``DIR/state.npz``.
 
-``DIR/state.npz`` holds every carried value (parameters, optimiser state, running statistics)
-under its own name, and ``train.meta`` (JSON as bytes: epoch, step count, random generator,
-history, hyperparameters), which ``--resume`` reads to continue exactly.
+``DIR/state.npz`` is the single-process trainer's checkpoint (graphdl.training.trainer): every
+carried value under its own name, and the progress (epoch, step count, random generator,
+history, hyperparameters) that ``--resume`` reads to continue exactly, in one process or not.
 """
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..training.data_parallel import DataParallelTrainer
+from ..training.trainer import checkpoint_bytes, read_checkpoint
 from ..core.errors import GraphError
-
-META = "train.meta"
-
-
-def state_file_bytes(meta: Mapping, state: Mapping[str, np.ndarray]) -> bytes:
-    """``state.npz``: the state by name, the rest of the checkpoint under ``train.meta``."""
-    buf = io.BytesIO()
-    np.savez(buf, **state, **{META: np.frombuffer(json.dumps(meta).encode(), np.uint8)})
-    return buf.getvalue()
-
-
-def read_state_file(src) -> tuple[dict, dict[str, np.ndarray]]:
-    with np.load(src) as z:
-        if META not in z.files:
-            raise GraphError("state file has no train.meta entry: not written by graphdl train")
-        meta = json.loads(z[META].tobytes().decode())
-        return meta, {k: z[k] for k in z.files if k != META}
-
 
 class CommandTrainer(DataParallelTrainer):
     """The data-parallel trainer writing CONTRACT.md's ``state.npz``."""
 
-    encode = staticmethod(state_file_bytes)
-    decode = staticmethod(read_state_file)
+    encode = staticmethod(checkpoint_bytes)  # the single-process trainer's format
+    decode = staticmethod(read_checkpoint)
 
 
 def train_data_parallel(args: argparse.Namespace, comm: Any) -> None:
