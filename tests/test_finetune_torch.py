@@ -177,3 +177,61 @@ def test_bad_data_is_one_line(exported, tmp_path, capsys):
     assert main(["train", str(run), "--data", str(tmp_path / "bad.npz")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "x: 100" in err and "labels: 90" in err
+
+
+class _EncoderClassifier(torch.nn.Module):
+    """Digits as 8 rows of 8 pixels: a linear embedding, one post-norm TransformerEncoder
+    layer (GELU), mean over the rows, a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Linear(8, 16)
+        layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation="gelu",
+                                                 batch_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.emb(x)).mean(1))
+
+
+def test_lora_on_a_transformer_encoder_export_trains_only_adapters_and_merges(tmp_path):
+    """LoRA rank 2 on every matrix-product weight of a PyTorch TransformerEncoder export:
+    training changes only the adapters (the base weights are not in the trained state, and the
+    exported model's other initializers are bit-identical), and the merged export run in
+    onnxruntime equals the adapted model run in graphdl (1e-5)."""
+    from graphdl.training.lora import LoraSpec, add_adapters
+
+    torch.manual_seed(0)
+    model, run, out = tmp_path / "enc.onnx", tmp_path / "run", tmp_path / "merged.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_EncoderClassifier().eval(), (torch.randn(2, 8, 8),), str(model),
+                          opset_version=17, dynamo=False, input_names=["x"],
+                          output_names=["logits"], dynamic_axes={"x": {0: "N"}})
+    xs, ys = _digits()
+    xs = xs.reshape(-1, 8, 8)
+    np.savez(tmp_path / "d.npz", x=xs, labels=ys)
+    targets = "onnx::MatMul_*,*out_proj.weight,head.weight"
+    assert main(["train-step", str(model), "-o", str(run), "--attach", "cross_entropy",
+                 "--logits", "logits", "--lora", "2", "--lora-targets", targets,
+                 "--lr", "0.01"]) == 0
+    assert main(["train", str(run), "--data", str(tmp_path / "d.npz"), "--epochs", "2",
+                 "--engine", "ort", "--batch-size", "64"]) == 0
+    assert main(["export-trained", str(run), "-o", str(out)]) == 0
+    state = dict(np.load(run / "state.npz"))
+    spec = LoraSpec(2, targets.split(","))
+    adapted, names, _ = add_adapters(gd.from_onnx(str(model)), spec)
+    assert names and all(n.endswith((".lora_A", ".lora_B")) for n in names)
+    original = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
+    merged = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer}
+    assert not set(original) & set(state)  # no base weight, bias or norm trained
+    changed = {k for k in original if not np.array_equal(original[k], merged[k])}
+    assert changed and all(k.startswith("onnx::MatMul_") or k.endswith("weight")
+                           for k in changed)  # only LoRA targets take merged adapters
+    assert not any(k.endswith("bias") for k in changed)
+    ag, _ = params_as_inputs(adapted, names)
+    want = gd.run(ag, {"x": xs, **{n: state[n] for n in names}})["logits"]
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        None, {"x": xs})[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
