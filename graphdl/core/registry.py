@@ -33,9 +33,15 @@ DecomposeFn = Callable[["GraphBuilder", list["Tensor | None"], dict[str, Any]], 
 
 #: "strings": the op takes string tensors (every other op refuses them before its shape rule);
 #: "reuses_inputs": the op's plan ``inline`` rule may write into any input buffer the plan
-#: donates, of whatever type (a fused body checks each instruction's buffer itself)
+#: donates, of whatever type (a fused body checks each instruction's buffer itself);
+#: "moves_data": the op only moves, reshapes or retypes its input 0 (a parameter read through
+#: it is still a parameter)
 TRAITS = frozenset({"elementwise", "commutative", "nondiff", "shape", "random", "composite",
-                    "strings", "reuses_inputs"})
+                    "strings", "reuses_inputs", "moves_data"})
+#: what an input slot of an op holds (OpDef.slots): trained parameters, carried or fixed state,
+#: class labels
+SLOT_ROLES = frozenset({"weight", "bias", "scale", "shift", "table", "initial state",
+                        "running statistic", "labels"})
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,13 @@ class OpDef:
     mask: tuple[int, str] | None = None
     #: Set on activations that gemm and conv can fuse as their in-place epilogue.
     epilogue: Epilogue | None = None
+    #: input slot -> what it holds (SLOT_ROLES): which initializers fine-tuning trains by
+    #: default (weights, biases, scales, shifts, tables), which it never trains (initial states,
+    #: running statistics), and which input carries class labels an engine checks.
+    slots: Mapping[int, str] = field(default_factory=dict)
+    #: The FLOPs of a node where the generic count (per output element, 2 per multiply-add of
+    #: matrix products and convolutions) is wrong: ``flops(node) -> Dim`` (None: unknown).
+    flops: Callable[["Node"], Any] | None = None
 
     def check_dtypes(self, types: Sequence[TensorType | None]) -> None:
         """DTypeError when a string tensor reaches an op without the "strings" trait."""
@@ -193,6 +206,9 @@ def check_facts(op: OpDef) -> None:
     slots = [s for s, _ in op.carries] + ([op.mask[0]] if op.mask else [])
     if any(not 0 <= s < op.arity[1] for s in slots):
         raise bad(f"carried or mask input slot out of its arity {op.arity}: {slots}")
+    if not set(op.slots.values()) <= SLOT_ROLES or any(not 0 <= s < op.arity[1]
+                                                        for s in op.slots):
+        raise bad(f"slots must map input slots within {op.arity} to {sorted(SLOT_ROLES)}")
     if op.mask is not None and op.mask[1] not in op.attrs:
         raise bad(f"mask rate attribute {op.mask[1]!r} is not one of its attrs")
 

@@ -3,8 +3,9 @@ and a FLOPs estimate per node, with totals. ``graph.summary()`` and ``graphdl in
 
 FLOPs are counted as a multiply-add = 2 for matmul, gemm and convolutions, one per output
 element for elementwise ops, one per input element for reductions and losses, and zero for ops
-that only move data (the ``shape`` and ``nondiff`` traits). The recurrent ops (``rnn``,
-``lstm``, ``gru``: G = 1, 4, 3 gates of H units, input size I) count, per direction, time step
+that only move data (the ``shape`` and ``nondiff`` traits). An op whose work those rules miss
+gives its own count (``OpDef.flops``): the recurrent ops (``rnn``, ``lstm``, ``gru``, and
+``lstm_scan``: G = 1, 4, 3 gates of H units, input size I) count, per direction, time step
 and batch item, their two matmuls ``2*G*H*(I + H)``, one FLOP per gate unit for adding the two
 products, adding the bias (when given) and the gate's activation, and the state update
 (LSTM ``c = f*c + i*g``, ``h = o*tanh(c)``: 5H; GRU ``r*(...)`` and ``(1-z)*n + z*h``: 5H).
@@ -95,52 +96,15 @@ def node_flops(n: Node) -> Poly | None:
     if traits & {"shape", "nondiff"} or not n.outputs:
         return {}
     out = _numel(n.outputs[0])
-    if n.op in _GATES:
-        return _poly(_recurrent_flops(n))
-    if n.op == "lstm_scan":
-        return _poly(_scan_flops(n))
+    rule = get_op(n.op).flops
+    if rule is not None:  # the op's own count (recurrent ops: per cell and step)
+        return _poly(rule(n))
     if n.op in ("matmul", "gemm") or n.op.startswith("conv"):
         return _poly(dim_mul(2, dim_mul(out, _reduced_size(n))))
     if "elementwise" in traits:
         return _poly(out)
     first = next((v for v in n.inputs if v is not None), None)
     return _poly(_numel(first) if first is not None else out)
-
-
-#: gates per unit, and FLOPs per unit of the state update after the gates
-_GATES = {"rnn": (1, 0), "lstm": (4, 5), "gru": (3, 5)}
-
-
-def _recurrent_flops(n: Node) -> Dim:
-    """D * T * N * (2*G*H*(I + H) + (2 or 3)*G*H + U*H); see the module docstring."""
-    x, w = n.inputs[0].type.shape, n.inputs[1].type.shape
-    if x is None or w is None or len(x) != 3 or len(w) != 3:
-        return None
-    steps, batch = (x[1], x[0]) if n.attrs.get("layout") else (x[0], x[1])
-    dirs, rows, size = w
-    gates, update = _GATES[n.op]
-    if not isinstance(rows, int):
-        return None
-    hidden = rows // gates
-    has_bias = len(n.inputs) > 3 and n.inputs[3] is not None
-    per_unit = 2 * gates * hidden if isinstance(size, int) else None
-    if per_unit is None:
-        return None
-    per_item = per_unit * (size + hidden) + (3 if has_bias else 2) * rows + update * hidden
-    return dim_mul(dim_mul(dirs, steps), dim_mul(batch, per_item))
-
-
-def _scan_flops(n: Node) -> Dim:
-    """One LSTM direction as ``lstm_scan`` (x [T, N, I], W [4H, I], R [4H, H]): the same
-    count as the lstm op's per direction."""
-    x, r = n.inputs[0].type.shape, n.inputs[2].type.shape
-    if x is None or r is None or not isinstance(r[1], int) or not isinstance(x[2], int):
-        return None
-    hidden = r[1]
-    has_bias = len(n.inputs) > 3 and n.inputs[3] is not None
-    per_item = 8 * hidden * (x[2] + hidden) + (3 if has_bias else 2) * 4 * hidden \
-        + _GATES["lstm"][1] * hidden
-    return dim_mul(dim_mul(x[0], x[1]), per_item)
 
 
 def _reduced_size(n: Node) -> Dim:

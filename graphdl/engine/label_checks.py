@@ -14,10 +14,9 @@ from typing import Mapping
 import numpy as np
 
 from ..core.ir import Graph
+from ..core.registry import get_op
 from ..ops.losses import check_labels
 
-#: ops taking integer class labels as input 1, with logits [N, classes] as input 0
-LABEL_OPS = ("softmax_cross_entropy", "softmax_cross_entropy_and_grad")
 
 _found: "weakref.WeakKeyDictionary[Graph, list[tuple[str, int]]]" = weakref.WeakKeyDictionary()
 
@@ -28,7 +27,8 @@ def fed_labels(graph: Graph) -> list[tuple[str, int]]:
         inputs = set(graph.inputs)
         pairs = []
         for n in graph.nodes:
-            if n.op not in LABEL_OPS or n.inputs[1] not in inputs:
+            # ops whose input 1 holds class labels (OpDef.slots), with logits [N, C] as input 0
+            if get_op(n.op).slots.get(1) != "labels" or n.inputs[1] not in inputs:
                 continue
             shape = n.inputs[0].type.shape
             if shape is not None and len(shape) == 2 and isinstance(shape[1], int):

@@ -171,6 +171,7 @@ def _conv_vjp(b, c: Call, gys):
 
 
 register(OpDef("conv", _conv_infer, (2, 3), kernel=_conv_kernel, lower=_conv_lower,
+               slots={1: "weight", 2: "bias"},
                fresh=True, widen=WIDEN_NONE,  # conv_kernels.py: never views
                vjp=_conv_vjp, attrs={"strides": None, "pads": None, "dilations": None,
                                      "group": 1, "auto_pad": "NOTSET", "kernel_shape": None,
@@ -275,6 +276,7 @@ def _conv_transpose_vjp(b, c: Call, gys):
 
 
 register(OpDef("conv_transpose", _conv_transpose_infer, (2, 3), kernel=_conv_transpose_kernel,
+               slots={1: "weight", 2: "bias"},
                widen=WIDEN_NONE,
                lower=_conv_transpose_lower, vjp=_conv_transpose_vjp,
                attrs={"strides": None, "pads": None, "dilations": None, "group": 1,

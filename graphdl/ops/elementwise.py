@@ -46,7 +46,7 @@ def _identity_infer(types: list, attrs: dict) -> list[TensorType]:
 
 register(OpDef("identity", _identity_infer, (1, 1), kernel=lambda x: x,
                lower=onnx_op("Identity"), vjp=lambda b, c, g: [g[0]],
-               traits={"elementwise", "strings"}))
+               traits={"elementwise", "strings", "moves_data"}))
 
 
 def identity(x: Tensor) -> Tensor:
@@ -385,7 +385,7 @@ def _cast_kernel(x: np.ndarray, out: np.ndarray | None = None, *, to: str) -> np
 
 
 register(OpDef("cast", _cast_infer, (1, 1), kernel=_cast_kernel, lower=_cast_lower,
-               vjp=_cast_vjp, attrs={"to": REQUIRED}, traits={"elementwise"},
+               vjp=_cast_vjp, attrs={"to": REQUIRED}, traits={"elementwise", "moves_data"},
                inplace=_cast_kernel, fresh=True))
 
 

@@ -245,6 +245,7 @@ def _sce_grad_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
 
 
 register(OpDef("softmax_cross_entropy_and_grad", _sce_grad_infer, (2, 2),
+               slots={1: "labels"},
                kernel=_sce_grad_kernel, decompose=_sce_grad_decompose, fresh=True,
                attrs={"reduction": "mean"}, traits={"composite"},
                doc="softmax_cross_entropy(z, labels) and softmax(z) - onehot(labels), which "

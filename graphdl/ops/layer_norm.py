@@ -92,6 +92,7 @@ def _layer_norm_lower(ctx, node) -> None:
 
 
 register(OpDef("layer_norm", lambda t, a: _norm_infer(t, a, 3), (2, 3),
+               slots={1: "scale", 2: "shift"},
                kernel=_layer_norm_kernel, lower=_layer_norm_lower,
                decompose=_layer_norm_decompose, attrs={"axis": -1, "eps": 1e-5},
                traits={"composite"},
@@ -122,6 +123,7 @@ def _rms_norm_lower(ctx, node) -> None:
 
 
 register(OpDef("rms_norm", lambda t, a: _norm_infer(t, a, 1), (2, 2), kernel=_rms_norm_kernel,
+               slots={1: "scale"},
                lower=_rms_norm_lower, decompose=_rms_norm_decompose,
                attrs={"axis": -1, "eps": 1e-5}, traits={"composite"},
                doc="x / sqrt(mean(x^2) + eps) * scale over the axes from axis on."))

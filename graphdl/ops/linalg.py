@@ -68,6 +68,7 @@ def _matmul_inline(w: Any, n: Any, args: list, target: str, donated: list) -> bo
 
 
 register(OpDef("matmul", _matmul_infer, (2, 2), kernel=lambda a, b: np.asarray(np.matmul(a, b)),
+               slots={0: "weight", 1: "weight"},
                lower=onnx_op("MatMul"), vjp=_matmul_vjp, fresh=True, widen=WIDEN_SMALL,
                inline=_matmul_inline,
                doc="numpy.matmul semantics (ONNX MatMul)."))
@@ -155,6 +156,7 @@ def _gemm_inline(w: Any, n: Any, args: list, target: str, donated: list) -> bool
 
 
 register(OpDef("gemm", _gemm_infer, (2, 3), kernel=_gemm_kernel, lower=_gemm_lower, fresh=True,
+               slots={0: "weight", 1: "weight", 2: "bias"},
                inline=_gemm_inline,
                vjp=_gemm_vjp, attrs={"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0,
                                      "activation": None},

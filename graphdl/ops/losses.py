@@ -228,6 +228,7 @@ def _sce_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
 
 
 register(OpDef("softmax_cross_entropy", _sce_infer, (2, 2), kernel=_sce_kernel,
+               slots={1: "labels"},
                lower=onnx_op("SoftmaxCrossEntropyLoss"), vjp=_sce_vjp, decompose=_sce_decompose,
                attrs=dict(_ATTRS), traits={"composite"},
                doc="-log softmax(z)[label] over a batch (ONNX SoftmaxCrossEntropyLoss)."))

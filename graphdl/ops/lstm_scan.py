@@ -31,7 +31,7 @@ import numpy as np
 from ..core.builder import Tensor
 from ..core.errors import ShapeError
 from ..core.registry import Call, OpDef, register
-from ..core.types import TensorType, dims_equal, shape_str
+from ..core.types import TensorType, dim_mul, dims_equal, shape_str
 from .common import need_float, same_dtype
 from .linalg import gemm, matmul
 from .reduce import reduce_sum
@@ -239,7 +239,19 @@ def _vjp(b, c: Call, gys):
     return [d_x, d_w, d_r, d_b, dh_rec, dc_rec][:len(c.inputs)]
 
 
-register(OpDef("lstm_scan", _infer, (3, 6), kernel=_kernel, lower=_lower, vjp=_vjp,
+def _flops(n: Any) -> Any:
+    """One LSTM direction (x [T, N, I], W [4H, I], R [4H, H]): the lstm op's count per
+    direction, T * N * (8H(I + H) + (3 or 2)*4H + 5H)."""
+    x, r = n.inputs[0].type.shape, n.inputs[2].type.shape
+    if x is None or r is None or not isinstance(r[1], int) or not isinstance(x[2], int):
+        return None
+    hid = r[1]
+    has_bias = len(n.inputs) > 3 and n.inputs[3] is not None
+    per_item = 8 * hid * (x[2] + hid) + (3 if has_bias else 2) * 4 * hid + 5 * hid
+    return dim_mul(dim_mul(x[0], x[1]), per_item)
+
+
+register(OpDef("lstm_scan", _infer, (3, 6), kernel=_kernel, lower=_lower, vjp=_vjp, flops=_flops,
                attrs={"reverse": 0},
                doc="One LSTM direction over a sequence, saving each step's gates for its "
                    "backprop-through-time VJP (the lstm composite's decomposition)."))

@@ -68,9 +68,13 @@ def _lower(ctx: Any, node: Any) -> None:
 
 
 register(OpDef("batch_norm", _infer, (5, 5), lower=_lower, decompose=_decompose,
+               slots={1: "scale", 2: "shift", 3: "running statistic",
+                      4: "running statistic"},
                attrs=dict(_ATTRS), traits={"composite"},
                doc="Inference batch norm with population statistics (ONNX BatchNormalization)."))
 register(OpDef("batch_norm_train", _train_infer, (5, 5), decompose=_train_decompose,
+               slots={1: "scale", 2: "shift", 3: "running statistic",
+                      4: "running statistic"},
                attrs={**_ATTRS, "momentum": 0.1, "unbiased": True}, traits={"composite"},
                carries=((3, 1), (4, 2)),  # running mean and variance -> their next values
                doc="Training batch norm: batch statistics, and updated running statistics."))

@@ -36,7 +36,7 @@ import numpy as np
 from ..core.builder import Tensor
 from ..core.errors import GraphError, ShapeError
 from ..core.registry import OpDef, register
-from ..core.types import Dim, TensorType, dims_equal, shape_str
+from ..core.types import Dim, TensorType, dim_mul, dims_equal, shape_str
 from .activations import relu, sigmoid, tanh
 from .common import need_float, same_dtype
 from .linalg import gemm
@@ -305,9 +305,39 @@ _SPECS = {
     "gru": ((3, 5), dict(_COMMON, linear_before_reset=0),
             "GRU h(t) = (1 - z) * h~ + z * h(t-1) (ONNX GRU)."),
 }
+#: input slots: W, R and B are trained, the initial states are not; LSTM's peepholes P are
+_SLOTS = {"rnn": {1: "weight", 2: "weight", 3: "bias", 4: "initial state"},
+          "lstm": {1: "weight", 2: "weight", 3: "bias", 4: "initial state",
+                   5: "initial state", 6: "weight"},
+          "gru": {1: "weight", 2: "weight", 3: "bias", 4: "initial state"}}
+#: FLOPs per hidden unit of the state update after the gates
+_UPDATE = {"rnn": 0, "lstm": 5, "gru": 5}
+
+
+def _flops(kind: str) -> Callable[[Any], Dim]:
+    """D * T * N * (2*G*H*(I + H) + (2 or 3)*G*H + U*H): per direction, step and batch item
+    the two matrix products, the gate adds (and bias), activations, and the state update."""
+    def flops(n: Any) -> Dim:
+        x, w = n.inputs[0].type.shape, n.inputs[1].type.shape
+        if x is None or w is None or len(x) != 3 or len(w) != 3:
+            return None
+        steps, batch = (x[1], x[0]) if n.attrs.get("layout") else (x[0], x[1])
+        dirs, rows, size = w
+        if not isinstance(rows, int) or not isinstance(size, int):
+            return None
+        hidden = rows // GATES[kind]
+        has_bias = len(n.inputs) > 3 and n.inputs[3] is not None
+        per_item = 2 * rows * (size + hidden) + (3 if has_bias else 2) * rows \
+            + _UPDATE[kind] * hidden
+        return dim_mul(dim_mul(dirs, steps), dim_mul(batch, per_item))
+
+    return flops
+
+
 for _kind, (_arity, _attrs, _doc) in _SPECS.items():
     register(OpDef(_kind, _infer(_kind), _arity, lower=_lower(_kind),
-                   decompose=_decompose(_kind), attrs=_attrs, traits={"composite"}, doc=_doc))
+                   decompose=_decompose(_kind), attrs=_attrs, traits={"composite"}, doc=_doc,
+                   slots=_SLOTS[_kind], flops=_flops(_kind)))
 
 
 # -- builder functions -------------------------------------------------------------------------

@@ -90,6 +90,7 @@ def _gather_vjp(b, c: Call, gys):
 
 
 register(OpDef("gather", _gather_infer, (2, 2), kernel=_gather_kernel, lower=onnx_op("Gather"),
+               slots={0: "table"},
                vjp=_gather_vjp, attrs={"axis": 0}))
 
 

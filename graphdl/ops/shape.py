@@ -177,7 +177,7 @@ def _reshape_lower(ctx: Any, node: Any) -> None:
 
 register(OpDef("reshape", _reshape_infer, (2, 2), kernel=_reshape_kernel,
                lower=_reshape_lower, vjp=_reshape_vjp, attrs={"allowzero": 0},
-               traits={"shape"}))
+               traits={"shape", "moves_data"}))
 
 
 def reshape(x: Tensor, shape_: Tensor | Sequence[int], allowzero: bool = False) -> Tensor:
@@ -216,7 +216,7 @@ def _flatten_kernel(x: np.ndarray, *, axis: int) -> np.ndarray:
 
 register(OpDef("flatten", _flatten_infer, (1, 1), kernel=_flatten_kernel,
                lower=onnx_op("Flatten"), vjp=lambda b, c, g: [reshape_like(g[0], c.inputs[0])],
-               attrs={"axis": 1}, traits={"shape"}))
+               attrs={"axis": 1}, traits={"shape", "moves_data"}))
 
 
 def flatten(x: Tensor, axis: int = 1) -> Tensor:
@@ -261,7 +261,7 @@ register(OpDef("transpose", _transpose_infer, (1, 1), inline=_transpose_inline,
                kernel=lambda x, *, perm: np.transpose(x, perm),
                lower=lambda ctx, n: ctx.emit("Transpose", n.inputs, n.outputs,
                                              perm=_perm(n.attrs, n.inputs[0].type.rank)),
-               vjp=_transpose_vjp, attrs={"perm": None}, traits={"shape"}))
+               vjp=_transpose_vjp, attrs={"perm": None}, traits={"shape", "moves_data"}))
 
 
 def transpose(x: Tensor, perm: Sequence[int] | None = None) -> Tensor:
@@ -307,7 +307,7 @@ def _axes_lower(onnx_type: str):
 register(OpDef("squeeze", _squeeze_infer, (1, 1), kernel=_squeeze_kernel,
                lower=_axes_lower("Squeeze"),
                vjp=lambda b, c, g: [reshape_like(g[0], c.inputs[0])],
-               attrs={"axes": None}, traits={"shape"}))
+               attrs={"axes": None}, traits={"shape", "moves_data"}))
 
 
 def _unsqueeze_axes(attrs: dict, rank: int) -> tuple[int, ...]:
@@ -340,7 +340,7 @@ def _unsqueeze_kernel(x: np.ndarray, *, axes: Any) -> np.ndarray:
 register(OpDef("unsqueeze", _unsqueeze_infer, (1, 1), kernel=_unsqueeze_kernel,
                lower=_axes_lower("Unsqueeze"),
                vjp=lambda b, c, g: [reshape_like(g[0], c.inputs[0])],
-               attrs={"axes": REQUIRED}, traits={"shape"}))
+               attrs={"axes": REQUIRED}, traits={"shape", "moves_data"}))
 
 
 def squeeze(x: Tensor, axes: Sequence[int] | None = None) -> Tensor:

@@ -240,7 +240,7 @@ def _scatter_back(x: Tensor, params: list, g: Tensor) -> Tensor:
 
 
 register(OpDef("slice", _slice_infer, (3, 5), kernel=_slice_kernel, lower=_slice_lower,
-               vjp=_slice_vjp, traits={"shape"},
+               vjp=_slice_vjp, traits={"shape", "moves_data"},
                doc="ONNX Slice: x[starts:ends:steps] on the given axes."))
 
 
@@ -321,7 +321,7 @@ def _concat_vjp(b, c: Call, gys):
 register(OpDef("concat", _concat_infer, (1, 1 << 20),
                kernel=lambda *xs, axis: np.concatenate(xs, axis=axis),
                lower=onnx_op("Concat"), vjp=_concat_vjp, attrs={"axis": REQUIRED},
-               traits={"shape"}))
+               traits={"shape", "moves_data"}))
 
 
 def concat(xs: Sequence[Tensor], axis: int) -> Tensor:

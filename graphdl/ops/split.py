@@ -51,7 +51,8 @@ def _split_vjp(b, c: Call, gys):
 
 
 register(OpDef("split", _split_infer, (1, 1), kernel=_split_kernel, lower=_split_lower,
-               vjp=_split_vjp, attrs={"axis": 0, "sizes": REQUIRED}, traits={"shape"}))
+               vjp=_split_vjp, attrs={"axis": 0, "sizes": REQUIRED},
+               traits={"shape", "moves_data"}))
 
 
 def split(x: Tensor, sizes: Sequence[int], axis: int = 0) -> list[Tensor]:

@@ -13,35 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.ir import Graph, Node, Value
+from ..core.registry import get_op
 
-#: op -> {input slot: role} for the slots that hold parameters
-PARAM_SLOTS: dict[str, dict[int, str]] = {
-    "conv": {1: "weight", 2: "bias"},
-    "conv_transpose": {1: "weight", 2: "bias"},
-    "gemm": {0: "weight", 1: "weight", 2: "bias"},
-    "matmul": {0: "weight", 1: "weight"},
-    "lstm": {1: "weight", 2: "weight", 3: "bias", 6: "weight"},
-    "gru": {1: "weight", 2: "weight", 3: "bias"},
-    "rnn": {1: "weight", 2: "weight", 3: "bias"},
-    "batch_norm": {1: "scale", 2: "shift"},
-    "batch_norm_train": {1: "scale", 2: "shift"},
-    "layer_norm": {1: "scale", 2: "shift"},
-    "rms_norm": {1: "scale"},
-    "gather": {0: "table"},
-}
-#: op -> {input slot: what it is} for slots that are known not to be parameters
-STATE_SLOTS: dict[str, dict[int, str]] = {
-    "lstm": {4: "initial state", 5: "initial state"},
-    "gru": {4: "initial state"},
-    "rnn": {4: "initial state"},
-    "batch_norm": {3: "running statistic", 4: "running statistic"},
-    "batch_norm_train": {3: "running statistic", 4: "running statistic"},
-}
-#: ops that only move, reshape or retype data: a parameter stays a parameter through them
-DATA_MOVEMENT = frozenset({"transpose", "reshape", "flatten", "slice", "split", "concat",
-                           "squeeze", "unsqueeze", "cast", "identity"})
-#: producers after which an added initializer is a bias
-_BIASED = frozenset({"matmul", "gemm", "conv", "conv_transpose"})
+#: the slot roles (OpDef.slots) whose initializers train by default, and those that never do
+TRAINED = frozenset({"weight", "bias", "scale", "shift", "table"})
+FIXED = frozenset({"initial state", "running statistic"})
+
+
+def _slot_role(node: Node, slot: int) -> str | None:
+    return get_op(node.op).slots.get(slot)
+
+
+def _biased(node: Node) -> bool:
+    """A single-output op with a weight slot (matmul, gemm, conv): an initializer added to its
+    result is a bias."""
+    return len(node.outputs) == 1 and "weight" in get_op(node.op).slots.values()
 
 
 @dataclass(frozen=True)
@@ -83,8 +69,8 @@ def _role(v: Value, users: dict, producer: dict) -> Role:
         if role:
             return Role(v.name, True, f"{role} of {node.op} {node.name}")
     for node, slot in reads:
-        what = STATE_SLOTS.get(node.op, {}).get(slot)
-        if what:
+        what = _slot_role(node, slot)
+        if what in FIXED:
             return Role(v.name, False, f"{what} of {node.op} {node.name}")
     if not reads:
         return Role(v.name, False, "unused")
@@ -98,7 +84,7 @@ def _reads(v: Value, users: dict):
     while todo:
         cur = todo.pop()
         for node, slot in users.get(cur, ()):
-            if node.op in DATA_MOVEMENT:
+            if "moves_data" in get_op(node.op).traits:
                 todo.extend(o for o in node.outputs if o not in seen)
                 seen.update(node.outputs)
             else:
@@ -106,15 +92,15 @@ def _reads(v: Value, users: dict):
 
 
 def _param_slot(node: Node, slot: int, users: dict, producer: dict) -> str | None:
-    role = PARAM_SLOTS.get(node.op, {}).get(slot)
-    if role:
+    role = _slot_role(node, slot)
+    if role in TRAINED:
         return role
     other = node.inputs[1 - slot] if node.op in ("mul", "add") and slot < 2 else None
     if other is None:
         return None
     if node.op == "add" and producer.get(other) is not None:
         src = producer[other]
-        if src.op in _BIASED:
+        if _biased(src):
             return "bias"
         if src.op == "mul" and _numel(node.inputs[slot]) > 1:
             return "shift"
