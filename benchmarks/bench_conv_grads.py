@@ -89,6 +89,37 @@ def wgrad(kind: str, c: int, o: int, h: int, k: int, s: int):
         cat = n.op("Concat", mats, axis=1) if len(mats) > 1 else mats[0]
         out = n.op("Transpose", [n.op("Reshape", [cat, n.const([o, k, k, c])])],
                    perm=[0, 3, 1, 2])
+    elif kind == "rows":
+        wp = h + 2 * pad
+        xt = n.op("Transpose", ["x"], perm=[1, 0, 2, 3])
+        xp = n.op("Pad", [xt, n.const([0, 0, pad, pad, 0, 0, pad, pad])]) if pad else xt
+        xs = [n.op("Slice", [xp, n.const([i]), n.const([i + p]), n.const([2])])
+              for i in range(k)]
+        xc = n.op("Concat", xs, axis=0) if k > 1 else xs[0]
+        xc = n.op("Reshape", [xc, n.const([k * c, -1])])
+        gt = n.op("Transpose", ["dy"], perm=[1, 0, 2, 3])
+        ds = [n.op("Pad", [gt, n.const([0, 0, 0, j, 0, 0, 0, wp - p - j])]) if wp > p else gt
+              for j in range(k)]
+        dc = n.op("Concat", ds, axis=0) if k > 1 else ds[0]
+        dc = n.op("Reshape", [dc, n.const([k * o, -1])])
+        g = n.op("Gemm", [dc, xc], transB=1)
+        out = n.op("Transpose", [n.op("Reshape", [g, n.const([k, o, k, c])])],
+                   perm=[1, 3, 2, 0])
+    elif kind == "rows_nhwc":
+        wp = h + 2 * pad
+        xt = n.op("Transpose", ["x"], perm=[0, 2, 3, 1])
+        xp = n.op("Pad", [xt, n.const([0, pad, pad, 0, 0, pad, pad, 0])]) if pad else xt
+        xs = [n.op("Reshape", [n.op("Slice", [xp, n.const([i]), n.const([i + p]), n.const([1])]),
+                               n.const([-1, c])]) for i in range(k)]
+        gt = n.op("Transpose", ["dy"], perm=[1, 0, 2, 3])
+        ds = [n.op("Pad", [gt, n.const([0, 0, 0, j, 0, 0, 0, wp - p - j])]) if wp > p else gt
+              for j in range(k)]
+        dc = n.op("Concat", ds, axis=0) if k > 1 else ds[0]
+        dc = n.op("Reshape", [dc, n.const([k * o, -1])])
+        mats = [n.op("MatMul", [dc, xi]) for xi in xs]
+        cat = n.op("Concat", mats, axis=0) if k > 1 else mats[0]
+        out = n.op("Transpose", [n.op("Reshape", [cat, n.const([k, k, o, c])])],
+                   perm=[2, 3, 0, 1])
     elif kind == "conv":
         xt = n.op("Transpose", ["x"], perm=[1, 0, 2, 3])
         gt = n.op("Transpose", ["dy"], perm=[1, 0, 2, 3])
@@ -167,7 +198,7 @@ def main() -> None:
         w = rng.standard_normal((o, c, k, k)).astype(np.float32)
         row = {"fwd": _ms(forward(c, o, h, k, s), {"x": x, "w": w}, args.reps)}
         ref = None
-        for kind in ("conv", "taps", "im2col", "batched", "nhwc"):
+        for kind in ("conv", "taps", "im2col", "batched", "nhwc") + (("rows", "rows_nhwc") if s == 1 else ()):
             sess = wgrad(kind, c, o, h, k, s)
             got = sess.run(None, {"x": x, "dy": dy})[0]
             ref = got if ref is None else ref

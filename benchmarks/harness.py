@@ -42,11 +42,15 @@ def _seconds(fn: Callable[[], object], reps: int, clock: Clock) -> float:
 
 
 def interleaved(fns: Mapping[str, Callable[[], object]], rounds: int, chunk_s: float = 0.02,
-                clock: Clock = time.thread_time, warmup: int = 2) -> dict[str, list[float]]:
+                clock: Clock = time.thread_time, warmup: int = 2, settle_s: float = 0.0
+                ) -> dict[str, list[float]]:
     """Seconds per call of each contender, one entry per round. Every round times every
     contender once (``reps`` calls in a row, sized so the fastest takes about ``chunk_s``);
     the order alternates round by round so neither always runs first. Thread CPU time by
-    default: on a shared machine, wall time would also count other processes' load."""
+    default: on a shared machine, wall time would also count other processes' load.
+    ``settle_s``: a pause before each contender's calls, so that the worker threads the last
+    one left spinning (OpenBLAS's spin for about 0.1 s after a product, OpenMP's and
+    onnxruntime's for less) are asleep again and do not take the cores it is timed on."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -56,6 +60,7 @@ def interleaved(fns: Mapping[str, Callable[[], object]], rounds: int, chunk_s: f
     times: dict[str, list[float]] = {k: [] for k in names}
     for r in range(rounds):
         for k in names if r % 2 == 0 else names[::-1]:
+            time.sleep(settle_s)
             times[k].append(_seconds(fns[k], reps, clock))
     return times
 

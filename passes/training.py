@@ -32,6 +32,7 @@ from graphdl.training.minibatch import params_as_inputs
 from graphdl.training.step import NEXT, TrainStep, assemble
 
 from .autodiff import grad
+from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_nodes
 
 def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
@@ -67,7 +68,9 @@ def training_step(forward: Graph, optimizer: Optimizer, loss: str = "loss",
     step = assemble(gg, optimizer, {n: values[n] for n in names},
                     {n: values[n] for n in carried}, loss, metrics, {**_masks(forward), **drawn},
                     options, extra)
-    return TrainStep(eliminate_dead_nodes(step.graph), step.manifest, step.initial)
+    # the gradient rules repeat forward computations (a batch norm's element count, ...)
+    merged = eliminate_common_subexpressions(step.graph).graph
+    return TrainStep(eliminate_dead_nodes(merged), step.manifest, step.initial)
 
 
 def _carried(g: Graph) -> dict[str, Value]:

@@ -23,6 +23,7 @@ from ..core.limits import DEFAULT_MAX_BYTES, check_bytes
 from ..core.registry import get_op
 from ..core.rewrite import expand_composites
 from .buffers import Buffers, constant_outputs, last_uses, mask_casts
+from .freed_memory import keep_freed_memory
 
 
 def _size_guarded(n: Node, max_bytes: int) -> Callable:
@@ -63,6 +64,7 @@ class Plan:
 
     def __init__(self, graph: Graph, inplace: bool = True,
                  max_bytes: int = DEFAULT_MAX_BYTES):
+        keep_freed_memory()
         g, _ = expand_composites(graph, lambda op: op.kernel is None)
         self.graph, self.max_bytes = g, max_bytes
         slot = {v: i for i, v in enumerate(g.all_values())}
