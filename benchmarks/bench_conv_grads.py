@@ -11,7 +11,13 @@ dY [N, O, P, Q]:
   W*C contiguous values, not W) and dY^T [O, N*P*Q] on the left of each MatMul;
 - ``im2col``: the same slices concatenated into [K*K*C, N*P*Q] and one MatMul;
 - ``batched``: slices of x (not transposed) concatenated into [N, K*K*C, P*Q], one batched
-  MatMul with dY [N, O, P*Q] and a ReduceSum over the batch (no Transpose of x at all).
+  MatMul with dY [N, O, P*Q] and a ReduceSum over the batch (no Transpose of x at all);
+- ``rows`` (stride 1): only K slices of x, one per kernel row, [C, N, P, Wp] each (padded
+  width), stacked to [K*C, N*P*Wp]; dY^T padded once per kernel column (shifted by the column
+  offset) and stacked to [K*O, N*P*Wp]; one Gemm (transB) gives every tap; ``rows_nhwc``: the
+  row slices of the channels-last input, one MatMul each with the stacked shifted dY^T. Both
+  read x K times instead of K*K, but their products run over the padded width and came out
+  5-30% slower than ``nhwc`` (graphdl's ``taps`` plan) on every stride-1 layer.
 
 Input gradient dX [N, C, H, W]: ``convtranspose`` (ONNX ConvTranspose) against, at stride 1,
 ``conv``: a Conv of dY with the flipped, in/out-swapped weight.

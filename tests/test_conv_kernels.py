@@ -95,3 +95,49 @@ def test_tapwise_matches_torch(r):
     got = _conv_kernel(dense["x"], dense["w"], dense["b"], auto_pad="NOTSET", kernel_shape=None,
                        **attrs)
     np.testing.assert_allclose(got, _torch_conv(dense), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("r", [1, 2, 3])
+def test_flat_weight_grad_matches_torch(r):
+    """The weight gradient on the flat grid (stride 1, one group: gy on the grid, one product
+    per tap with x's shifted view; graphdl/ops/conv_kernels.py) equals torch's autograd of the
+    conv, on random kernels, dilations, asymmetric pads and batch sizes, called directly; then a
+    CIFAR-like 3x3 conv through conv_weight_grad's kernel, whose dispatch sends it there."""
+    from graphdl.ops.conv import _weight_grad_kernel
+    from graphdl.ops.conv_kernels import _FlatGrid, flat_grid, flat_weight_grad
+
+    rng = np.random.default_rng(20 + r)
+    done = 0
+    while done < 6:
+        kernel = tuple(int(k) for k in rng.integers(1, 4, r))
+        c = {"x": rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(1, 5)))
+                                      + tuple(int(n) for n in rng.integers(3, 8, r))),
+             "b": None, "strides": (1,) * r, "group": 1,
+             "dilations": tuple(int(d) for d in rng.integers(1, 3, r)),
+             "pads": tuple(int(p) for p in rng.integers(0, 3, 2 * r))}
+        c["w"] = rng.standard_normal((int(rng.integers(1, 4)), c["x"].shape[1]) + kernel)
+        outs = [n + c["pads"][i] + c["pads"][r + i] - d * (k - 1)
+                for i, (n, d, k) in enumerate(zip(c["x"].shape[2:], c["dilations"], kernel))]
+        if min(outs) < 1:
+            continue
+        gy = rng.standard_normal((c["x"].shape[0], c["w"].shape[0], *outs))
+        w = torch.tensor(c["w"], requires_grad=True)
+        x = torch.tensor(c["x"])
+        widths = []
+        for i in reversed(range(r)):
+            widths += [c["pads"][i], c["pads"][r + i]]
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[r]
+        conv(F.pad(x, widths), w, dilation=c["dilations"]).backward(torch.tensor(gy))
+        grid = _FlatGrid(c["x"].shape[2:], kernel, c["dilations"], c["pads"], outs)
+        for dt, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
+            got = flat_weight_grad(c["x"].astype(dt), gy.astype(dt), grid)
+            assert got.dtype == dt and got.shape == c["w"].shape
+            np.testing.assert_allclose(got, w.grad.numpy(), rtol=tol, atol=tol)
+        done += 1
+    x, gy = rng.standard_normal((4, 6, 24, 24)), rng.standard_normal((4, 5, 24, 24))
+    assert flat_grid((24, 24), (3, 3), (1, 1), (1, 1, 1, 1), (24, 24)) is not None
+    w = torch.zeros((5, 6, 3, 3), dtype=torch.float64, requires_grad=True)
+    F.conv2d(torch.tensor(x), w, padding=1).backward(torch.tensor(gy))
+    got = _weight_grad_kernel(x, gy, kernel_shape=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1),
+                              dilations=(1, 1), group=1)
+    np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-10, atol=1e-10)

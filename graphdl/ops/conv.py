@@ -32,7 +32,7 @@ from ..core.types import Dim, TensorType, dims_equal, shape_str
 from . import epilogue
 from .common import WIDEN_NONE, need_float, same_dtype
 from .conv_grad_lowering import lower_weight_grad
-from .conv_kernels import conv_forward, conv_transpose_forward
+from .conv_kernels import conv_forward, conv_transpose_forward, flat_grid, flat_weight_grad
 from .im2col_lowering import (Window, conv_matmul, flipped_weight_matrix, needs_fallback,
                               static_spatial, weight_grad_matmul, weight_matrix, window,
                               zero_insert)
@@ -317,8 +317,15 @@ def _weight_grad_infer(types: list, attrs: dict) -> list[TensorType]:
 
 def _weight_grad_kernel(x: np.ndarray, gy: np.ndarray, *, kernel_shape, strides, pads,
                         dilations, group) -> np.ndarray:
-    """dW [O, C*K] = gy [O, N*out] @ cols [C*K, N*out]^T, per group."""
+    """dW [O, C*K] = gy [O, N*out] @ cols [C*K, N*out]^T, per group; stride 1 with one group
+    on a grid not much larger than the output takes :func:`.conv_kernels.flat_weight_grad`."""
     attrs = {"strides": strides, "pads": pads, "dilations": dilations}
+    steps, dil, _ = spatial(attrs, len(kernel_shape))
+    if group == 1 and set(steps) == {1}:
+        grid = flat_grid(x.shape[2:], kernel_shape, dil,
+                         resolve_pads("conv", x.shape[2:], kernel_shape, attrs), gy.shape[2:])
+        if grid is not None:
+            return flat_weight_grad(x, gy, grid)
     cols = _columns(x, kernel_shape, attrs, gy.shape[2:])
     gyt = gy.swapaxes(0, 1)
     k = int(np.prod(kernel_shape))

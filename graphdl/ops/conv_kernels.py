@@ -9,19 +9,19 @@ between the convs real CNNs mix.
   against the taps by one batched product; for stride 1 each view is a contiguous run of
   whole padded rows, cropped once at the end. A per-group im2col there would make a Python
   loop over thousands of groups.
-- tapwise (stride 1, one group, at least twice as many input channels as output channels, as
-  in DenseNet's 3x3 convs): every tap's weights at once, [K*O, C] @ the flattened padded
-  input [C, P'], then the K partial maps added at their offsets into the flat map (contiguous
-  runs of whole padded rows, cropped once). Its K-fold intermediate has O channels where
-  im2col's copy has C: half the memory traffic or less (0.5-0.7x im2col's time measured at
-  C = 4 O), paid for by computing on the padded grid, so only where that grid is at most 35%
-  larger than the output.
+- tapwise (stride 1, one group, at least as many input channels as output channels: DenseNet's
+  3x3 convs, a ResNet's at large sizes): every tap's weights at once, [K*O, C] @ the
+  flattened padded input [C, P'], then the K partial maps added at their offsets into the
+  flat map (contiguous runs of whole padded rows, cropped once). Its K-fold intermediate has
+  O channels where im2col's copy has C: half the memory traffic or less (0.5-0.7x im2col's
+  time measured at C = 4 O), paid for by computing on the padded grid, so only where that grid
+  is at most 35% larger than the output (20% when C < 2 O).
 - otherwise im2col: columns (one strided block copy per kernel offset) and one matrix
   product: for one group w [O, C*K] @ cols [C*K, N*P], then [O, N, P] transposed; for
   groups, w [G, O/G, C/G*K] @ cols [N, G, C/G*K, P] batched: no Python loop over groups.
 
 Every path returns a fresh C-contiguous [N, O, out...] array of x's dtype with the bias added
-in place.
+in place. :func:`flat_weight_grad` is conv_weight_grad's stride-1 kernel on the same flat grid.
 """
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ class _FlatGrid:
                  pads: Sequence[int], outs: Sequence[int]):
         r = len(outs)
         self.spatial, self.pads, self.outs = tuple(spatial), pads, outs
+        self.kernel = tuple(kernel)
         self.sizes = [spatial[i] + pads[i] + pads[r + i] for i in range(r)]
         steps = [int(np.prod(self.sizes[i + 1:])) for i in range(r)]  # flat stride per axis
         self.offsets = [sum(o * d * st for o, d, st in zip(off, dil, steps))
@@ -131,12 +132,48 @@ class _FlatGrid:
 
 def _tapwise_grid(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int],
                   pads: Sequence[int], group: int, outs: Sequence[int]) -> "_FlatGrid | None":
-    """The flat grid of a conv the tapwise path should take (stride 1, one group, C >= 2 O,
-    a grid at most 35% larger than the output: 1.07x at 56x56 with a 3x3 kernel), else None."""
-    if group != 1 or set(strides) != {1} or x.shape[1] < 2 * w.shape[0]:
+    """The flat grid of a conv the tapwise path should take, else None: stride 1, one group,
+    and either C >= 2 O on a grid at most 35% larger than the output (1.07x at 56x56 with a
+    3x3 kernel), or C >= O on a grid at most 20% larger. At C = O the shifted adds cost about
+    what the strided column copy does, so the extra grid positions decide (batch 32, 3x3, one
+    thread: 0.89x im2col's time at 32x32 (grid 1.13x), 0.90x at 56x56, but 1.10x at 16x16
+    (1.27x) and 1.23x at 14x14 (1.32x))."""
+    c, o = x.shape[1], w.shape[0]
+    if group != 1 or set(strides) != {1} or c < o:
         return None
-    grid = _FlatGrid(x.shape[2:], w.shape[2:], dil, pads, outs)
-    return grid if grid.total <= 1.35 * max(int(np.prod(outs)), 1) else None
+    return flat_grid(x.shape[2:], w.shape[2:], dil, pads, outs, 1.35 if c >= 2 * o else 1.2)
+
+
+def flat_grid(spatial: Sequence[int], kernel: Sequence[int], dil: Sequence[int],
+              pads: Sequence[int], outs: Sequence[int], most: float = 1.3
+              ) -> "_FlatGrid | None":
+    """The flat grid of a stride-1 window when it is at most ``most`` times the output's size
+    (beyond that the extra positions computed cost more than the copies saved), else None."""
+    grid = _FlatGrid(spatial, kernel, dil, pads, outs)
+    return grid if grid.total <= most * max(int(np.prod(outs)), 1) else None
+
+
+def flat_weight_grad(x: np.ndarray, gy: np.ndarray, grid: "_FlatGrid") -> np.ndarray:
+    """A stride-1, one-group conv's weight gradient [O, C, K...] without im2col: x padded onto
+    the flat grid with the batch folded in, [C, N * total], and gy placed on the same grid
+    (zeros elsewhere), [O, N * total]; each tap t is then one product of gy with x's view
+    shifted by the tap's offset. Windows never reach into the next image (each image's grid
+    ends in its own zero tail), so the zeros of gy's grid drop exactly the positions that are
+    not outputs. Against im2col, batch 32, 3x3, one thread: 0.79x at 16 channels 32x32 (grid
+    1.13x), 0.69x at 56x56, 0.89x at 32 channels 16x16 (1.27x), 1.0x at 14x14 (1.32x), 1.17x
+    at 8x8 (1.59x): hence :func:`flat_grid`'s default limit of 1.3."""
+    n, c, o = x.shape[0], x.shape[1], gy.shape[1]
+    flat = grid.flat(x)  # [N, C, total]
+    xa = np.ascontiguousarray(flat.swapaxes(0, 1)).reshape(c, -1)
+    ga = np.zeros((o, n, grid.total), gy.dtype)
+    core = ga[:, :, :grid.length].reshape((o, n, grid.outs[0], *grid.sizes[1:]))
+    core[(Ellipsis,) + tuple(slice(m) for m in grid.outs[1:])] = gy.swapaxes(0, 1)
+    m = n * grid.total - max(grid.offsets)
+    ga2 = ga.reshape(o, -1)[:, :m]
+    dw = np.empty((len(grid.offsets), o, c), x.dtype)
+    for t, off in enumerate(grid.offsets):
+        np.matmul(ga2, xa[:, off:off + m].T, out=dw[t])
+    return np.ascontiguousarray(dw.transpose(1, 2, 0)).reshape((o, c, *grid.kernel))
 
 
 def _tapwise(x: np.ndarray, w: np.ndarray, grid: _FlatGrid) -> np.ndarray:
