@@ -79,16 +79,17 @@ def _infer(types: list, attrs: dict) -> list[TensorType]:
 
 
 def _kernel(x, gamma, beta, *, eps):
-    """y, centred, inv (kept dims), mean and var ([C])."""
+    """y, centred, inv (kept dims), mean and var ([C]). The squares go into y's buffer, which
+    then takes centred * (gamma * inv) + beta: three full passes after the centring."""
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (-1,) + (1,) * (x.ndim - 2)
     mean = x.mean(axis=axes, keepdims=True)
     centred = x - mean
-    var = np.mean(np.square(centred), axis=axes, keepdims=True)
+    y = np.square(centred)
+    var = y.mean(axis=axes, keepdims=True)
     inv = (1.0 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype)
-    y = centred * inv  # then gamma and beta in place: the order of the exported
-    y *= gamma.reshape(shape)  # BatchNormalization's decomposition, so a re-imported step
-    y += beta.reshape(shape)  # gives the same bits
+    np.multiply(centred, inv * gamma.reshape(shape), out=y)
+    y += beta.reshape(shape)
     return y, centred, inv, mean.reshape(-1), var.reshape(-1)
 
 
