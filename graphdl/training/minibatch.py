@@ -118,9 +118,10 @@ def fit_classifier(sgd: MinibatchSGD, infer: Graph, data: Sequence[np.ndarray], 
                    batch_size: int, seed: int = 0, label: str = "",
                    verbose: bool = True) -> dict[str, Any]:
     """Trains with ``sgd`` on ``data`` = (x_train, x_test, y_train, y_test) for ``epochs`` of
-    its trainer's :meth:`~Trainer.fit` (batches of ``batch_size`` shuffled from ``seed`` only,
-    so two engines see the same), printing the mean batch loss and the test accuracy per
-    epoch; returns the accuracy, every step's loss, the per-epoch ``history`` and the time."""
+    its trainer's :meth:`~Trainer.fit`, printing the mean batch loss and the test accuracy per
+    epoch; returns the accuracy, every step's loss, the per-epoch ``history`` and the time.
+    It sets ``sgd.trainer``'s batch size and random generator (batches of ``batch_size``
+    shuffled from ``seed`` only, so two engines see the same)."""
     x_tr, x_te, y_tr, y_te = data
     trainer, losses, history = sgd.trainer, [], []
     trainer.batch_size, trainer.rng = batch_size, np.random.default_rng(seed)
