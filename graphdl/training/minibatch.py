@@ -68,11 +68,12 @@ class MinibatchSGD:
     ``NAME_grad`` per parameter (what ``passes.grad`` builds from :func:`params_as_inputs`).
     ``train_step`` and ``trainer`` are the step and the trainer it made, for everything else
     the training API offers (``trainer.fit``, checkpoints, ``train_step.save`` for ONNX).
+    ``ort_options`` (backend "ort") are the Trainer's: onnxruntime's threads and spinning.
     """
 
     def __init__(self, grad_graph: Graph, params: Mapping[str, np.ndarray], lr: float,
                  loss: str = "loss", backend: str = "numpy", provider: str = "cpu",
-                 momentum: float = 0.0):
+                 momentum: float = 0.0, ort_options: Any = None):
         outs = {v.name for v in grad_graph.outputs}
         missing = [n for n in [loss, *(f"{p}_grad" for p in params)] if n not in outs]
         if missing:
@@ -80,7 +81,8 @@ class MinibatchSGD:
         self.graph, self.lr, self.loss, self.momentum = grad_graph, lr, loss, momentum
         self.backend, self.provider = backend, provider
         self.train_step: TrainStep = assemble(grad_graph, SGD(lr, momentum), params, {}, loss)
-        self.trainer = Trainer(self.train_step, backend, provider, verbose=False)
+        self.trainer = Trainer(self.train_step, backend, provider, verbose=False,
+                               ort_options=ort_options)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
