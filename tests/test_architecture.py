@@ -117,6 +117,30 @@ def test_the_layers_have_no_import_cycle():
     assert cycles == []
 
 
+def _function_local_imports(mod: str, path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) for every import inside a function, method or lambda."""
+    local = set()
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            local.update(n.lineno for n in ast.walk(fn)
+                         if isinstance(n, (ast.Import, ast.ImportFrom)))
+    return [(t, line) for t, line, _ in _imports(mod, path) if line in local]
+
+
+def test_op_families_import_each_other_at_module_level():
+    """Inside graphdl/ops no function imports another ops module: the families form an
+    acyclic order at import time (common < elementwise < shape < reduce, scatter, pad < slice <
+    gather < ...). Where two rules are each other's adjoints, one side names the op through the
+    registry (``b.apply1("reduce_sum", ...)``) or a Tensor method that the owning module
+    registers (``TENSOR_METHODS``), instead of hiding a cycle in a function body."""
+    ops = _modules("graphdl/ops")
+    assert len(ops) > 30  # the walk found the op modules
+    local = [f"{mod}:{line} imports {target}" for mod, path in sorted(ops.items())
+             for target, line in _function_local_imports(mod, path)
+             if target.startswith("graphdl.ops.") or target == "graphdl.ops"]
+    assert local == []
+
+
 # -- no private reaching ---------------------------------------------------------------------
 
 #: documented CPython functions whose names start with an underscore

@@ -194,3 +194,40 @@ def test_minibatches_cover_every_index_once():
     batches = list(minibatches(10, 4, np.random.default_rng(0)))
     assert [len(i) for i in batches] == [4, 4, 2]
     assert sorted(np.concatenate(batches)) == list(range(10))
+
+
+def test_fit_classifier_takes_the_numpy_momentum_sgd_steps():
+    """MinibatchSGD runs optim.SGD in a TrainStep through Trainer.fit; a hand loop that runs
+    the gradient graph and updates in NumPy (v <- m v + g, W <- W - lr v) on the same shuffled
+    batches gives the same per-step losses, epoch means and final weights."""
+    from sklearn.datasets import load_digits
+
+    from graphdl.training.minibatch import accuracy, classifier_graphs, fit_classifier
+
+    x, y = load_digits(return_X_y=True)
+    x, y = (x[:150] / 16).astype(np.float32), y[:150].astype(np.int64)
+    data = (x[:100], x[100:], y[:100], y[100:])
+    train_g, infer_g = classifier_graphs(MLP((64, 16, 10), "relu", seed=0), ["N", 64], "c")
+    train_g, params = params_as_inputs(train_g)
+    infer_g, _ = params_as_inputs(infer_g)
+    gg = passes.grad(train_g, "loss", list(params))
+    sgd = MinibatchSGD(gg, params, 0.1, momentum=0.9)
+    got = fit_classifier(sgd, infer_g, data, epochs=2, batch_size=32, seed=3, verbose=False)
+
+    w, v = dict(params), {k: np.zeros_like(a) for k, a in params.items()}
+    rng, losses = np.random.default_rng(3), []
+    for _ in range(2):
+        order = rng.permutation(100)
+        for s in range(0, 100, 32):
+            i = order[s:s + 32]
+            out = gd.run(gg, {"x": x[i], "y": y[i], **w})
+            losses.append(float(out["loss"]))
+            for k in w:
+                v[k] = np.float32(0.9) * v[k] + out[f"{k}_grad"]
+                w[k] = w[k] - np.float32(0.1) * v[k]
+    np.testing.assert_allclose(got["losses"], losses, rtol=1e-6)
+    assert [h["loss"] for h in got["history"]] == pytest.approx(
+        [np.mean(losses[:4]), np.mean(losses[4:])], rel=1e-6)
+    for k in w:
+        np.testing.assert_allclose(sgd.params[k], w[k], rtol=1e-5, atol=1e-7)
+    assert got["test_accuracy"] == accuracy(infer_g, w, x[100:], y[100:])

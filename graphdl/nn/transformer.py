@@ -20,7 +20,7 @@ from ..core.errors import ShapeError
 from ..ops.attention import attention
 from ..ops.gelu import gelu
 from ..ops.layer_norm import layer_norm
-from ..ops.scatter import gather
+from ..ops.gather import gather
 from ..ops.shape import reshape, transpose
 from ..core.types import DType, dims_equal, shape_str
 from .dense import Dense

@@ -1,5 +1,6 @@
 """graphdl's ops, one module per family; importing this package registers them all."""
-from . import elementwise, reduce, linalg, shape, slice, split, scatter, indexing  # noqa: F401
+from . import elementwise, reduce, linalg, shape, slice, split, scatter, gather  # noqa: F401
+from . import indexing  # noqa: F401
 from . import activations, losses  # noqa: F401
 from . import recurrent  # noqa: F401
 from . import gradient  # noqa: F401 - ONNX Gradient requests (passes.expand_gradients)
@@ -12,9 +13,10 @@ from .linalg import gemm, matmul
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss, one_hot,
                      softmax_cross_entropy, softmax_cross_entropy_onehot)
 from .reduce import reduce_max, reduce_mean, reduce_sum
-from .shape import (broadcast_to, concat, constant_of_shape, dim_size, expand, flatten, gather,
-                    reshape, shape, shape_of, squeeze, transpose, unsqueeze, zeros_like)
-from .slice import arange, slice_
+from .shape import (broadcast_to, constant_of_shape, dim_size, expand, flatten, reshape, shape,
+                    shape_of, squeeze, transpose, unsqueeze, zeros_like)
+from .slice import arange, concat, slice_
+from .gather import gather, scatter_add_axis
 from .pad import pad
 from .conv import conv, conv_transpose, conv_weight_grad
 from .max_pool_grad import max_pool_grad
@@ -22,7 +24,7 @@ from .pool import avg_pool, global_avg_pool, global_max_pool, max_pool, max_pool
 from .split import split
 from .tile import tile
 from .lrn import lrn
-from .scatter import gather_elements, scatter_add, scatter_add_axis, scatter_reduce
+from .scatter import gather_elements, scatter_add, scatter_reduce
 from .dropout import dropout
 from .normalization import batch_norm, batch_norm_train
 from .recurrent import gru, lstm, rnn

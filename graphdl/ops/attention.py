@@ -25,8 +25,8 @@ from .common import need_float, same_dtype
 from .elementwise import cast, maximum, where
 from .reduce import reduce_max
 from .positions import trilu
-from .shape import (concat, constant_of_shape, expand, reshape, shape, transpose,
-                    unsqueeze)
+from .shape import constant_of_shape, expand, reshape, shape, transpose, unsqueeze
+from .slice import concat
 
 ATTENTION_OPSET = 23
 _ATTRS = {"scale": 0.0, "is_causal": False, "causal_offset": 0, "softcap": 0.0, "qk_mode": 0}

@@ -59,9 +59,11 @@ def norm_axes(axes: Sequence[int] | None, rank: int | None) -> tuple[int, ...] |
 
 def unbroadcast(g: "Tensor", shape: Shape | None) -> "Tensor":
     """Sums ``g`` down to ``shape``: over leading axes it has extra, and over axes where
-    ``shape`` is 1 and ``g`` is not provably 1 (summing a size-1 axis changes nothing)."""
-    from .reduce import reduce_sum
+    ``shape`` is 1 and ``g`` is not provably 1 (summing a size-1 axis changes nothing).
 
+    The sums are named by op (``reduce_sum``), as Tensor's operators name theirs: broadcasting
+    and summing are each other's adjoints, so reduce.py's rules build on this module and this
+    helper, below every op family, cannot import reduce.py back."""
     gs = g.shape
     if shape is None or gs is None:
         return g
@@ -69,9 +71,9 @@ def unbroadcast(g: "Tensor", shape: Shape | None) -> "Tensor":
     kept = tuple(lead + i for i, (gd, td) in enumerate(zip(gs[lead:], shape))
                  if td == 1 and dims_equal(gd, 1) is not True)
     if kept:
-        g = reduce_sum(g, axes=kept, keepdims=True)
+        g = g.b.apply1("reduce_sum", [g], axes=kept, keepdims=True)
     if lead > 0:
-        g = reduce_sum(g, axes=tuple(range(lead)), keepdims=False)
+        g = g.b.apply1("reduce_sum", [g], axes=tuple(range(lead)), keepdims=False)
     return g
 
 

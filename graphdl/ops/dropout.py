@@ -16,6 +16,7 @@ from ..core.errors import GraphError, ShapeError
 from ..core.registry import OpDef, no_grad, register
 from ..core.types import TensorType
 from .common import broadcast_infer, need_float
+from .elementwise import cast
 
 
 def _check_rate(rate: float) -> None:
@@ -81,8 +82,6 @@ def random_keep_mask(x: Tensor, rate: float, seed: int | None = None) -> Tensor:
     """A keep-mask drawn in the graph, each entry 1 with probability ``1 - rate``. Engines draw
     different numbers, so runs compare across engines only with fed masks; onnxruntime runs the
     exported op at opset 21 or lower, which the export picks (see ``_uniform_lower``)."""
-    from .elementwise import cast
-
     _check_rate(rate)
     u = x.b.apply1("random_uniform_like", [x], seed=seed)
     return cast(x.b.apply1("greater_or_equal", [u, x.b.lift(rate, like=u)]), x.dtype)

@@ -16,6 +16,7 @@ from ..core.errors import GradError, ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, onnx_op, register
 from ..core.types import TensorType, broadcast_shapes, dims_equal, shape_str
 from .common import WIDEN_WRAPPING, same_dtype
+from .shape import expand, shape_of, unsqueeze
 
 
 def _parse(eq: str, ranks: list[int]) -> tuple[list[str], str]:
@@ -71,8 +72,6 @@ def _einsum_kernel(*xs: np.ndarray, equation: str) -> np.ndarray:
 
 
 def _einsum_vjp(b, c: Call, gys):
-    from .shape import expand, shape_of, unsqueeze
-
     xs, g = c.inputs, gys[0]
     terms, out = _parse(c.attrs["equation"], [x.type.rank for x in xs])
     grads = []

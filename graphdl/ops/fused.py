@@ -29,8 +29,9 @@ from ..core.errors import GraphError
 from ..core.ir import Node, Value
 from ..core.registry import REQUIRED, OpDef, get_op, register
 from ..core.types import DType, TensorType, same_type
+from .activations import softmax
 from .elementwise import positive_zero, select_or_zero
-from .losses import check_labels
+from .losses import check_labels, one_hot, softmax_cross_entropy
 from .rows import max_keepdims, sum_keepdims
 
 Instr = tuple[str, tuple[int, ...], tuple[tuple[str, Any], ...]]
@@ -236,9 +237,6 @@ def _sce_grad_kernel(z: np.ndarray, labels: np.ndarray, *, reduction: str) -> tu
 
 
 def _sce_grad_decompose(b, ins: list, attrs: dict) -> list[Tensor]:
-    from .activations import softmax
-    from .losses import one_hot, softmax_cross_entropy
-
     z, labels = ins
     loss = softmax_cross_entropy(z, labels, attrs["reduction"])
     return [loss, softmax(z, 1) - one_hot(labels, z.shape[1], z.dtype)]

@@ -11,6 +11,7 @@ from ..core.registry import Call, OpDef, onnx_op, register
 from ..core.types import TensorType, broadcast_shapes, dims_equal, dim_str, shape_str
 from . import epilogue
 from .common import WIDEN_SMALL, need_float, same_dtype, unbroadcast
+from .shape import squeeze, transpose, unsqueeze
 
 
 def _matmul_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -35,16 +36,12 @@ def _matmul_infer(types: list, attrs: dict) -> list[TensorType]:
 
 
 def _swap(x: Tensor) -> Tensor:
-    from .shape import transpose
-
     r = x.type.rank
     return transpose(x, tuple(range(r - 2)) + (r - 1, r - 2))
 
 
 def _matmul_vjp(b, c: Call, gys):
     """dA = G @ B^T, dB = A^T @ G, with 1-D operands promoted and batch dims unbroadcast."""
-    from .shape import squeeze, unsqueeze
-
     (g,), (x, y) = gys, c.inputs
     x2 = unsqueeze(x, (0,)) if x.type.rank == 1 else x
     y2 = unsqueeze(y, (1,)) if y.type.rank == 1 else y

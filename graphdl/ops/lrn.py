@@ -15,6 +15,8 @@ from ..core.registry import REQUIRED, Call, OpDef, register
 from ..core.types import TensorType
 from .common import need_float
 from .im2col_lowering import needs_fallback
+from .pad import pad
+from .slice import slice_
 
 BIG = np.iinfo(np.int64).max
 MAX_SIZE = 1 << 16  # a window wider than this needs the channel count known to clamp it
@@ -66,9 +68,6 @@ def _lrn_kernel(x: np.ndarray, *, size: int, alpha: float, beta: float,
 
 def window_sum(t: Tensor, before: int, after: int) -> Tensor:
     """Graph code for ``sum of t[:, c - before .. c + after]`` over the channel axis."""
-    from .pad import pad
-    from .slice import slice_
-
     rank = t.type.rank
     pads = [0] * (2 * rank)
     pads[1], pads[rank + 1] = before, after

@@ -18,7 +18,9 @@ from ..core.errors import DTypeError, ShapeError
 from ..core.registry import Call, OpDef, register
 from ..core.types import DType, TensorType, dims_equal, shape_str
 from .im2col_lowering import ints
+from .gather import gather
 from .scatter_onehot import emit_scatter_add
+from .shape import reshape
 
 
 def _max_pool_grad_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -124,9 +126,6 @@ def _join_offsets(ctx: Any, pieces: list[str], kernel: tuple[int, ...]) -> str:
 
 def _max_pool_grad_vjp(b, c: Call, gys):
     """Linear in gy: its adjoint gathers g at the indices."""
-    from .scatter import gather
-    from .shape import reshape
-
     return [gather(reshape(gys[0], [-1]), c.inputs[1], 0), None, None]
 
 

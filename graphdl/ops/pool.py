@@ -22,6 +22,8 @@ from .common import WIDEN_NONE, need_float
 from .conv import conv_transpose
 from .im2col_lowering import needs_fallback, static_spatial, window, window_slices
 from .max_pool_grad import max_pool_grad
+from .reduce import reduce_max, reduce_mean
+from .shape import reshape, shape_of
 from .window import (as_pads, as_tuple, fit_transpose, out_dims, resolve_pads, spatial,
                      static_sizes, windows)
 
@@ -253,8 +255,6 @@ def _avg_pool_lower(ctx: Any, node: Any) -> None:
 def _avg_pool_vjp(b, c: Call, gys):
     """dx = S^T (g / counts), S the window sum: a conv_transpose with a kernel of ones over
     the channels folded into the batch."""
-    from .shape import reshape, shape_of
-
     x, g = c.inputs[0], gys[0]
     sizes = static_sizes(x, "avg_pool")
     kernel = tuple(c.attrs["kernel_shape"])
@@ -300,8 +300,6 @@ def _global_infer(types: list, attrs: dict) -> list[TensorType]:
 
 def _global_decompose(reduce: str):
     def decompose(b, ins: list, attrs: dict) -> list[Tensor]:
-        from .reduce import reduce_max, reduce_mean
-
         fn = reduce_mean if reduce == "mean" else reduce_max
         x = ins[0]
         return [fn(x, tuple(range(2, x.type.rank)), keepdims=True)]

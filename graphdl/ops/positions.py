@@ -12,6 +12,8 @@ from ..core.registry import REQUIRED, Call, OpDef, no_grad, register
 from ..core.types import DType, TensorType, shape_str
 from .common import WIDEN_ORDERED, WIDEN_WRAPPING, norm_axis
 from .reduce import reduce_sum
+from .shape import reshape
+from .slice import concat
 
 
 def _same_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -175,8 +177,6 @@ def _onehot_kernel(idx: np.ndarray, values: np.ndarray, *, depth: int, axis: int
 
 def _onehot_vjp(b, c: Call, gys):
     """d off = sum of g where off, d on = sum of g where on: one mask, two sums."""
-    from .shape import concat, reshape
-
     on = one_hot_values(c.inputs[0], b.const(np.asarray([0, 1], c.inputs[1].dtype.np)),
                         c.attrs["depth"], c.attrs["axis"])
     g = gys[0]

@@ -11,6 +11,8 @@ from ..core.builder import Tensor
 from ..core.registry import Call, OpDef, register
 from ..core.types import TensorType, dim_prod
 from .common import WIDEN_NONE, WIDEN_ORDERED, WIDEN_WRAPPING, norm_axes
+from .elementwise import cast
+from .shape import dim_size, expand_as, unsqueeze
 
 _ATTRS = {"axes": None, "keepdims": True}
 
@@ -70,8 +72,6 @@ def _axes(c: Call) -> tuple[int, ...]:
 
 def _expand_back(g: Tensor, c: Call) -> Tensor:
     """The cotangent of a reduction broadcast back to the input's shape."""
-    from .shape import expand_as, unsqueeze
-
     if not c.attrs["keepdims"] and _axes(c):
         g = unsqueeze(g, _axes(c))
     return expand_as(g, c.inputs[0])
@@ -79,9 +79,6 @@ def _expand_back(g: Tensor, c: Call) -> Tensor:
 
 def reduced_count(x: Tensor, axes: Sequence[int]) -> Tensor:
     """The number of elements reduced over ``axes``, as a scalar of x's dtype."""
-    from .elementwise import cast
-    from .shape import dim_size
-
     static = dim_prod([x.shape[a] for a in axes])
     if isinstance(static, int):
         return x.b.const(np.asarray(static, x.dtype.np))
@@ -105,8 +102,6 @@ def _mean_vjp(b, c: Call, gys):
 
 def _max_vjp(b, c: Call, gys):
     """The gradient is shared equally among the tied maxima (as torch.amax does)."""
-    from .elementwise import cast
-
     x, y = c.inputs[0], c.outputs[0]
     keep = dict(c.attrs, keepdims=True)
     y_kept = y if c.attrs["keepdims"] else b.apply1("reduce_max", [x], **keep)

@@ -1,6 +1,5 @@
 """Shape ops: reshape, transpose, flatten, squeeze/unsqueeze, expand, shape and
-constant_of_shape. Gather and concat live beside their adjoints (scatter.py, slice.py) and are
-re-exported here.
+constant_of_shape. Gather and concat live beside their adjoints (gather.py, slice.py).
 
 Shapes computed inside a graph (``Shape -> Gather -> Concat -> Reshape``, as PyTorch's exporter
 writes them) are followed symbolically through the ``known`` contents of small int64 vectors, so
@@ -18,8 +17,6 @@ from ..core.registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..core.types import (DType, Dim, Shape, TensorType, broadcast_shapes, dim_div, dim_prod,
                      dims_equal, shape_str)
 from .common import int_tuple, int_vector, norm_axis, unbroadcast
-from .scatter import gather  # noqa: F401  (re-exported)
-from .slice import concat  # noqa: F401  (re-exported)
 
 I64 = DType.int64
 

@@ -17,6 +17,9 @@ from ..core.errors import DTypeError, GradError, GraphError, ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, no_grad, onnx_op, register
 from ..core.types import DType, Dim, TensorType, dim_prod, dims_equal, shape_str
 from .common import norm_axis
+from .pad import pad
+from .scatter import scatter_add
+from .shape import constant_of_shape, reshape, shape, shape_of
 
 INT64_MAX = 2**63 - 1
 #: an end at least this far out (either way) reaches past any real dim: "to the end"
@@ -184,8 +187,6 @@ def _slice_vjp(b, c: Call, gys):
     if plan is not None and all(k == 1 for _, _, _, k in plan.values()):
         pads = _pads(x.shape, plan)
         if pads is not None:
-            from .pad import pad
-
             return [pad(g, pads)] + nones
     return [_scatter_back(x, params, g)] + nones
 
@@ -225,9 +226,6 @@ def _pads(shape: tuple, plan: dict[int, tuple]) -> list[int] | None:
 
 def _scatter_back(x: Tensor, params: list, g: Tensor) -> Tensor:
     """Scatters g, flattened, to the flat positions that the slice picked from x."""
-    from .scatter import scatter_add
-    from .shape import constant_of_shape, reshape, shape, shape_of
-
     b = x.b
     numel = None if x.shape is None else dim_prod(x.shape)
     size = b.const(np.asarray([numel], np.int64)) if isinstance(numel, int) else \
@@ -296,8 +294,6 @@ def _concat_infer(types: list, attrs: dict) -> list[TensorType]:
 
 def _concat_vjp(b, c: Call, gys):
     """Each input's gradient is its slice of g along the axis (offsets may be symbolic)."""
-    from .shape import shape
-
     g, axis = gys[0], c.attrs["axis"]
     rank = g.type.rank
     if rank is None or any(x.shape is None for x in c.inputs):

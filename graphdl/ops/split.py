@@ -10,6 +10,8 @@ from ..core.errors import ShapeError
 from ..core.registry import REQUIRED, Call, OpDef, register
 from ..core.types import TensorType, dims_equal, shape_str
 from .common import int_tuple, norm_axis
+from .shape import zeros_like
+from .slice import concat
 
 
 def _split_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -44,8 +46,6 @@ def _split_lower(ctx: Any, node: Any) -> None:
 
 def _split_vjp(b, c: Call, gys):
     """The pieces' cotangents concatenated back; a piece nothing used contributes zeros."""
-    from .shape import concat, zeros_like
-
     parts = [g if g is not None else zeros_like(y) for g, y in zip(gys, c.outputs)]
     return [concat(parts, c.attrs["axis"])]
 

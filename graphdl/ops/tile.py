@@ -14,6 +14,9 @@ from ..core.errors import ShapeError
 from ..core.registry import Call, OpDef, onnx_op, register
 from ..core.types import Dim, TensorType, dim_mul, dims_equal, shape_str
 from .common import int_vector
+from .reduce import reduce_sum
+from .shape import reshape, shape
+from .slice import concat, slice_
 
 
 def _tile_infer(types: list, attrs: dict) -> list[TensorType]:
@@ -54,10 +57,6 @@ def _tile_out_shape(x: np.ndarray, repeats: np.ndarray) -> tuple[int, ...]:
 def _tile_vjp(b, c: Call, gys):
     """Each input element is copied once per tile, so its cotangent sums the copies: view g as
     ``[r0, d0, r1, d1, ...]`` and sum over the r axes."""
-    from .reduce import reduce_sum
-    from .shape import reshape, shape
-    from .slice import concat, slice_
-
     (g,), (x, r) = gys, c.inputs
     rank = x.type.rank
     if rank is None:

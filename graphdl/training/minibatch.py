@@ -1,8 +1,7 @@
-"""Minibatch gradient descent driven by a gradient graph, in either engine.
+"""Minibatch gradient descent from a gradient graph: a short way into the one training API.
 
-Parameters are initializers of the forward graph. To train without rebuilding a graph (or an
-ONNX Runtime session) each step, turn them into graph inputs, differentiate once, then feed the
-current weights with every batch::
+Parameters are initializers of the forward graph. Turn them into graph inputs, differentiate
+once, and step on batches::
 
     g, params = params_as_inputs(forward)            # weights become inputs
     gg = passes.grad(g, "loss", list(params))        # outputs: loss, then NAME_grad
@@ -10,8 +9,13 @@ current weights with every batch::
     for idx in minibatches(len(x), 32, rng):
         sgd.step({"x": x[idx], "y": y[idx]})
 
-graphdl does not import ``passes``, so the caller builds the gradient graph. The update itself is
-NumPy here; graphdl.optim builds whole update steps as graphs.
+graphdl does not import ``passes``, so the caller builds the gradient graph. MinibatchSGD is a
+thin layer over the training API (graphdl.training.step and .trainer): it assembles the
+gradient graph and ``optim.SGD`` into a :class:`TrainStep` and steps it with a
+:class:`Trainer`, so the update rule, the engines' runners and the batching are the ones
+``passes.training_step`` and ``graphdl train`` use. The update in the graph is the same float
+operations as a NumPy ``W - lr * v`` beside the graph would be: the examples' per-step losses
+equal such a loop's to the last bit in both engines (tests/test_nn.py checks it to 1e-6).
 """
 from __future__ import annotations
 
@@ -20,9 +24,15 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..core.builder import GraphBuilder, Tensor
 from ..core.errors import GraphError
-from ..core.builder import Tensor
 from ..core.ir import Graph
+from ..engine.runtime import run
+from ..ops.losses import softmax_cross_entropy
+from ..optim.optimizers import SGD
+from .step import TrainStep, assemble
+from .train_data import batches
+from .trainer import Trainer
 
 
 def params_as_inputs(graph: Graph, names: Iterable[str] | None = None
@@ -44,46 +54,44 @@ def params_as_inputs(graph: Graph, names: Iterable[str] | None = None
 
 
 def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Shuffled index arrays covering range(n) once; the last batch may be smaller."""
-    order = rng.permutation(n)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+    """Shuffled index arrays covering range(n) once; the last batch may be smaller (the
+    Trainer's batching, graphdl.training.train_data.batches)."""
+    return batches(n, batch_size, rng)
 
 
 class MinibatchSGD:
-    """``W <- W - lr * dloss/dW`` with the gradients from running a gradient graph (with
-    ``momentum`` > 0, heavy-ball momentum as torch.optim.SGD: ``v <- momentum * v + grad``,
-    ``W <- W - lr * v``).
+    """``W <- W - lr * dloss/dW`` with the gradients from a gradient graph (with ``momentum``
+    > 0, heavy-ball momentum as torch.optim.SGD: ``v <- momentum * v + grad``,
+    ``W <- W - lr * v``): ``optim.SGD`` in a :class:`TrainStep` run by a :class:`Trainer`.
 
     ``grad_graph`` takes the batch and the parameters as inputs and outputs ``loss`` and one
     ``NAME_grad`` per parameter (what ``passes.grad`` builds from :func:`params_as_inputs`).
+    ``train_step`` and ``trainer`` are the step and the trainer it made, for everything else
+    the training API offers (``trainer.fit``, checkpoints, ``train_step.save`` for ONNX).
+    ``ort_options`` (backend "ort") are the Trainer's: onnxruntime's threads and spinning.
     """
 
     def __init__(self, grad_graph: Graph, params: Mapping[str, np.ndarray], lr: float,
                  loss: str = "loss", backend: str = "numpy", provider: str = "cpu",
-                 momentum: float = 0.0):
+                 momentum: float = 0.0, ort_options: Any = None):
         outs = {v.name for v in grad_graph.outputs}
         missing = [n for n in [loss, *(f"{p}_grad" for p in params)] if n not in outs]
         if missing:
             raise GraphError(f"gradient graph {grad_graph.name!r} lacks outputs {missing}")
-        self.graph, self.lr, self.loss = grad_graph, lr, loss
+        self.graph, self.lr, self.loss, self.momentum = grad_graph, lr, loss, momentum
         self.backend, self.provider = backend, provider
-        self.params = {n: np.array(a) for n, a in params.items()}
-        self.momentum = momentum  # heavy ball: v <- momentum * v + grad; W <- W - lr * v
-        self.velocity = {n: np.zeros_like(a) for n, a in self.params.items()}
+        self.train_step: TrainStep = assemble(grad_graph, SGD(lr, momentum), params, {}, loss)
+        self.trainer = Trainer(self.train_step, backend, provider, verbose=False,
+                               ort_options=ort_options)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The current parameters by name."""
+        return self.train_step.params(self.trainer.state)
 
     def step(self, batch: Mapping[str, np.ndarray]) -> float:
         """One update on ``batch`` (feeds by input name); returns the loss before the update."""
-        from ..engine.runtime import run
-
-        out = run(self.graph, {**batch, **self.params}, self.backend, self.provider)
-        for name, w in self.params.items():
-            step = out[f"{name}_grad"]
-            if self.momentum:
-                step = self.velocity[name] = \
-                    np.asarray(self.momentum, w.dtype) * self.velocity[name] + step
-            self.params[name] = w - np.asarray(self.lr, w.dtype) * step
-        return float(out[self.loss])
+        return self.trainer.train_batch(batch)[self.loss]
 
 
 # -- classifiers on (x, y) data: what the examples share ---------------------------------------
@@ -93,12 +101,9 @@ def classifier_graphs(model: Callable[[Tensor], Tensor], x_shape: Sequence[Any],
                       name: str) -> tuple[Graph, Graph]:
     """The training graph (x, int64 labels y -> softmax cross-entropy ``loss``) and the
     inference graph (x -> ``logits``) of ``model``, sharing its parameters."""
-    from .. import ops
-    from ..core.builder import GraphBuilder
-
     b = GraphBuilder(f"{name}_train")
     x, y = b.input("x", x_shape), b.input("y", [x_shape[0]], "int64")
-    train = b.build({"loss": ops.softmax_cross_entropy(model(x), y)})
+    train = b.build({"loss": softmax_cross_entropy(model(x), y)})
     b = GraphBuilder(name)
     infer = b.build({"logits": model(b.input("x", x_shape))})
     return train, infer
@@ -107,8 +112,6 @@ def classifier_graphs(model: Callable[[Tensor], Tensor], x_shape: Sequence[Any],
 def accuracy(infer: Graph, params: Mapping[str, np.ndarray], x: np.ndarray, y: np.ndarray,
              engine: str = "numpy") -> float:
     """The share of argmax(logits) equal to the labels."""
-    from ..engine.runtime import run
-
     logits = run(infer, {"x": x, **params}, backend=engine)["logits"]
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
@@ -116,30 +119,31 @@ def accuracy(infer: Graph, params: Mapping[str, np.ndarray], x: np.ndarray, y: n
 def fit_classifier(sgd: MinibatchSGD, infer: Graph, data: Sequence[np.ndarray], epochs: int,
                    batch_size: int, seed: int = 0, label: str = "",
                    verbose: bool = True) -> dict[str, Any]:
-    """Trains with ``sgd`` on ``data`` = (x_train, x_test, y_train, y_test) for ``epochs``,
-    with a progress bar on a terminal and the loss and test accuracy per epoch; returns the
-    accuracy, every step's loss, the per-epoch ``history`` and the training time. The batches
-    depend on ``seed`` only, so two engines see the same."""
-    from .progress import Progress
-
+    """Trains with ``sgd`` on ``data`` = (x_train, x_test, y_train, y_test) for ``epochs`` of
+    its trainer's :meth:`~Trainer.fit`, printing the mean batch loss and the test accuracy per
+    epoch; returns the accuracy, every step's loss, the per-epoch ``history`` and the time.
+    It sets ``sgd.trainer``'s batch size and random generator (batches of ``batch_size``
+    shuffled from ``seed`` only, so two engines see the same)."""
     x_tr, x_te, y_tr, y_te = data
-    rng = np.random.default_rng(seed)
-    losses: list[float] = []
-    history: list[dict[str, float]] = []
+    trainer, losses, history = sgd.trainer, [], []
+    trainer.batch_size, trainer.rng = batch_size, np.random.default_rng(seed)
+    hooks = trainer.on_step, trainer.evaluate
+    trainer.on_step = lambda out: losses.append(out[sgd.loss])
+    trainer.evaluate = lambda state: {"test_accuracy": accuracy(
+        infer, sgd.train_step.params(state), x_te, y_te, sgd.backend)}
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        tag = f"[{label or sgd.backend}] epoch {epoch:2d}/{epochs}"
-        bar = Progress(list(minibatches(len(x_tr), batch_size, rng)), desc=tag)
-        epoch_losses = []
-        for i in bar:  # the bar draws only on a terminal
-            epoch_losses.append(sgd.step({"x": x_tr[i], "y": y_tr[i]}))
-            bar.set(loss=epoch_losses[-1])
-        losses.extend(epoch_losses)
-        history.append({"loss": float(np.mean(epoch_losses)),
-                        "test_accuracy": accuracy(infer, sgd.params, x_te, y_te, sgd.backend)})
-        if verbose:
-            print(f"{tag} loss={history[-1]['loss']:.4f} "
-                  f"test_accuracy={history[-1]['test_accuracy']:.4f}", flush=True)
+    try:
+        for epoch in range(1, epochs + 1):
+            first = len(losses)
+            row = trainer.fit({"x": x_tr, "y": y_tr}, trainer.epoch + 1)[-1]
+            history.append({"loss": float(np.mean(losses[first:])),
+                            "test_accuracy": row["test_accuracy"]})
+            if verbose:
+                print(f"[{label or sgd.backend}] epoch {epoch:2d}/{epochs} "
+                      f"loss={history[-1]['loss']:.4f} "
+                      f"test_accuracy={history[-1]['test_accuracy']:.4f}", flush=True)
+    finally:
+        trainer.on_step, trainer.evaluate = hooks
     return {"engine": sgd.backend, "losses": losses, "first_step_loss": losses[0],
             "test_accuracy": history[-1]["test_accuracy"], "history": history,
             "seconds": time.perf_counter() - start}

@@ -35,18 +35,21 @@ class Trainer:
     """Trains ``step`` on arrays by input name; ``evaluate(params_and_state)`` may add metrics
     (e.g. test accuracy) after each epoch; ``schedule(step_index)`` scales ``lr`` per step.
     ``ort_options`` (engine "ort"): an OrtOptions or an onnxruntime SessionOptions
-    (graphdl/engine/ort_options.py)."""
+    (graphdl/engine/ort_options.py). ``on_step(reports)`` sees every step's loss and metrics
+    (per-step curves); :meth:`train_batch` takes one step outside :meth:`fit`."""
 
     def __init__(self, step: TrainStep, engine: str = "numpy", provider: str = "cpu",
                  batch_size: int = 32, seed: int = 0, hyperparams: Mapping[str, float] = (),
                  evaluate: EvalFn | None = None, checkpoint: str | None = None,
                  verbose: bool = True, threads: int | None = None, shuffle: bool = True,
-                 schedule: Schedule | None = None, ort_options=None):
+                 schedule: Schedule | None = None, ort_options=None,
+                 on_step: Callable[[dict[str, float]], None] | None = None):
         check_scalar_reports(step)
         self.step, self.engine, self.provider = step, engine, provider
         self.batch_size, self.evaluate, self.checkpoint = int(batch_size), evaluate, checkpoint
         self.verbose, self.threads, self.ort_options = verbose, threads, ort_options
         self.shuffle, self.schedule, self.steps = shuffle, schedule, 0
+        self.on_step = on_step
         self.hp = step.hyperparam_feeds(**dict(hyperparams))
         self.rng = np.random.default_rng(seed)
         self.epoch = 0
@@ -80,10 +83,7 @@ class Trainer:
                        desc=f"epoch {self.epoch}",
                        total=(n + self.batch_size - 1) // self.batch_size)
         for idx in bar:
-            batch = {k: data[k][idx] for k in names}
-            batch.update(self.step.draw_masks(self.rng, batch))
-            out = self.runner(batch, self._step_hyperparams())
-            self.steps += 1
+            out = self.train_batch({k: data[k][idx] for k in names})
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
             count += len(idx)
@@ -96,6 +96,16 @@ class Trainer:
             shown = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch",))
             print(f"[{self.engine}] epoch {self.epoch}/{epochs} {shown}", flush=True)
         return row
+
+    def train_batch(self, batch: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """One step on ``batch`` (arrays by input name; dropout masks are drawn here): the
+        parameters move, and the loss and metrics from before the move come back."""
+        batch = {**batch, **self.step.draw_masks(self.rng, batch)}
+        out = self.runner(batch, self._step_hyperparams())
+        self.steps += 1
+        if self.on_step is not None:
+            self.on_step(out)
+        return out
 
     def _step_hyperparams(self) -> dict[str, np.ndarray]:
         """The hyperparameter feeds of the next step: ``lr`` times the schedule's factor."""

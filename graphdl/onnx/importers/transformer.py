@@ -12,7 +12,8 @@ from ...ops.gelu import gelu, hard_sigmoid, hard_swish
 from ...ops.layer_norm import layer_norm_stats, rms_norm
 from ...ops.mod import mod
 from ...ops.elementwise import logical_and, where
-from ...ops.shape import concat, reshape, transpose
+from ...ops.shape import reshape, transpose
+from ...ops.slice import concat
 from ...ops.special import cos, erf, sin
 from ...core.types import DType
 from . import importer
