@@ -152,7 +152,7 @@ def ratio_stats(times: dict[str, list[float]], num: str, den: str = "torch"
 
 
 #: the pause before each contender's calls at 2 threads (OpenBLAS spins for ~0.1 s after a product)
-SETTLE_S = 0.15
+SETTLE_S = 0.3
 
 #: (model, contender) -> the issue's target for the 1-thread ratio to PyTorch eager
 TARGETS = {("resnet", "ort"): 1.2, ("mlp", "ort"): 0.7, ("resnet", "interpreter"): 2.0,

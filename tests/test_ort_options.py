@@ -19,6 +19,7 @@ from graphdl.training.step_runner import OrtRunner
 from graphdl.training.trainer import Trainer
 
 SPIN = "session.intra_op.allow_spinning"
+STOP = "session.force_spinning_stop"
 
 
 def _step():
@@ -35,14 +36,18 @@ def _data(n: int = 48):
 
 def test_threads_and_spinning_read_back_from_the_session():
     step = _step()
-    for opts, threads, spin in ((OrtOptions(threads=2), 2, "0"), (OrtOptions(threads=1), 1, "1"),
-                                (OrtOptions(threads=2, spinning=True), 2, "1")):
+    for opts, threads, spin in ((OrtOptions(threads=2), 2, "1"), (OrtOptions(threads=1), 1, "1"),
+                                (OrtOptions(threads=2, spinning=False), 2, "0")):
         got = OrtRunner(step, options=opts).sess.get_session_options()
         assert got.intra_op_num_threads == threads
         assert got.get_session_config_entry(SPIN) == spin
+        assert got.get_session_config_entry(STOP) == "1"  # never spinning between runs
     default = OrtRunner(step).sess.get_session_options()
-    assert default.get_session_config_entry(SPIN) == "0"  # onnxruntime's own default is "1"
+    assert default.get_session_config_entry(SPIN) == "1"
+    assert default.get_session_config_entry(STOP) == "1"  # onnxruntime's own default is "0"
     assert OrtRunner(step, threads=3).sess.get_session_options().intra_op_num_threads == 3
+    with pytest.raises(GraphError, match="spinning must be True or False"):
+        OrtOptions(spinning=None)
 
 
 def test_profiling_writes_the_trace(tmp_path):

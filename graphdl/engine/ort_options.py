@@ -6,14 +6,18 @@ graph optimisation level, profiling) and turns them into an ``onnxruntime.Sessio
 anywhere graphdl takes one (``OrtRunner``, ``Trainer(engine="ort")``) it also takes a
 ``SessionOptions`` of the caller's own, used as given.
 
-Why spinning is off by default with more than one thread: onnxruntime's intra-op workers spin
-(busy-wait) between parallel sections. A training step runs hundreds of small nodes serially on
-the calling thread between the large parallel ones, so a spinning worker burns a core the whole
-time; on a 2-core machine it competes with the calling thread itself, with the caller's Python
-and with other processes, and 2 threads came out slower than 1 (median 1.34x on the LSTM step,
-single rounds up to 2.5x; the issue saw the ResNet step swing from 64 to 185 ms). Workers that
-block instead cost one wake-up per parallel section: 2 threads were then faster than 1 (median
-0.66x LSTM, 0.84x MLP) in the same runs (benchmarks/realistic_lstm.py reports this per round).
+Why idle workers spin during a run and stop when it ends (``session.force_spinning_stop``):
+a training step alternates hundreds of small serial nodes on the calling thread with large
+parallel ones; a worker that blocks between them pays a wake-up per parallel section. On this
+2-core machine (``python benchmarks/ort_threads.py``, idle box, 9 rounds) 2 blocking threads
+took 0.75x the time of 1 on the MLP step, 0.93x on the LSTM and 1.09x on the ResNet (some
+rounds slower than 1 thread on both), 2 spinning threads 0.59x, 0.71x and 0.74x (no round
+slower; the slowest 0.63x, 0.76x, 0.94x). Spinning after the run would take a core from
+whatever the process does between steps, so it stops there. What spinning cannot survive is
+another thread busy on the same cores: NumPy's OpenBLAS workers spin for about 0.1 s after a
+product, so a process that alternates interpreter and onnxruntime steps at 2 threads each (an
+earlier measurement of this module's defaults did) saw 2 spinning threads at 1.6-2x the time of
+1; ``OrtOptions(spinning=False)`` is the setting for that case.
 """
 from __future__ import annotations
 
@@ -28,13 +32,13 @@ LEVELS = ("disable", "basic", "extended", "all")
 @dataclass(frozen=True)
 class OrtOptions:
     """``threads``: intra-op threads (None: onnxruntime's default, one per physical core);
-    ``spinning``: whether idle workers busy-wait (None: only with one thread, where there are
-    no workers); ``optimization``: the graph optimisation level, one of LEVELS; ``profile``: a
-    file prefix that turns on onnxruntime's profiler (``session.end_profiling()`` writes the
-    JSON trace, see graphdl/profile.py)."""
+    ``spinning``: whether idle workers busy-wait between the parallel sections of a run (they
+    stop at its end either way); ``optimization``: the graph optimisation level, one of
+    LEVELS; ``profile``: a file prefix that turns on onnxruntime's profiler
+    (``session.end_profiling()`` writes the JSON trace, see graphdl/tools/profiling.py)."""
 
     threads: int | None = None
-    spinning: bool | None = None
+    spinning: bool = True
     optimization: str = "all"
     profile: str | None = None
 
@@ -42,6 +46,9 @@ class OrtOptions:
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise GraphError(f"OrtOptions: threads must be an int >= 1 or None, "
                              f"got {self.threads!r}")
+        if not isinstance(self.spinning, bool):
+            raise GraphError(f"OrtOptions: spinning must be True or False, "
+                             f"got {self.spinning!r}")
         if self.optimization not in LEVELS:
             raise GraphError(f"OrtOptions: optimization must be one of {LEVELS}, "
                              f"got {self.optimization!r}")
@@ -54,8 +61,9 @@ class OrtOptions:
         opts.log_severity_level = 3
         if self.threads:
             opts.intra_op_num_threads = self.threads
-        spin = self.spinning if self.spinning is not None else self.threads == 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if self.spinning else "0")
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
         level = ort.GraphOptimizationLevel
         opts.graph_optimization_level = {
             "disable": level.ORT_DISABLE_ALL, "basic": level.ORT_ENABLE_BASIC,
