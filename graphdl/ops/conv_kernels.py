@@ -223,19 +223,25 @@ def _tap_sum(views: list[np.ndarray], taps: np.ndarray, r: int) -> np.ndarray:
     return y.reshape(views[0].shape)
 
 
+#: the smallest input map (pixels) on which a stride-1 ConvTranspose runs as the flipped conv
+CONV_PATH_PIXELS = 256
+
+
 def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
                            strides: Sequence[int], dil: Sequence[int], pads: Sequence[int],
                            group: int, extra: Sequence[int]) -> np.ndarray:
-    """ConvTranspose with explicit geometry (``extra``: output_padding). Stride 1: the forward
-    conv on the flipped, in/out-swapped weight (an im2col product, 3-5x faster than col2im's
-    strided adds). Otherwise col2im: cols [N*in, K*C_out] = x @ w per group, then one strided
-    add per kernel offset (no loop over pixels or batch items), then the pads cropped.
-    Channels stay last while adding, so every add runs over contiguous rows."""
+    """ConvTranspose with explicit geometry (``extra``: output_padding). Stride 1 on maps of
+    at least :data:`CONV_PATH_PIXELS` pixels: the forward conv on the flipped, in/out-swapped
+    weight (2.6x faster than col2im at 32x32 with 16 channels, 1.2x at 16x16). Otherwise
+    col2im: cols [N*in, K*C_out] = x @ w per group, then one strided add per kernel offset (no
+    loop over pixels or batch items), then the pads cropped; channels stay last while adding,
+    so every add runs over contiguous rows. On small maps col2im's one product and K adds beat
+    the conv's column copy (8x8 at 64 channels: 0.91x; the digits CNN's 4x4: 0.58x)."""
     r, kernel, sizes = x.ndim - 2, w.shape[2:], x.shape[2:]
     reach = [d * (k - 1) for d, k in zip(dil, kernel)]
     conv_pads = [m - p for m, p in zip(reach, pads[:r])] + \
         [m - p + e for m, p, e in zip(reach, pads[r:], extra)]
-    if set(strides) == {1} and min(conv_pads) >= 0:
+    if set(strides) == {1} and min(conv_pads) >= 0 and np.prod(sizes) >= CONV_PATH_PIXELS:
         outs = [n + conv_pads[i] + conv_pads[r + i] - reach[i] for i, n in enumerate(sizes)]
         return conv_forward(x, _flipped(w, group), b, strides, dil, conv_pads, group, outs)
     full = [s * (n - 1) + d * (k - 1) + 1 + e
