@@ -134,9 +134,9 @@ def test_flat_weight_grad_matches_torch(r):
             assert got.dtype == dt and got.shape == c["w"].shape
             np.testing.assert_allclose(got, w.grad.numpy(), rtol=tol, atol=tol)
         done += 1
-    x, gy = rng.standard_normal((4, 6, 24, 24)), rng.standard_normal((4, 5, 24, 24))
+    x, gy = rng.standard_normal((2, 16, 24, 24)), rng.standard_normal((2, 16, 24, 24))
     assert flat_grid((24, 24), (3, 3), (1, 1), (1, 1, 1, 1), (24, 24)) is not None
-    w = torch.zeros((5, 6, 3, 3), dtype=torch.float64, requires_grad=True)
+    w = torch.zeros((16, 16, 3, 3), dtype=torch.float64, requires_grad=True)
     F.conv2d(torch.tensor(x), w, padding=1).backward(torch.tensor(gy))
     got = _weight_grad_kernel(x, gy, kernel_shape=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1),
                               dilations=(1, 1), group=1)
