@@ -129,8 +129,8 @@ def _closed_form(x, gy, centred, inv, g_pc, axes):
     a = g_pc * inv
     s_dy = reduce_sum(gy, axes, keepdims=True)
     s_prod = reduce_sum(gy * centred, axes, keepdims=True)
-    n = reduced_count(x, axes)
-    shift, slope = a * (s_dy / n), a * inv * inv * (s_prod / n)
+    a_n = a / reduced_count(x, axes)
+    shift, slope = a_n * s_dy, a_n * inv * inv * s_prod
     dx = (gy * a - shift) - centred * slope
     return [dx, squeeze(s_prod * inv, axes), squeeze(s_dy, axes)]
 
