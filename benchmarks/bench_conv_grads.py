@@ -204,7 +204,8 @@ def main() -> None:
         w = rng.standard_normal((o, c, k, k)).astype(np.float32)
         row = {"fwd": _ms(forward(c, o, h, k, s), {"x": x, "w": w}, args.reps)}
         ref = None
-        for kind in ("conv", "taps", "im2col", "batched", "nhwc") + (("rows", "rows_nhwc") if s == 1 else ()):
+        stride_1 = ("rows", "rows_nhwc") if s == 1 else ()
+        for kind in ("conv", "taps", "im2col", "batched", "nhwc") + stride_1:
             sess = wgrad(kind, c, o, h, k, s)
             got = sess.run(None, {"x": x, "dy": dy})[0]
             ref = got if ref is None else ref

@@ -60,7 +60,8 @@ def _uniform_kernel(x: np.ndarray, *, seed: int | None,
 def _uniform_lower(ctx, node) -> None:
     """ONNX RandomUniformLike. Stock onnxruntime 1.32 implements it (like every random op)
     only up to its opset-21 version: the portable default opset (17) has it, and a target
-    runtime's opset is capped at 21 for a graph holding it (onnx/opsets.py: ORT_RANDOM_MAX_OPSET)."""
+    runtime's opset is capped at 21 for a graph holding it
+    (onnx/opsets.py: ORT_RANDOM_MAX_OPSET)."""
     seed = node.attrs["seed"]
     ctx.emit("RandomUniformLike", node.inputs, node.outputs, low=0.0, high=1.0,
              seed=None if seed is None else float(seed))
