@@ -10,7 +10,9 @@ returning its loss as a float; the contenders are ``ort``, ``interpreter`` and `
 starting from the same weights. Before timing, two steps of every contender are checked
 against torch's losses (the second loss checks the update too). The LSTM entry lives in
 ``benchmarks/realistic_lstm.py`` as ``lstm_case(threads: int) -> dict[contender, step]`` (the
-same contract, full size also in a quick run) and joins when that module exists.
+same contract, full size also in a quick run) and joins when that module exists; so does the
+transformer encoder classifier of ``benchmarks/realistic_transformer.py`` (a PyTorch
+``nn.TransformerEncoder`` exported to ONNX, imported and given a loss by graphdl).
 
 At 1 thread every contender runs on the calling thread, so the clock is that thread's CPU time
 (other processes' load does not count); at 2 threads it is wall time, each contender starts
@@ -98,11 +100,16 @@ def _resnet_case(threads: int, quick: bool) -> dict[str, Step]:
 
 
 def cases() -> dict[str, Case]:
-    """The model entries: ResNet and MLP, and the LSTM where ``realistic_lstm`` exists."""
+    """The model entries: ResNet and MLP, the LSTM where ``realistic_lstm`` exists and the
+    transformer encoder (a PyTorch export fine-tuned in graphdl) where
+    ``realistic_transformer`` exists."""
     out: dict[str, Case] = {"resnet": _resnet_case, "mlp": _mlp_case}
     if importlib.util.find_spec("benchmarks.realistic_lstm") is not None:
         lstm = importlib.import_module("benchmarks.realistic_lstm").lstm_case
         out["lstm"] = lambda threads, quick: lstm(threads)
+    if importlib.util.find_spec("benchmarks.realistic_transformer") is not None:
+        out["transformer"] = importlib.import_module(
+            "benchmarks.realistic_transformer").transformer_case
     return out
 
 
