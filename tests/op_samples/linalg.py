@@ -4,6 +4,8 @@ from . import Sample, randn
 SAMPLES = [
     Sample("matmul", [randn(3, 4), randn(4, 5, seed=1)], second_order=True),
     Sample("matmul", [randn(2, 3, 4), randn(4, 5, seed=1)], label="batched-bcast"),
+    Sample("matmul", [randn(2, 3, 2, 4), randn(4, 5, seed=1)], second_order=True,
+           label="shared-weight"),
     Sample("matmul", [randn(2, 1, 3, 4), randn(3, 4, 2, seed=1)], label="batch-bcast"),
     Sample("matmul", [randn(4), randn(4, 5, seed=1)], label="vec-mat"),
     Sample("matmul", [randn(3, 4), randn(4, seed=1)], label="mat-vec"),
