@@ -66,20 +66,26 @@ def window_slices(ctx: Any, x: str, sizes: Sequence[int], win: Window, axis: int
     """One strided slice of x per kernel offset (row-major), each [..., out..., ...]: the
     values that offset sees in every window. x's spatial axes start at ``axis`` and are
     followed by ``trailing`` other axes (1 for channels-last); x is zero padded where the
-    windows reach past it."""
+    windows reach past it. An offset whose slice would be all of x (stride 1, as many outputs
+    as inputs: the centre of an odd kernel with "same" padding) takes x itself."""
     r = len(sizes)
     lo = [max(0, -b) for b in win.begin]
     hi = [max(0, b + d * (k - 1) + s * (o - 1) + 1 - n) for b, d, k, s, o, n
           in zip(win.begin, win.dil, win.kernel, win.strides, win.outs, sizes)]
+    unpadded = x
     if any(lo) or any(hi):
         rest = [0] * trailing
         pads = [0] * axis + lo + rest + [0] * axis + hi + rest
         x = ctx.emit("Pad", [x, ints(ctx, pads)])[0]
     axes = ints(ctx, range(axis, axis + r))
     steps = ints(ctx, win.strides)
+    whole = all(s == 1 for s in win.strides) and tuple(win.outs) == tuple(sizes)
     out = []
     for off in np.ndindex(*win.kernel):
         starts = [b + p + o * d for b, p, o, d in zip(win.begin, lo, off, win.dil)]
+        if whole and starts == lo:  # the offset that sees x itself (a 3x3 kernel's centre)
+            out.append(unpadded)
+            continue
         ends = [a + s * (n - 1) + 1 for a, s, n in zip(starts, win.strides, win.outs)]
         out += ctx.emit("Slice", [x, ints(ctx, starts), ints(ctx, ends), axes, steps])
     return out
