@@ -78,6 +78,7 @@ def transformer_case(threads: int, quick: bool = False) -> dict[str, Callable[[]
     import torch
 
     from benchmarks.bench_realistic import _graphdl_steppers
+    from benchmarks.realistic_models import torch_stepper
 
     model = _module(quick)
     step = _graphdl_step(model)
@@ -85,16 +86,6 @@ def transformer_case(threads: int, quick: bool = False) -> dict[str, Callable[[]
     x = rng.standard_normal((BATCH, T, FEATURES)).astype(np.float32)
     y = rng.integers(0, CLASSES, BATCH).astype(np.int64)
     fns = _graphdl_steppers(step, {"x": x, "labels": y}, threads)
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-    def torch_step() -> float:
-        loss = torch.nn.functional.cross_entropy(model(xt), yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    fns["torch"] = torch_step
+    fns["torch"] = torch_stepper(model.train(), dict(model.named_parameters()),
+                                 lambda p: torch.optim.Adam(p, lr=LR), x, y)
     return fns

@@ -26,12 +26,18 @@ def _case(rng: np.random.Generator, r: int, kind: str) -> dict:
             "group": group}
 
 
-def _torch_conv(c: dict) -> np.ndarray:
+def _torch_padded(c: dict):
+    """c's input zero padded by its ONNX pads, as a torch tensor."""
     r = c["x"].ndim - 2
     widths = []
     for i in reversed(range(r)):  # torch's pad takes the last axis first
         widths += [c["pads"][i], c["pads"][r + i]]
-    x = F.pad(torch.tensor(c["x"]), widths)
+    return F.pad(torch.tensor(c["x"]), widths)
+
+
+def _torch_conv(c: dict) -> np.ndarray:
+    r = c["x"].ndim - 2
+    x = _torch_padded(c)
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[r]
     b = None if c["b"] is None else torch.tensor(c["b"])
     return conv(x, torch.tensor(c["w"]), b, stride=c["strides"], dilation=c["dilations"],
@@ -60,6 +66,27 @@ def test_conv_kernels_match_torch(kind, r):
         done += 1
 
 
+def _stride1_cases(rng: np.random.Generator, r: int, count: int, sizes=(4, 8), batch=(1, 3),
+                   channels=(2, 7)):
+    """``count`` random stride-1, one-group convs in ``r`` dims that have an output: kernels
+    1-3, dilations 1-2, asymmetric pads 0-2; yields (case, output sizes)."""
+    done = 0
+    while done < count:
+        kernel = tuple(int(k) for k in rng.integers(1, 4, r))
+        c = {"x": rng.standard_normal((int(rng.integers(*batch)), int(rng.integers(*channels)))
+                                      + tuple(int(n) for n in rng.integers(*sizes, r))),
+             "b": None, "strides": (1,) * r, "group": 1,
+             "dilations": tuple(int(d) for d in rng.integers(1, 3, r)),
+             "pads": tuple(int(p) for p in rng.integers(0, 3, 2 * r))}
+        c["w"] = rng.standard_normal((int(rng.integers(1, 4)), c["x"].shape[1]) + kernel)
+        outs = [n + c["pads"][i] + c["pads"][r + i] - d * (k - 1)
+                for i, (n, d, k) in enumerate(zip(c["x"].shape[2:], c["dilations"], kernel))]
+        if min(outs) < 1:
+            continue
+        yield c, outs
+        done += 1
+
+
 @pytest.mark.parametrize("r", [1, 2, 3])
 def test_tapwise_matches_torch(r):
     """The tapwise path (stride 1, one group; flat padded grid, K shifted adds) on random
@@ -68,26 +95,14 @@ def test_tapwise_matches_torch(r):
     from graphdl.ops.conv_kernels import _FlatGrid, _tapwise
 
     rng = np.random.default_rng(r)
-    done = 0
-    while done < 6:
-        kernel = tuple(int(k) for k in rng.integers(1, 4, r))
-        c = {"x": rng.standard_normal((int(rng.integers(1, 3)), int(rng.integers(2, 7)))
-                                      + tuple(int(n) for n in rng.integers(4, 8, r))),
-             "w": None, "b": None, "strides": (1,) * r, "group": 1,
-             "dilations": tuple(int(d) for d in rng.integers(1, 3, r)),
-             "pads": tuple(int(p) for p in rng.integers(0, 3, 2 * r))}
-        c["w"] = rng.standard_normal((int(rng.integers(1, 4)), c["x"].shape[1]) + kernel)
-        outs = [n + c["pads"][i] + c["pads"][r + i] - d * (k - 1)
-                for i, (n, d, k) in enumerate(zip(c["x"].shape[2:], c["dilations"], kernel))]
-        if min(outs) < 1:
-            continue
+    for c, outs in _stride1_cases(rng, r, 6):
+        kernel = c["w"].shape[2:]
         want = _torch_conv(c)
         for dt, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
             grid = _FlatGrid(c["x"].shape[2:], kernel, c["dilations"], c["pads"], outs)
             got = _tapwise(c["x"].astype(dt), c["w"].astype(dt), grid)
             assert got.dtype == dt and got.flags.c_contiguous
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-        done += 1
     dense = {"x": rng.standard_normal((2, 32, 14, 14)), "w": rng.standard_normal((8, 32, 3, 3)),
              "b": rng.standard_normal(8), "strides": (1, 1), "dilations": (1, 1),
              "pads": (1, 1, 1, 1), "group": 1}
@@ -107,33 +122,17 @@ def test_flat_weight_grad_matches_torch(r):
     from graphdl.ops.conv_kernels import _FlatGrid, flat_grid, flat_weight_grad
 
     rng = np.random.default_rng(20 + r)
-    done = 0
-    while done < 6:
-        kernel = tuple(int(k) for k in rng.integers(1, 4, r))
-        c = {"x": rng.standard_normal((int(rng.integers(1, 4)), int(rng.integers(1, 5)))
-                                      + tuple(int(n) for n in rng.integers(3, 8, r))),
-             "b": None, "strides": (1,) * r, "group": 1,
-             "dilations": tuple(int(d) for d in rng.integers(1, 3, r)),
-             "pads": tuple(int(p) for p in rng.integers(0, 3, 2 * r))}
-        c["w"] = rng.standard_normal((int(rng.integers(1, 4)), c["x"].shape[1]) + kernel)
-        outs = [n + c["pads"][i] + c["pads"][r + i] - d * (k - 1)
-                for i, (n, d, k) in enumerate(zip(c["x"].shape[2:], c["dilations"], kernel))]
-        if min(outs) < 1:
-            continue
+    for c, outs in _stride1_cases(rng, r, 6, sizes=(3, 8), batch=(1, 4), channels=(1, 5)):
+        kernel = c["w"].shape[2:]
         gy = rng.standard_normal((c["x"].shape[0], c["w"].shape[0], *outs))
         w = torch.tensor(c["w"], requires_grad=True)
-        x = torch.tensor(c["x"])
-        widths = []
-        for i in reversed(range(r)):
-            widths += [c["pads"][i], c["pads"][r + i]]
         conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[r]
-        conv(F.pad(x, widths), w, dilation=c["dilations"]).backward(torch.tensor(gy))
+        conv(_torch_padded(c), w, dilation=c["dilations"]).backward(torch.tensor(gy))
         grid = _FlatGrid(c["x"].shape[2:], kernel, c["dilations"], c["pads"], outs)
         for dt, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
             got = flat_weight_grad(c["x"].astype(dt), gy.astype(dt), grid)
             assert got.dtype == dt and got.shape == c["w"].shape
             np.testing.assert_allclose(got, w.grad.numpy(), rtol=tol, atol=tol)
-        done += 1
     x, gy = rng.standard_normal((2, 16, 24, 24)), rng.standard_normal((2, 16, 24, 24))
     assert flat_grid((24, 24), (3, 3), (1, 1), (1, 1, 1, 1), (24, 24)) is not None
     w = torch.zeros((16, 16, 3, 3), dtype=torch.float64, requires_grad=True)

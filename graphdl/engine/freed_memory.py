@@ -5,8 +5,8 @@ A training step in the interpreter frees and allocates the same large arrays eve
 columns, conv outputs, gradients of activations: megabytes each). glibc's malloc hands blocks
 above its mmap threshold back to the OS when they are freed, and trims the top of its heap, so
 the next step's allocation gets fresh pages whose first touch page-faults and zeroes them: about
-10% of a CIFAR ResNet step (batch 32, one thread: 120 -> 108 ms, ``python -m benchmarks --only
-realistic``). :func:`keep_freed_memory` raises both thresholds once per process (mmap threshold
+10% of a CIFAR ResNet step (batch 32, one thread: kept / handed back 0.89 in ``python
+benchmarks/bench_interp_kernels.py``). :func:`keep_freed_memory` raises both thresholds once per process (mmap threshold
 to glibc's maximum, 32 MiB on 64-bit; trimming above 1 GiB), so those blocks are reused instead.
 
 The cost is that the process's resident size does not shrink after a large computation. It is

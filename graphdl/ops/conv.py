@@ -316,15 +316,15 @@ def _weight_grad_infer(types: list, attrs: dict) -> list[TensorType]:
 
 
 #: the fewest input and output channels for the flat weight gradient: its per-tap products are
-#: [O, M] @ [M, C], and with C = 3 (an RGB stem) they ran at 0.4x im2col's speed, at C = 8 even
+#: [O, M] @ [M, C], too narrow with an RGB stem's C = 3 (2.67x im2col's time in
+#: ``python benchmarks/bench_interp_kernels.py``)
 FLAT_MIN_CHANNELS = 16
 
 
 def _weight_grad_kernel(x: np.ndarray, gy: np.ndarray, *, kernel_shape, strides, pads,
                         dilations, group) -> np.ndarray:
-    """dW [O, C*K] = gy [O, N*out] @ cols [C*K, N*out]^T, per group; stride 1 with one group,
-    :data:`FLAT_MIN_CHANNELS` and a grid not much larger than the output takes
-    :func:`.conv_kernels.flat_weight_grad`."""
+    """Stride 1 with one group, :data:`FLAT_MIN_CHANNELS` and a grid not much larger than the
+    output: :func:`.conv_kernels.flat_weight_grad`; otherwise :func:`im2col_weight_grad`."""
     attrs = {"strides": strides, "pads": pads, "dilations": dilations}
     steps, dil, _ = spatial(attrs, len(kernel_shape))
     if group == 1 and set(steps) == {1} and min(x.shape[1], gy.shape[1]) >= FLAT_MIN_CHANNELS:
@@ -332,6 +332,12 @@ def _weight_grad_kernel(x: np.ndarray, gy: np.ndarray, *, kernel_shape, strides,
                          resolve_pads("conv", x.shape[2:], kernel_shape, attrs), gy.shape[2:])
         if grid is not None:
             return flat_weight_grad(x, gy, grid)
+    return im2col_weight_grad(x, gy, kernel_shape, attrs, group)
+
+
+def im2col_weight_grad(x: np.ndarray, gy: np.ndarray, kernel_shape: Sequence[int],
+                       attrs: dict, group: int) -> np.ndarray:
+    """dW [O, C*K] = gy [O, N*out] @ cols [C*K, N*out]^T, per group."""
     cols = _columns(x, kernel_shape, attrs, gy.shape[2:])
     gyt = gy.swapaxes(0, 1)
     k = int(np.prod(kernel_shape))

@@ -133,11 +133,11 @@ class _FlatGrid:
 def _tapwise_grid(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int],
                   pads: Sequence[int], group: int, outs: Sequence[int]) -> "_FlatGrid | None":
     """The flat grid of a conv the tapwise path should take, else None: stride 1, one group,
-    and either C >= 2 O on a grid at most 35% larger than the output (1.07x at 56x56 with a
-    3x3 kernel), or C >= O on a grid at most 20% larger. At C = O the shifted adds cost about
-    what the strided column copy does, so the extra grid positions decide (batch 32, 3x3, one
-    thread: 0.89x im2col's time at 32x32 (grid 1.13x), 0.90x at 56x56, but 1.10x at 16x16
-    (1.27x) and 1.23x at 14x14 (1.32x))."""
+    and either C >= 2 O on a grid at most 35% larger than the output, or C >= O on a grid at
+    most 20% larger. At C = O the shifted adds cost about what the strided column copy does,
+    so the extra grid positions decide: ``python benchmarks/bench_interp_kernels.py`` gave
+    tapwise / im2col 0.89 at 32x32 (grid 1.13x the output) and 0.91 at 56x56 (1.07x), but 1.07
+    at 16x16 (1.27x) and 1.20 at 14x14 (1.32x), batch 32, 3x3, one thread."""
     c, o = x.shape[1], w.shape[0]
     if group != 1 or set(strides) != {1} or c < o:
         return None
@@ -159,9 +159,10 @@ def flat_weight_grad(x: np.ndarray, gy: np.ndarray, grid: "_FlatGrid") -> np.nda
     (zeros elsewhere), [O, N * total]; each tap t is then one product of gy with x's view
     shifted by the tap's offset. Windows never reach into the next image (each image's grid
     ends in its own zero tail), so the zeros of gy's grid drop exactly the positions that are
-    not outputs. Against im2col, batch 32, 3x3, one thread: 0.79x at 16 channels 32x32 (grid
-    1.13x), 0.69x at 56x56, 0.89x at 32 channels 16x16 (1.27x), 1.0x at 14x14 (1.32x), 1.17x
-    at 8x8 (1.59x): hence :func:`flat_grid`'s default limit of 1.3."""
+    not outputs. ``python benchmarks/bench_interp_kernels.py``, flat / im2col: 0.80 at 16
+    channels 32x32 (grid 1.13x the output), 0.62 at 56x56 (1.07x), 1.00 at 32 channels 16x16
+    (1.27x), 1.07 at 14x14 (1.32x), 1.18 at 8x8 (1.59x): hence :func:`flat_grid`'s default
+    limit of 1.3; 2.67 with an RGB stem's 3 input channels (conv.FLAT_MIN_CHANNELS)."""
     n, c, o = x.shape[0], x.shape[1], gy.shape[1]
     flat = grid.flat(x)  # [N, C, total]
     xa = np.ascontiguousarray(flat.swapaxes(0, 1)).reshape(c, -1)
@@ -230,13 +231,11 @@ CONV_PATH_PIXELS = 256
 def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
                            strides: Sequence[int], dil: Sequence[int], pads: Sequence[int],
                            group: int, extra: Sequence[int]) -> np.ndarray:
-    """ConvTranspose with explicit geometry (``extra``: output_padding). Stride 1 on maps of
-    at least :data:`CONV_PATH_PIXELS` pixels: the forward conv on the flipped, in/out-swapped
-    weight (2.6x faster than col2im at 32x32 with 16 channels, 1.2x at 16x16). Otherwise
-    col2im: cols [N*in, K*C_out] = x @ w per group, then one strided add per kernel offset (no
-    loop over pixels or batch items), then the pads cropped; channels stay last while adding,
-    so every add runs over contiguous rows. On small maps col2im's one product and K adds beat
-    the conv's column copy (8x8 at 64 channels: 0.91x; the digits CNN's 4x4: 0.58x)."""
+    """ConvTranspose with explicit geometry (``extra``: output_padding): stride 1 on maps of at
+    least :data:`CONV_PATH_PIXELS` pixels takes the forward conv on the flipped, in/out-swapped
+    weight, everything else :func:`col2im`. On small maps col2im's one product and K adds beat
+    the conv's column copy (``python benchmarks/bench_interp_kernels.py``, flipped conv /
+    col2im: 0.42 at 32x32, 0.87 at 16x16, 1.15 at 8x8, 1.75 at the digits CNN's 4x4)."""
     r, kernel, sizes = x.ndim - 2, w.shape[2:], x.shape[2:]
     reach = [d * (k - 1) for d, k in zip(dil, kernel)]
     conv_pads = [m - p for m, p in zip(reach, pads[:r])] + \
@@ -244,6 +243,16 @@ def conv_transpose_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     if set(strides) == {1} and min(conv_pads) >= 0 and np.prod(sizes) >= CONV_PATH_PIXELS:
         outs = [n + conv_pads[i] + conv_pads[r + i] - reach[i] for i, n in enumerate(sizes)]
         return conv_forward(x, _flipped(w, group), b, strides, dil, conv_pads, group, outs)
+    return col2im(x, w, b, strides, dil, pads, group, extra)
+
+
+def col2im(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, strides: Sequence[int],
+           dil: Sequence[int], pads: Sequence[int], group: int,
+           extra: Sequence[int]) -> np.ndarray:
+    """ConvTranspose as col2im: cols [N*in, K*C_out] = x @ w per group, then one strided add
+    per kernel offset (no loop over pixels or batch items), then the pads cropped; channels stay
+    last while adding, so every add runs over contiguous rows."""
+    r, kernel, sizes = x.ndim - 2, w.shape[2:], x.shape[2:]
     full = [s * (n - 1) + d * (k - 1) + 1 + e
             for s, n, d, k, e in zip(strides, sizes, dil, kernel, extra)]
     x_last = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])  # [N*in, C_in]

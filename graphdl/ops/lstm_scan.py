@@ -14,9 +14,8 @@ backprop through time directly:
 
 In ONNX the input projection of every step is one Gemm ``x W^T + b`` over [T*N, I], split into
 steps, and each step is one Gemm ``h R^T + (x W^T + b)(t)``, then Split, Sigmoid, Tanh, Split,
-Mul, Mul, Add, Tanh, Mul (4% faster a step than concatenating [x(t) | h] for one Gemm with
-[W | R] per step, on the LSTM classifier of benchmarks/realistic_lstm.py). The gradients of the saved outputs are handled too, so the VJP
-graph can be differentiated again.
+Mul, Mul, Add, Tanh, Mul: no per-step Concat of [x(t) | h] for one Gemm with [W | R]. The
+gradients of the saved outputs are handled too, so the VJP graph can be differentiated again.
 
 Inputs: ``x`` [T, N, I], ``W`` [4H, I], ``R`` [4H, H] (ONNX's gate blocks i, o, f, c), optional
 ``b`` [4H] (input and recurrent biases summed), ``h0``, ``c0`` [N, H]; attribute ``reverse``
