@@ -3,7 +3,8 @@ behind the dispatch rules of graphdl/ops/conv_kernels.py, graphdl/ops/conv.py an
 graphdl/ops/linalg.py (batch 32, 3x3 kernels with padding 1, one thread, interleaved rounds of
 thread CPU time; each pair's outputs are checked equal first):
 
-- conv forward at stride 1: im2col against tapwise (the flat padded grid, K shifted adds);
+- conv forward (one group): im2col in blocks of about 1 MiB of columns against the whole
+  batch's columns at once (stride 1, and at stride 2 for the ResNet's downsampling convs);
 - conv weight gradient at stride 1: im2col against the flat grid (one product per tap);
 - ConvTranspose at stride 1 (the input gradient): the flipped conv against col2im;
 - matmul of a stack [..., K] by one matrix [K, F]: numpy.matmul against one product over all
@@ -35,12 +36,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.harness import interleaved, median_ratio, same_outputs  # noqa: E402
 from graphdl.ops.conv import im2col_weight_grad  # noqa: E402
-from graphdl.ops.conv_kernels import (_FlatGrid, _flipped, _im2col_matmul, _tapwise,  # noqa: E402
+from graphdl.ops.conv_kernels import (_FlatGrid, _flipped, blocked_im2col,  # noqa: E402
                                       col2im, conv_forward, flat_weight_grad)
 from graphdl.ops.linalg import _matmul_kernel  # noqa: E402
 
 #: (channels in, channels out, side): a CIFAR ResNet's stride-1 convs, larger maps, its stem
 CONV_SHAPES = [(16, 16, 32), (32, 32, 16), (64, 64, 8), (16, 16, 56), (64, 64, 14), (3, 16, 32)]
+#: (channels in, channels out, side) at stride 2: the ResNet's downsampling convs; and a
+#: DenseNet-like 3x3 conv (C = 4 O) at stride 1
+BLOCK_SHAPES = [(16, 32, 32, 2), (32, 64, 16, 2), (128, 32, 14, 1)]
 #: (channels in, channels out, side) for ConvTranspose: the ResNet's and the digits CNN's
 TRANSPOSE_SHAPES = [(16, 16, 32), (32, 32, 16), (64, 64, 8), (16, 32, 4)]
 PADS, ONES = (1, 1, 1, 1), (1, 1)
@@ -53,6 +57,15 @@ def _pair(name: str, fns: dict, rounds: int, chunk_s: float, note: str = "") -> 
     ratio = median_ratio(interleaved(fns, rounds, chunk_s), a, b)
     print(f"{name}: {a} / {b} = {ratio:.2f}{note}", flush=True)
     return ratio
+
+
+def _blocks_pair(x: np.ndarray, w: np.ndarray, stride: int, rounds: int, chunk: float) -> float:
+    """A 3x3 conv with padding 1: im2col in blocks of the default size / the whole batch."""
+    outs = ((x.shape[2] - 1) // stride + 1,) * 2
+    geo = ((stride, stride), ONES, PADS, outs)
+    return _pair(f"conv {x.shape[1]}->{w.shape[0]} {x.shape[2]}x{x.shape[3]} stride {stride}", {
+        "blocks": lambda: blocked_im2col(x, w, *geo),
+        "whole batch": lambda: blocked_im2col(x, w, *geo, block_bytes=1 << 62)}, rounds, chunk)
 
 
 def resnet_step_ms(steps: int, quick: bool) -> float:
@@ -110,15 +123,15 @@ def main(argv: list[str] | None = None) -> None:
         gy = rng.standard_normal((n, o, side, side)).astype(np.float32)
         grid = _FlatGrid((side, side), (3, 3), ONES, PADS, (side, side))
         size = f" (grid {grid.total / side ** 2:.2f}x the output)"
-        _pair(f"conv {c}->{o} {side}x{side}", {
-            "tapwise": lambda: _tapwise(x, w, grid),
-            "im2col": lambda: _im2col_matmul(x, w, ONES, ONES, PADS, 1, (side, side))},
-            rounds, chunk, size)
+        _blocks_pair(x, w, 1, rounds, chunk)
         _pair(f"weight gradient {c}->{o} {side}x{side}", {
             "flat": lambda: flat_weight_grad(x, gy, grid),
             "im2col": lambda: im2col_weight_grad(
                 x, gy, (3, 3), {"strides": ONES, "pads": PADS, "dilations": ONES}, 1)},
             rounds, chunk, size)
+    for c, o, side, stride in BLOCK_SHAPES:
+        _blocks_pair(rng.standard_normal((n, c, side, side)).astype(np.float32),
+                     rng.standard_normal((o, c, 3, 3)).astype(np.float32), stride, rounds, chunk)
     for c, o, side in TRANSPOSE_SHAPES:
         gy = rng.standard_normal((n, o, side, side)).astype(np.float32)
         w = rng.standard_normal((o, c, 3, 3)).astype(np.float32)

@@ -1,4 +1,5 @@
-"""conv's three NumPy kernels (pointwise, depthwise, im2col; graphdl/ops/conv_kernels.py)
+"""conv's NumPy kernels (pointwise, depthwise, im2col in blocks, grouped im2col;
+graphdl/ops/conv_kernels.py)
 against PyTorch on random geometry: 1-D to 3-D, groups, strides, dilations, asymmetric pads,
 bias. Each returns a fresh C-contiguous array of the input's dtype."""
 import numpy as np
@@ -88,28 +89,34 @@ def _stride1_cases(rng: np.random.Generator, r: int, count: int, sizes=(4, 8), b
 
 
 @pytest.mark.parametrize("r", [1, 2, 3])
-def test_tapwise_matches_torch(r):
-    """The tapwise path (stride 1, one group; flat padded grid, K shifted adds) on random
-    kernels, dilations and asymmetric pads, called directly whatever the dispatch rule picks;
-    then a DenseNet-like 3x3 conv (C = 4 O), which the dispatch sends there."""
-    from graphdl.ops.conv_kernels import _FlatGrid, _tapwise
+def test_blocked_im2col_matches_torch_for_every_block_size(r):
+    """The one-group path (im2col in blocks of images) on random kernels, strides, dilations
+    and asymmetric pads, with blocks of one image, of two (a last block of one when the batch
+    is odd) and of the whole batch."""
+    from graphdl.ops.conv_kernels import blocked_im2col
 
-    rng = np.random.default_rng(r)
-    for c, outs in _stride1_cases(rng, r, 6):
-        kernel = c["w"].shape[2:]
+    rng = np.random.default_rng(20 + r)
+    done = 0
+    while done < 5:
+        c = _case(rng, r, "im2col")
+        c["x"], c["group"] = c["x"][:, :c["w"].shape[1]], 1
+        c["x"] = np.concatenate([c["x"]] * 3)  # 3 to 6 images: some odd
+        kernel, sizes = c["w"].shape[2:], c["x"].shape[2:]
+        outs = [(n + c["pads"][i] + c["pads"][r + i] - d * (k - 1) - 1) // s + 1 for i, (n, d, k, s)
+                in enumerate(zip(sizes, c["dilations"], kernel, c["strides"]))]
+        if min(outs) < 1:
+            continue
+        c["b"] = None
         want = _torch_conv(c)
+        per_image = c["x"].shape[1] * int(np.prod(kernel)) * int(np.prod(outs))
         for dt, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
-            grid = _FlatGrid(c["x"].shape[2:], kernel, c["dilations"], c["pads"], outs)
-            got = _tapwise(c["x"].astype(dt), c["w"].astype(dt), grid)
-            assert got.dtype == dt and got.flags.c_contiguous
-            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-    dense = {"x": rng.standard_normal((2, 32, 14, 14)), "w": rng.standard_normal((8, 32, 3, 3)),
-             "b": rng.standard_normal(8), "strides": (1, 1), "dilations": (1, 1),
-             "pads": (1, 1, 1, 1), "group": 1}
-    attrs = {k: dense[k] for k in ("strides", "dilations", "pads", "group")}
-    got = _conv_kernel(dense["x"], dense["w"], dense["b"], auto_pad="NOTSET", kernel_shape=None,
-                       **attrs)
-    np.testing.assert_allclose(got, _torch_conv(dense), rtol=1e-10, atol=1e-10)
+            for images in (1, 2, len(c["x"])):
+                got = blocked_im2col(c["x"].astype(dt), c["w"].astype(dt), c["strides"],
+                                     c["dilations"], c["pads"], outs,
+                                     block_bytes=images * per_image * np.dtype(dt).itemsize)
+                assert got.dtype == dt and got.flags.c_contiguous
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+        done += 1
 
 
 @pytest.mark.parametrize("r", [1, 2, 3])

@@ -9,19 +9,16 @@ between the convs real CNNs mix.
   against the taps by one batched product; for stride 1 each view is a contiguous run of
   whole padded rows, cropped once at the end. A per-group im2col there would make a Python
   loop over thousands of groups.
-- tapwise (stride 1, one group, at least as many input channels as output channels: DenseNet's
-  3x3 convs, a ResNet's at large sizes): every tap's weights at once, [K*O, C] @ the
-  flattened padded input [C, P'], then the K partial maps added at their offsets into the
-  flat map (contiguous runs of whole padded rows, cropped once). Its K-fold intermediate has
-  O channels where im2col's copy has C: half the memory traffic or less (0.5-0.7x im2col's
-  time measured at C = 4 O), paid for by computing on the padded grid, so only where that grid
-  is at most 35% larger than the output (20% when C < 2 O).
-- otherwise im2col: columns (one strided block copy per kernel offset) and one matrix
-  product: for one group w [O, C*K] @ cols [C*K, N*P], then [O, N, P] transposed; for
-  groups, w [G, O/G, C/G*K] @ cols [N, G, C/G*K, P] batched: no Python loop over groups.
+- otherwise, one group: im2col in blocks of images (:func:`blocked_im2col`): per block, the
+  columns (one strided block copy per kernel offset) and one product w [O, C*K] @ cols
+  written straight into the output, blocks sized so that the columns are still in cache
+  when the product reads them;
+- groups: the columns of the whole batch and w [G, O/G, C/G*K] @ cols [N, G, C/G*K, P]
+  batched: no Python loop over groups.
 
 Every path returns a fresh C-contiguous [N, O, out...] array of x's dtype with the bias added
-in place. :func:`flat_weight_grad` is conv_weight_grad's stride-1 kernel on the same flat grid.
+in place. :func:`flat_weight_grad`, conv_weight_grad's stride-1 kernel, works on the flat padded
+grid of :class:`_FlatGrid` (each tap's window one contiguous run).
 """
 from __future__ import annotations
 
@@ -29,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .window import im2col, offset_slices, padded
+from .window import offset_slices, padded
 
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
@@ -41,10 +38,10 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
         y = _depthwise(x, w, strides, dil, pads, outs)
     elif all(k == 1 for k in kernel) and not any(pads):
         y = _pointwise(x, w, strides, group, outs)
-    elif (grid := _tapwise_grid(x, w, strides, dil, pads, group, outs)) is not None:
-        y = _tapwise(x, w, grid)
+    elif group == 1:
+        y = blocked_im2col(x, w, strides, dil, pads, outs)
     else:
-        y = _im2col_matmul(x, w, strides, dil, pads, group, outs)
+        y = _grouped_im2col(x, w, strides, dil, pads, group, outs)
     if b is not None:
         y += b.reshape((-1,) + (1,) * (x.ndim - 2))
     return y
@@ -81,17 +78,49 @@ def _columns(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
     return cols
 
 
-def _im2col_matmul(x: np.ndarray, w: np.ndarray, strides: Sequence[int],
-                   dil: Sequence[int], pads: Sequence[int], group: int,
-                   outs: Sequence[int]) -> np.ndarray:
-    """One group: columns [C*K, N*P] and one matrix product, then [O, N, P] transposed to
-    [N, O, P] (10-15% faster than N products of [O, C*K] @ [C*K, P] on a CIFAR ResNet's
-    layers, the transpose included); groups: a batched product over N and the groups."""
-    if group == 1:
-        cols = im2col(x, w.shape[2:], strides, dil, pads, outs)
-        y = w.reshape(w.shape[0], -1) @ cols.reshape(len(cols) * int(np.prod(w.shape[2:])), -1)
-        y = y.reshape(w.shape[0], x.shape[0], -1).swapaxes(0, 1)
-        return np.ascontiguousarray(y).reshape((x.shape[0], w.shape[0], *outs))
+#: bytes of im2col columns per block of images (half a 2 MiB L2 cache, common on x86 servers):
+#: each block's columns are still in cache when its product reads them
+BLOCK_BYTES = 1 << 20
+
+
+def blocked_im2col(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int],
+                   pads: Sequence[int], outs: Sequence[int],
+                   block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """One group: per block of images, columns [m, C*K, P] (one strided copy per kernel
+    offset) and one batched product w [O, C*K] @ cols written straight into y [m, O, P]. The
+    whole batch's columns would be written to memory and read back; a block's stay in cache
+    (``python benchmarks/bench_interp_kernels.py``, blocks / whole batch: see
+    :func:`_blocks`' figures)."""
+    n, c, o = x.shape[0], x.shape[1], w.shape[0]
+    kernel, p = w.shape[2:], int(np.prod(outs))
+    block = _blocks(n, c * int(np.prod(kernel)) * p * x.itemsize, block_bytes)
+    xp, wm = padded(x, pads), w.reshape(o, -1)
+    y = np.empty((n, o, *outs), x.dtype)
+    cols = np.empty((block, c, *kernel, *outs), x.dtype)
+    for n0 in range(0, n, block):
+        m = min(block, n - n0)
+        for off in np.ndindex(*kernel):
+            cols[(slice(0, m), slice(None)) + off] = \
+                xp[(slice(n0, n0 + m), slice(None)) + offset_slices(off, strides, dil, outs)]
+        np.matmul(wm, cols[:m].reshape(m, wm.shape[1], p), out=y[n0:n0 + m].reshape(m, o, p))
+    return y
+
+
+def _blocks(n: int, per_image: int, block_bytes: int) -> int:
+    """Images per block: as many as fit ``block_bytes`` of columns, at least one.
+    ``python benchmarks/bench_interp_kernels.py``, blocks of 1 MiB / the whole batch at once
+    (batch 32, 3x3, one thread): 0.74 at 16 channels 32x32, 0.79 at 32 channels 16x16, 0.87
+    at 64 channels 8x8, 0.59 at 16 channels 56x56, 0.80 for a DenseNet-like 128 -> 32 at
+    14x14, 0.83 and 0.98 at stride 2, 1.01 for an RGB stem. The flat-grid tapwise sum this
+    path replaced took 1.2x (16 channels 32x32) to 1.9x (56x56) the blocks' time."""
+    return max(1, min(n, block_bytes // max(per_image, 1)))
+
+
+def _grouped_im2col(x: np.ndarray, w: np.ndarray, strides: Sequence[int],
+                    dil: Sequence[int], pads: Sequence[int], group: int,
+                    outs: Sequence[int]) -> np.ndarray:
+    """Groups: w [G, O/G, C/G*K] @ cols [N, G, C/G*K, P], one batched product (no Python loop
+    over groups)."""
     cols = _columns(x, w.shape[2:], strides, dil, pads, outs)
     return _grouped_matmul(w, cols.reshape(x.shape[0], -1, int(np.prod(outs))), group, outs)
 
@@ -130,20 +159,6 @@ class _FlatGrid:
         return np.ascontiguousarray(grid[(Ellipsis,) + tuple(slice(m) for m in self.outs[1:])])
 
 
-def _tapwise_grid(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int],
-                  pads: Sequence[int], group: int, outs: Sequence[int]) -> "_FlatGrid | None":
-    """The flat grid of a conv the tapwise path should take, else None: stride 1, one group,
-    and either C >= 2 O on a grid at most 35% larger than the output, or C >= O on a grid at
-    most 20% larger. At C = O the shifted adds cost about what the strided column copy does,
-    so the extra grid positions decide: ``python benchmarks/bench_interp_kernels.py`` gave
-    tapwise / im2col 0.89 at 32x32 (grid 1.13x the output) and 0.91 at 56x56 (1.07x), but 1.07
-    at 16x16 (1.27x) and 1.20 at 14x14 (1.32x), batch 32, 3x3, one thread."""
-    c, o = x.shape[1], w.shape[0]
-    if group != 1 or set(strides) != {1} or c < o:
-        return None
-    return flat_grid(x.shape[2:], w.shape[2:], dil, pads, outs, 1.35 if c >= 2 * o else 1.2)
-
-
 def flat_grid(spatial: Sequence[int], kernel: Sequence[int], dil: Sequence[int],
               pads: Sequence[int], outs: Sequence[int], most: float = 1.3
               ) -> "_FlatGrid | None":
@@ -175,19 +190,6 @@ def flat_weight_grad(x: np.ndarray, gy: np.ndarray, grid: "_FlatGrid") -> np.nda
     for t, off in enumerate(grid.offsets):
         np.matmul(ga2, xa[:, off:off + m].T, out=dw[t])
     return np.ascontiguousarray(dw.transpose(1, 2, 0)).reshape((o, c, *grid.kernel))
-
-
-def _tapwise(x: np.ndarray, w: np.ndarray, grid: _FlatGrid) -> np.ndarray:
-    """Stride 1, one group: y = sum over taps t of w[:, :, t] @ (x shifted by t), as one
-    product of all taps' weights [K*O, C] with the flat padded input, then K shifted adds."""
-    n, o, k = x.shape[0], w.shape[0], len(grid.offsets)
-    taps = np.ascontiguousarray(w.reshape(o, x.shape[1], k).transpose(2, 0, 1))
-    part = np.matmul(taps.reshape(k * o, -1), grid.flat(x)).reshape(n, k, o, -1)
-    first, span = grid.offsets[0], grid.length
-    y = part[:, 0, :, first:first + span].copy()
-    for t, off in enumerate(grid.offsets[1:], 1):
-        y += part[:, t, :, off:off + span]
-    return grid.crop(y)
 
 
 def _depthwise(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int],
