@@ -123,10 +123,11 @@ def test_blocked_im2col_matches_torch_for_every_block_size(r):
 def test_flat_weight_grad_matches_torch(r):
     """The weight gradient on the flat grid (stride 1, one group: gy on the grid, one product
     per tap with x's shifted view; graphdl/ops/conv_kernels.py) equals torch's autograd of the
-    conv, on random kernels, dilations, asymmetric pads and batch sizes, called directly; then a
-    CIFAR-like 3x3 conv through conv_weight_grad's kernel, whose dispatch sends it there."""
+    conv, on random kernels, dilations, asymmetric pads and batch sizes, called directly (in
+    blocks of 7 rows and of the default size); then a CIFAR-like 3x3 conv through
+    conv_weight_grad's kernel, whose dispatch sends it there."""
     from graphdl.ops.conv import _weight_grad_kernel
-    from graphdl.ops.conv_kernels import _FlatGrid, flat_grid, flat_weight_grad
+    from graphdl.ops.conv_kernels import FLAT_BLOCK_ROWS, _FlatGrid, flat_grid, flat_weight_grad
 
     rng = np.random.default_rng(20 + r)
     for c, outs in _stride1_cases(rng, r, 6, sizes=(3, 8), batch=(1, 4), channels=(1, 5)):
@@ -137,9 +138,10 @@ def test_flat_weight_grad_matches_torch(r):
         conv(_torch_padded(c), w, dilation=c["dilations"]).backward(torch.tensor(gy))
         grid = _FlatGrid(c["x"].shape[2:], kernel, c["dilations"], c["pads"], outs)
         for dt, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
-            got = flat_weight_grad(c["x"].astype(dt), gy.astype(dt), grid)
-            assert got.dtype == dt and got.shape == c["w"].shape
-            np.testing.assert_allclose(got, w.grad.numpy(), rtol=tol, atol=tol)
+            for rows in (7, FLAT_BLOCK_ROWS):  # blocks of 7 rows: many, the last one short
+                got = flat_weight_grad(c["x"].astype(dt), gy.astype(dt), grid, rows)
+                assert got.dtype == dt and got.shape == c["w"].shape
+                np.testing.assert_allclose(got, w.grad.numpy(), rtol=tol, atol=tol)
     x, gy = rng.standard_normal((2, 16, 24, 24)), rng.standard_normal((2, 16, 24, 24))
     assert flat_grid((24, 24), (3, 3), (1, 1), (1, 1, 1, 1), (24, 24)) is not None
     w = torch.zeros((16, 16, 3, 3), dtype=torch.float64, requires_grad=True)

@@ -316,7 +316,7 @@ def _weight_grad_infer(types: list, attrs: dict) -> list[TensorType]:
 
 
 #: the fewest input and output channels for the flat weight gradient: its per-tap products are
-#: [O, M] @ [M, C], too narrow with an RGB stem's C = 3 (2.67x im2col's time in
+#: [O, M] @ [M, C], too narrow with an RGB stem's C = 3 (1.08x im2col's time in
 #: ``python benchmarks/bench_interp_kernels.py``)
 FLAT_MIN_CHANNELS = 16
 

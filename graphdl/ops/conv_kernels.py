@@ -160,36 +160,55 @@ class _FlatGrid:
 
 
 def flat_grid(spatial: Sequence[int], kernel: Sequence[int], dil: Sequence[int],
-              pads: Sequence[int], outs: Sequence[int], most: float = 1.3
+              pads: Sequence[int], outs: Sequence[int], most: float = 1.6
               ) -> "_FlatGrid | None":
     """The flat grid of a stride-1 window when it is at most ``most`` times the output's size
-    (beyond that the extra positions computed cost more than the copies saved), else None."""
+    (beyond that the extra positions computed cost more than the copies saved), else None.
+    ``python benchmarks/bench_interp_kernels.py``, flat / im2col weight gradient (batch 32,
+    3x3, one thread): 0.45 at 16 channels 32x32 (grid 1.13x the output), 0.30 at 56x56
+    (1.07x), 0.77 at 32 channels 16x16 (1.27x), 0.89 at 64 channels 14x14 (1.32x), 0.95 at
+    8x8 (1.59x)."""
     grid = _FlatGrid(spatial, kernel, dil, pads, outs)
     return grid if grid.total <= most * max(int(np.prod(outs)), 1) else None
 
 
-def flat_weight_grad(x: np.ndarray, gy: np.ndarray, grid: "_FlatGrid") -> np.ndarray:
+#: positions per block of the flat weight gradient: the length of each product's sum
+FLAT_BLOCK_ROWS = 2048
+
+
+def flat_weight_grad(x: np.ndarray, gy: np.ndarray, grid: "_FlatGrid",
+                     block_rows: int = FLAT_BLOCK_ROWS) -> np.ndarray:
     """A stride-1, one-group conv's weight gradient [O, C, K...] without im2col: x padded onto
-    the flat grid with the batch folded in, [C, N * total], and gy placed on the same grid
-    (zeros elsewhere), [O, N * total]; each tap t is then one product of gy with x's view
-    shifted by the tap's offset. Windows never reach into the next image (each image's grid
-    ends in its own zero tail), so the zeros of gy's grid drop exactly the positions that are
-    not outputs. ``python benchmarks/bench_interp_kernels.py``, flat / im2col: 0.80 at 16
-    channels 32x32 (grid 1.13x the output), 0.62 at 56x56 (1.07x), 1.00 at 32 channels 16x16
-    (1.27x), 1.07 at 14x14 (1.32x), 1.18 at 8x8 (1.59x): hence :func:`flat_grid`'s default
-    limit of 1.3; 2.67 with an RGB stem's 3 input channels (conv.FLAT_MIN_CHANNELS)."""
+    the flat grid channels-last with the batch folded in, [N * total, C], and gy placed on
+    the same grid (zeros elsewhere), [N * total, O]; tap t's [O, C] is gy's rows times x's
+    rows shifted by the tap's offset. Windows never reach into the next image (each image's
+    grid ends in its own zero tail), so the zeros of gy's grid drop exactly the positions
+    that are not outputs. The rows go in blocks (of :data:`FLAT_BLOCK_ROWS`), all taps per
+    block, so that a block of gy is read from cache K times (figures: :func:`flat_grid`)."""
     n, c, o = x.shape[0], x.shape[1], gy.shape[1]
-    flat = grid.flat(x)  # [N, C, total]
-    xa = np.ascontiguousarray(flat.swapaxes(0, 1)).reshape(c, -1)
-    ga = np.zeros((o, n, grid.total), gy.dtype)
-    core = ga[:, :, :grid.length].reshape((o, n, grid.outs[0], *grid.sizes[1:]))
-    core[(Ellipsis,) + tuple(slice(m) for m in grid.outs[1:])] = gy.swapaxes(0, 1)
-    m = n * grid.total - max(grid.offsets)
-    ga2 = ga.reshape(o, -1)[:, :m]
-    dw = np.empty((len(grid.offsets), o, c), x.dtype)
-    for t, off in enumerate(grid.offsets):
-        np.matmul(ga2, xa[:, off:off + m].T, out=dw[t])
+    xa = _flat_last(x, grid.total, grid.sizes, [slice(p, p + m) for p, m in
+                                                zip(grid.pads, grid.spatial)])
+    ga = _flat_last(gy, grid.total, [grid.outs[0], *grid.sizes[1:]],
+                    [slice(m) for m in grid.outs])
+    rows = n * grid.total - max(grid.offsets)
+    dw, part = np.zeros((len(grid.offsets), o, c), x.dtype), np.empty((o, c), x.dtype)
+    for r0 in range(0, rows, block_rows):
+        r1 = min(rows, r0 + block_rows)
+        g = ga[r0:r1].T
+        for t, off in enumerate(grid.offsets):
+            dw[t] += np.matmul(g, xa[off + r0:off + r1], out=part)
     return np.ascontiguousarray(dw.transpose(1, 2, 0)).reshape((o, c, *grid.kernel))
+
+
+def _flat_last(a: np.ndarray, total: int, sizes: Sequence[int],
+               place: Sequence[slice]) -> np.ndarray:
+    """a [N, C, S...] channels-last at ``place`` of a zero grid of ``sizes`` per image, each
+    image's grid flattened into ``total`` rows (zeros after it): [N * total, C]."""
+    n, c = a.shape[:2]
+    flat = np.zeros((n, total, c), a.dtype)
+    core = flat[:, :int(np.prod(sizes))].reshape((n, *sizes, c))
+    core[(slice(None),) + tuple(place)] = np.moveaxis(a, 1, -1)
+    return flat.reshape(-1, c)
 
 
 def _depthwise(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int],
