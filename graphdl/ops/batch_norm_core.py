@@ -4,7 +4,7 @@
 ``inv = 1 / sqrt(var + eps)``, mean and biased variance over every axis but the channels
 (axis 1). It also outputs ``centred = x - mean``, inv (kept dims), mean and var ([C]):
 for the running statistics (:mod:`.normalization`'s ``batch_norm_train``) and for its own
-VJP (the NumPy kernel writes centred, its square and y, which it scales and shifts in
+VJP (the NumPy kernel: the sums as einsums, then centred, and y scaled and shifted in
 place). The ONNX export is one training-mode ``BatchNormalization`` (opset 14) for y and the
 statistics, then centred and inv; before opset 14, the decomposition (the statistics by
 reductions, y by the inference ``BatchNormalization``).
@@ -82,18 +82,22 @@ def _infer(types: list, attrs: dict) -> list[TensorType]:
 
 
 def _kernel(x, gamma, beta, *, eps):
-    """y, centred, inv (kept dims), mean and var ([C]). The squares go into y's buffer, which
-    then takes centred * (gamma * inv) + beta: three full passes after the centring."""
-    axes = (0,) + tuple(range(2, x.ndim))
-    shape = (-1,) + (1,) * (x.ndim - 2)
-    mean = x.mean(axis=axes, keepdims=True)
-    centred = x - mean
-    y = np.square(centred)
-    var = y.mean(axis=axes, keepdims=True)
-    inv = (1.0 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype)
-    np.multiply(centred, inv * gamma.reshape(shape), out=y)
+    """y, centred, inv (kept dims), mean and var ([C]). The sums as einsums over x viewed as
+    [N, C, pixels] (no squares array: the variance is one pass over centred, where squaring
+    and averaging took two), then y = centred * (gamma * inv) + beta in place: three full
+    passes after the centring."""
+    n, c = x.shape[:2]
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    flat = x.reshape(n, c, -1)
+    count = n * flat.shape[2]  # 0 for an empty batch: NaN statistics, as a mean would give
+    mean = np.einsum("ncp->c", flat) / x.dtype.type(count)
+    centred = x - mean.reshape(shape)
+    cf = centred.reshape(n, c, -1)
+    var = np.einsum("ncp,ncp->c", cf, cf) / x.dtype.type(count)
+    inv = (1.0 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype).reshape(shape)
+    y = np.multiply(centred, inv * gamma.reshape(shape))
     y += beta.reshape(shape)
-    return y, centred, inv, mean.reshape(-1), var.reshape(-1)
+    return y, centred, inv, mean, var
 
 
 def _decompose(b, ins: list, attrs: dict) -> list[Tensor]:
