@@ -5,6 +5,7 @@ thread CPU time; each pair's outputs are checked equal first):
 
 - conv forward (one group): im2col in blocks of about 1 MiB of columns against the whole
   batch's columns at once (stride 1, and at stride 2 for the ResNet's downsampling convs);
+  at stride 1, the columns from the flat padded grid against strided copies;
 - conv weight gradient at stride 1: im2col against the flat grid (one product per tap);
 - ConvTranspose at stride 1 (the input gradient): the flipped conv against col2im;
 - matmul of a stack [..., K] by one matrix [K, F]: numpy.matmul against one product over all
@@ -125,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
         grid = _FlatGrid((side, side), (3, 3), ONES, PADS, (side, side))
         size = f" (grid {grid.total / side ** 2:.2f}x the output)"
         _blocks_pair(x, w, 1, rounds, chunk)
+        geo = (ONES, ONES, PADS, (side, side))
+        _pair(f"conv {c}->{o} {side}x{side} columns", {
+            "flat grid": lambda: blocked_im2col(x, w, *geo),
+            "strided copies": lambda: blocked_im2col(x, w, *geo, flat=False)}, rounds, chunk)
         _pair(f"weight gradient {c}->{o} {side}x{side}", {
             "flat": lambda: flat_weight_grad(x, gy, grid),
             "im2col": lambda: im2col_weight_grad(

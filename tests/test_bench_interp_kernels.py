@@ -15,7 +15,7 @@ def test_quick_run_checks_and_times_every_pair():
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ratios = re.findall(r"= (\d+\.\d+)", proc.stdout)
-    # conv and weight gradient for 6 shapes, 3 more convs, ConvTranspose for 4, matmul, two
-    # fused bodies, freed memory
-    assert len(ratios) == 2 * 6 + 3 + 4 + 1 + 2 + 1
+    # conv blocks, conv columns and weight gradient for 6 shapes, 3 more convs,
+    # ConvTranspose for 4, matmul, two fused bodies, freed memory
+    assert len(ratios) == 3 * 6 + 3 + 4 + 1 + 2 + 1
     assert all(float(r) > 0 for r in ratios)

@@ -90,9 +90,9 @@ def _stride1_cases(rng: np.random.Generator, r: int, count: int, sizes=(4, 8), b
 
 @pytest.mark.parametrize("r", [1, 2, 3])
 def test_blocked_im2col_matches_torch_for_every_block_size(r):
-    """The one-group path (im2col in blocks of images) on random kernels, strides, dilations
-    and asymmetric pads, with blocks of one image, of two (a last block of one when the batch
-    is odd) and of the whole batch."""
+    """The one-group path (im2col in blocks of images; at stride 1 on the flat padded grid) on
+    random kernels, strides, dilations and asymmetric pads, with blocks of about one image,
+    two (a short last block when the batch is odd) and the whole batch."""
     from graphdl.ops.conv_kernels import blocked_im2col
 
     rng = np.random.default_rng(20 + r)
@@ -100,6 +100,10 @@ def test_blocked_im2col_matches_torch_for_every_block_size(r):
     while done < 5:
         c = _case(rng, r, "im2col")
         c["x"], c["group"] = c["x"][:, :c["w"].shape[1]], 1
+        if done % 2 == 0:  # stride 1, 16 channels: the columns come from the flat grid
+            c["strides"] = (1,) * r
+            c["x"] = rng.standard_normal((len(c["x"]), 16) + c["x"].shape[2:])
+            c["w"] = rng.standard_normal((len(c["w"]), 16) + c["w"].shape[2:])
         c["x"] = np.concatenate([c["x"]] * 3)  # 3 to 6 images: some odd
         kernel, sizes = c["w"].shape[2:], c["x"].shape[2:]
         outs = [(n + c["pads"][i] + c["pads"][r + i] - d * (k - 1) - 1) // s + 1 for i, (n, d, k, s)

@@ -32,7 +32,8 @@ from ..core.types import Dim, TensorType, dims_equal, shape_str
 from . import epilogue
 from .common import WIDEN_NONE, need_float, same_dtype
 from .conv_grad_lowering import lower_weight_grad
-from .conv_kernels import conv_forward, conv_transpose_forward, flat_grid, flat_weight_grad
+from .conv_kernels import (FLAT_MIN_CHANNELS, conv_forward, conv_transpose_forward, flat_grid,
+                           flat_weight_grad)
 from .im2col_lowering import (Window, conv_matmul, flipped_weight_matrix, needs_fallback,
                               static_spatial, weight_grad_matmul, weight_matrix, window,
                               zero_insert)
@@ -313,12 +314,6 @@ def _weight_grad_infer(types: list, attrs: dict) -> list[TensorType]:
                          f"the conv output [N, O, {', '.join(map(str, outs))}]")
     c = x.shape[1] // group if isinstance(x.shape[1], int) else None
     return [TensorType(dt, (gy.shape[1], c) + kernel)]
-
-
-#: the fewest input and output channels for the flat weight gradient: its per-tap products are
-#: [O, M] @ [M, C], too narrow with an RGB stem's C = 3 (1.08x im2col's time in
-#: ``python benchmarks/bench_interp_kernels.py``)
-FLAT_MIN_CHANNELS = 16
 
 
 def _weight_grad_kernel(x: np.ndarray, gy: np.ndarray, *, kernel_shape, strides, pads,

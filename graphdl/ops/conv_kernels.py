@@ -78,40 +78,61 @@ def _columns(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
     return cols
 
 
+#: the fewest input channels (and, for the weight gradient, output channels) for the flat
+#: grid: with an RGB stem's 3 its per-tap products (weight gradient: 1.08x im2col's time)
+#: and its padded copy (conv columns: 1.13x the strided copies') cost more than they save
+#: (``python benchmarks/bench_interp_kernels.py``)
+FLAT_MIN_CHANNELS = 16
+
 #: bytes of im2col columns per block of images (half a 2 MiB L2 cache, common on x86 servers):
 #: each block's columns are still in cache when its product reads them
 BLOCK_BYTES = 1 << 20
 
 
 def blocked_im2col(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Sequence[int],
-                   pads: Sequence[int], outs: Sequence[int],
-                   block_bytes: int = BLOCK_BYTES) -> np.ndarray:
-    """One group: per block of images, columns [m, C*K, P] (one strided copy per kernel
-    offset) and one batched product w [O, C*K] @ cols written straight into y [m, O, P]. The
-    whole batch's columns would be written to memory and read back; a block's stay in cache
-    (``python benchmarks/bench_interp_kernels.py``, blocks / whole batch: see
-    :func:`_blocks`' figures)."""
+                   pads: Sequence[int], outs: Sequence[int], block_bytes: int = BLOCK_BYTES,
+                   flat: bool = True) -> np.ndarray:
+    """One group: per block of images, columns [m, C*K, P] (one copy per kernel offset) and
+    one batched product w [O, C*K] @ cols into y. The whole batch's columns would be written
+    to memory and read back; a block's stay in cache (``python
+    benchmarks/bench_interp_kernels.py``, blocks / whole batch: see :func:`_blocks`' figures).
+    At stride 1 with :data:`FLAT_MIN_CHANNELS` (and ``flat``) the columns are taken on the
+    flat padded grid (:class:`_FlatGrid`), each offset's copy one contiguous run per
+    channel, and the product's extra grid columns are cropped: flat grid / strided copies 0.87 at 16 channels
+    32x32, 0.91 at 56x56, 1.00 at 64 channels 8x8 in the same benchmark."""
     n, c, o = x.shape[0], x.shape[1], w.shape[0]
-    kernel, p = w.shape[2:], int(np.prod(outs))
+    kernel = w.shape[2:]
+    grid = flat_grid(x.shape[2:], kernel, dil, pads, outs) \
+        if flat and set(strides) == {1} and c >= FLAT_MIN_CHANNELS else None
+    p = grid.length if grid is not None else int(np.prod(outs))
     block = _blocks(n, c * int(np.prod(kernel)) * p * x.itemsize, block_bytes)
-    xp, wm = padded(x, pads), w.reshape(o, -1)
+    xp, wm = (x if grid is not None else padded(x, pads)), w.reshape(o, -1)
     y = np.empty((n, o, *outs), x.dtype)
-    cols = np.empty((block, c, *kernel, *outs), x.dtype)
+    cols = np.empty((block, c, *kernel, *(outs if grid is None else (p,))), x.dtype)
+    on_grid = None if grid is None else np.empty((block, o, p), x.dtype)
     for n0 in range(0, n, block):
         m = min(block, n - n0)
-        for off in np.ndindex(*kernel):
-            cols[(slice(0, m), slice(None)) + off] = \
-                xp[(slice(n0, n0 + m), slice(None)) + offset_slices(off, strides, dil, outs)]
-        np.matmul(wm, cols[:m].reshape(m, wm.shape[1], p), out=y[n0:n0 + m].reshape(m, o, p))
+        if grid is None:
+            for off in np.ndindex(*kernel):
+                cols[(slice(0, m), slice(None)) + off] = \
+                    xp[(slice(n0, n0 + m), slice(None)) + offset_slices(off, strides, dil, outs)]
+            np.matmul(wm, cols[:m].reshape(m, -1, p), out=y[n0:n0 + m].reshape(m, o, p))
+            continue
+        flat = grid.flat(xp[n0:n0 + m])
+        taps = cols[:m].reshape(m, c, -1, p)
+        for t, off in enumerate(grid.offsets):
+            taps[:, :, t] = flat[:, :, off:off + p]
+        np.matmul(wm, cols[:m].reshape(m, -1, p), out=on_grid[:m])
+        y[n0:n0 + m] = grid.outputs(on_grid[:m])
     return y
 
 
 def _blocks(n: int, per_image: int, block_bytes: int) -> int:
     """Images per block: as many as fit ``block_bytes`` of columns, at least one.
     ``python benchmarks/bench_interp_kernels.py``, blocks of 1 MiB / the whole batch at once
-    (batch 32, 3x3, one thread): 0.74 at 16 channels 32x32, 0.79 at 32 channels 16x16, 0.87
-    at 64 channels 8x8, 0.59 at 16 channels 56x56, 0.80 for a DenseNet-like 128 -> 32 at
-    14x14, 0.83 and 0.98 at stride 2, 1.01 for an RGB stem. The flat-grid tapwise sum this
+    (batch 32, 3x3, one thread): 0.65 at 16 channels 32x32, 0.75 at 32 channels 16x16, 0.83
+    at 64 channels 8x8, 0.60 at 16 channels 56x56, 0.72 for a DenseNet-like 128 -> 32 at
+    14x14, 0.79 and 0.92 at stride 2, 0.88 for an RGB stem. The flat-grid tapwise sum this
     path replaced took 1.2x (16 channels 32x32) to 1.9x (56x56) the blocks' time."""
     return max(1, min(n, block_bytes // max(per_image, 1)))
 
@@ -152,11 +173,15 @@ class _FlatGrid:
                                          zip(self.pads, self.spatial))] = x
         return flat
 
-    def crop(self, y: np.ndarray) -> np.ndarray:
-        """[N, O, length] on the padded grid -> a fresh [N, O, out...]."""
+    def outputs(self, y: np.ndarray) -> np.ndarray:
+        """[N, O, length] on the padded grid -> a view [N, O, out...] of its outputs."""
         n, o = y.shape[:2]
         grid = y.reshape((n, o, self.outs[0], *self.sizes[1:]))
-        return np.ascontiguousarray(grid[(Ellipsis,) + tuple(slice(m) for m in self.outs[1:])])
+        return grid[(Ellipsis,) + tuple(slice(m) for m in self.outs[1:])]
+
+    def crop(self, y: np.ndarray) -> np.ndarray:
+        """[N, O, length] on the padded grid -> a fresh [N, O, out...]."""
+        return np.ascontiguousarray(self.outputs(y))
 
 
 def flat_grid(spatial: Sequence[int], kernel: Sequence[int], dil: Sequence[int],
