@@ -5,9 +5,11 @@
 (axis 1). It also outputs ``centred = x - mean``, inv (kept dims), mean and var ([C]):
 for the running statistics (:mod:`.normalization`'s ``batch_norm_train``) and for its own
 VJP (the NumPy kernel: the sums as einsums, then centred, and y scaled and shifted in
-place). The ONNX export is one training-mode ``BatchNormalization`` (opset 14) for y and the
-statistics, then centred and inv; before opset 14, the decomposition (the statistics by
-reductions, y by the inference ``BatchNormalization``).
+place). The ONNX export is the decomposition: the statistics by reductions, y by the
+inference ``BatchNormalization`` on them. Not ``BatchNormalization`` in training mode
+(opset 14), although that was 3% of the CIFAR ResNet's step faster in onnxruntime's CPU
+provider: the CUDA provider runs training mode only when the op has opset 9's five outputs,
+and with opset 14's three it silently normalises by the given running statistics instead.
 
 The VJP is the textbook closed form, with ``a = gamma * inv`` and ``xhat = centred * inv``::
 
@@ -22,8 +24,6 @@ square root in turn). It is a composite: engines without a kernel for it (the ON
 the decomposition.
 """
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
@@ -112,35 +112,6 @@ def _decompose(b, ins: list, attrs: dict) -> list[Tensor]:
     return [y, centred, inv, mean, var]
 
 
-def _lower(ctx: Any, node: Any) -> None:
-    """ONNX ``BatchNormalization`` in training mode (opset 14) with momentum 0, whose "running"
-    outputs are then the batch mean and biased variance: one op for the statistics and y,
-    where the decomposition's reductions, squaring and inference batch norm take four; then
-    centred = x - mean (only when something reads it) and inv. Before opset 14: the
-    decomposition. ``benchmarks/bench_bn_export.py`` times both, forward and backward."""
-    x, gamma, beta = node.inputs
-    if ctx.opset < 14 or x.type.shape is None:
-        ctx.emit_decomposition(node)
-        return
-    y, centred, inv, mean, var = node.outputs
-    eps = node.attrs["eps"]
-    # the "running" inputs: momentum 0 reads them as 0 * value; two distinct values, since
-    # onnxruntime writes the outputs over them in place and merges equal subexpressions (one
-    # buffer for both would leave the mean output holding the variance)
-    shape = ctx.emit("Shape", [gamma])[0]
-    run = [ctx.emit("ConstantOfShape", [shape], value=np.asarray([v], x.type.dtype.np))[0]
-           for v in (0.0, 1.0)]
-    ctx.emit("BatchNormalization", [x, gamma, beta, *run], [y, mean, var],
-             epsilon=eps, momentum=0.0, training_mode=1)
-    axes = ctx.const(np.asarray([0] + list(range(2, len(x.type.shape))), np.int64))
-    if centred.name not in ctx.unread:
-        ctx.emit("Sub", [x, ctx.emit("Unsqueeze", [mean, axes])[0]], [centred])
-    var_k = ctx.emit("Unsqueeze", [var, axes])[0]
-    shifted = ctx.emit("Add", [var_k, ctx.const(np.asarray(eps, x.type.dtype.np))])[0]
-    ctx.emit("Div", [ctx.const(np.ones((), x.type.dtype.np)), ctx.emit("Sqrt", [shifted])[0]],
-             [inv])
-
-
 def _vjp(b, c: Call, gys):
     """The closed form of the module docstring when only y's gradient flows (training);
     otherwise :func:`_general_grad`."""
@@ -192,7 +163,7 @@ def _general_grad(x, centred, inv, g_pc, prod, gys, axes):
     return dx if g_mean is None else dx + g_mean / n
 
 
-register(OpDef("batch_norm_core", _infer, (3, 3), kernel=_kernel, vjp=_vjp, lower=_lower,
+register(OpDef("batch_norm_core", _infer, (3, 3), kernel=_kernel, vjp=_vjp,
                decompose=_decompose, attrs={"eps": 1e-5}, traits={"composite"},
                doc="gamma * (x - mean) / sqrt(var + eps) + beta with batch statistics over all "
                    "axes but 1; outputs y, x - mean, 1 / sqrt(var + eps) (kept dims), mean and "
