@@ -7,7 +7,9 @@ thread CPU time; each pair's outputs are checked equal first):
   batch's columns at once (stride 1, and at stride 2 for the ResNet's downsampling convs);
   at stride 1, the columns from the flat padded grid against strided copies;
 - conv weight gradient at stride 1: im2col against the flat grid (one product per tap);
-- ConvTranspose at stride 1 (the input gradient): the flipped conv against col2im;
+- ConvTranspose at stride 1 (the input gradient): the flipped conv against col2im; with a
+  kernel no longer than its stride 2: one product per kernel offset at its phase against
+  col2im;
 - matmul of a stack [..., K] by one matrix [K, F]: numpy.matmul against one product over all
   rows;
 - fused elementwise bodies (graphdl/ops/fused.py): in blocks of rows against whole arrays;
@@ -38,8 +40,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.harness import interleaved, median_ratio, same_outputs  # noqa: E402
 from graphdl.ops.conv import im2col_weight_grad  # noqa: E402
-from graphdl.ops.conv_kernels import (_FlatGrid, _flipped, blocked_im2col,  # noqa: E402
-                                      col2im, conv_forward, flat_weight_grad)
+from graphdl.ops.conv_kernels import (_FlatGrid, _flipped, _pixel_shuffle,  # noqa: E402
+                                      blocked_im2col, col2im, conv_forward, flat_weight_grad)
 from graphdl.ops.linalg import _matmul_kernel  # noqa: E402
 
 #: (channels in, channels out, side): a CIFAR ResNet's stride-1 convs, larger maps, its stem
@@ -146,6 +148,13 @@ def main(argv: list[str] | None = None) -> None:
                                                  (side, side)),
             "col2im": lambda: col2im(gy, w, None, ONES, ONES, PADS, 1, (0, 0))},
             rounds, chunk)
+    for k in (1, 2):  # kernel <= stride 2: a 1x1 shortcut's input gradient, 2x2 upsampling
+        gy = rng.standard_normal((n, 32, 16, 16)).astype(np.float32)
+        w = rng.standard_normal((32, 16, k, k)).astype(np.float32)
+        geo = ((2, 2), ONES, (0, 0, 0, 0))
+        _pair(f"ConvTranspose 32->16 {k}x{k} stride 2 at 16x16", {
+            "phases": lambda: _pixel_shuffle(gy, w, None, geo[0], geo[2], 1, (2 - k, 2 - k)),
+            "col2im": lambda: col2im(gy, w, None, *geo, 1, (2 - k, 2 - k))}, rounds, chunk)
     a = rng.standard_normal((n, 32, 128)).astype(np.float32)
     b = rng.standard_normal((128, 512)).astype(np.float32)
     _pair(f"matmul [{n}, 32, 128] @ [128, 512]", {

@@ -153,3 +153,31 @@ def test_flat_weight_grad_matches_torch(r):
     got = _weight_grad_kernel(x, gy, kernel_shape=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1),
                               dilations=(1, 1), group=1)
     np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("r", [1, 2, 3])
+def test_pixel_shuffle_conv_transpose_matches_torch(r):
+    """ConvTranspose whose kernel is nowhere longer than its stride (kernel offsets on disjoint
+    outputs: one product per offset written at its phase) against torch's conv_transpose,
+    on random kernels up to the stride, groups, pads, output padding and bias."""
+    from graphdl.ops.conv import _conv_transpose_kernel
+
+    rng = np.random.default_rng(40 + r)
+    tconv = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[r]
+    for _ in range(6):
+        strides = tuple(int(s) for s in rng.integers(2, 4, r))
+        kernel = tuple(int(rng.integers(1, s + 1)) for s in strides)
+        group = int(rng.integers(1, 3))
+        extra = tuple(int(rng.integers(0, s)) for s in strides)
+        pads = tuple(int(p) for p in rng.integers(0, 2, r)) * 2  # torch pads symmetrically
+        x = rng.standard_normal((2, 2 * group) + tuple(int(n) for n in rng.integers(2, 6, r)))
+        w = rng.standard_normal((2 * group, 3) + kernel)
+        b = rng.standard_normal(3 * group)
+        want = tconv(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=strides,
+                     padding=pads[:r], output_padding=extra, groups=group).numpy()
+        for dt, tol in ((np.float64, 1e-10), (np.float32, 1e-4)):
+            got = _conv_transpose_kernel(x.astype(dt), w.astype(dt), b.astype(dt),
+                                         strides=strides, pads=pads, dilations=(1,) * r,
+                                         group=group, output_padding=extra)
+            assert got.dtype == dt
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
