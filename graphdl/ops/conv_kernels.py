@@ -98,8 +98,8 @@ def blocked_im2col(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Se
     benchmarks/bench_interp_kernels.py``, blocks / whole batch: see :func:`_blocks`' figures).
     At stride 1 with :data:`FLAT_MIN_CHANNELS` (and ``flat``) the columns are taken on the
     flat padded grid (:class:`_FlatGrid`), each offset's copy one contiguous run per
-    channel, and the product's extra grid columns are cropped: flat grid / strided copies 0.87 at 16 channels
-    32x32, 0.91 at 56x56, 1.00 at 64 channels 8x8 in the same benchmark."""
+    channel, and the product's extra grid columns are cropped: flat grid / strided copies
+    0.87 at 16 channels 32x32, 0.91 at 56x56, 1.00 at 64 channels 8x8 in the same benchmark."""
     n, c, o = x.shape[0], x.shape[1], w.shape[0]
     kernel = w.shape[2:]
     grid = flat_grid(x.shape[2:], kernel, dil, pads, outs) \
