@@ -12,7 +12,6 @@ thread CPU time; each pair's outputs are checked equal first):
   col2im;
 - matmul of a stack [..., K] by one matrix [K, F]: numpy.matmul against one product over all
   rows;
-- fused elementwise bodies (graphdl/ops/fused.py): in blocks of rows against whole arrays;
 - keeping freed memory (graphdl/engine/freed_memory.py): the CIFAR ResNet's training step in
   the interpreter in two child processes, one with ``GRAPHDL_KEEP_FREED_MEMORY=0``, taking
   turns (the setting is process-wide, so it cannot be switched within one process).
@@ -160,37 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     _pair(f"matmul [{n}, 32, 128] @ [128, 512]", {
         "one product": lambda: _matmul_kernel(a, b), "numpy.matmul": lambda: np.matmul(a, b)},
         rounds, chunk)
-    _fused_pairs(n, rounds, chunk)
     freed_memory(1 if args.quick else 3, args.quick)
-
-
-def _fused_pairs(n: int, rounds: int, chunk: float) -> None:
-    """Fused elementwise bodies (graphdl/ops/fused.py) in blocks of rows / on whole arrays:
-    a batch-norm backward with its ReLU mask [n, 16, 32, 32], and an Adam-like update of a
-    [784, 512] weight (below the size from which plans use blocks)."""
-    import passes
-    import graphdl as gd
-    from graphdl.ops.fused import Blocked
-
-    rng = np.random.default_rng(1)
-    b = gd.GraphBuilder("bn_backward")
-    full = [b.input(k, [n, 16, 32, 32]) for k in ("g", "y", "centred")]
-    a, shift, slope = (b.input(k, [16, 1, 1]) for k in ("a", "shift", "slope"))
-    g = full[0] * gd.cast(full[1] > 0.0, "float32")
-    bn = b.build({"dx": (g * a - shift) - full[2] * slope})
-    b = gd.GraphBuilder("update")
-    p, m, v = (b.input(k, [784, 512]) for k in ("p", "m", "v"))
-    update = b.build({"new_p": p - 0.01 * m / (gd.sqrt(v) + 1e-8)})
-    for name, graph in (("batch-norm backward", bn), ("Adam-like update", update)):
-        (node,) = [x for x in passes.optimize(graph).nodes if x.op == "fused_elementwise"]
-        ins = [np.abs(rng.standard_normal([n if d == "N" else d for d in v.type.shape]))
-               .astype(np.float32) for v in node.inputs]
-        types = [v.type for v in node.inputs]
-        blocks = Blocked(node.attrs["body"], types, [])
-        whole = Blocked(node.attrs["body"], types, [], block_bytes=1 << 62)
-        _pair(f"fused {name} {list(np.broadcast_shapes(*(a.shape for a in ins)))}",
-              {"blocks": lambda: blocks(*ins), "whole arrays": lambda: whole(*ins)},
-              rounds, chunk)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 repeated operands and graph outputs respected), feeds never written, and the same numbers as
 onnxruntime."""
 import numpy as np
-import pytest
 
 import graphdl as gd
 from graphdl.engine.interpreter import Plan
@@ -100,37 +99,6 @@ def test_a_bool_mask_multiplies_without_its_float_copy():
         assert (f"f{step}_{j} = " not in plan.source) == elided, (use, plan.source)
         np.testing.assert_array_equal(plan(feeds)["o"], want[use], err_msg=use)
         assert plan(feeds)["o"].dtype == np.float32
-
-
-@pytest.mark.parametrize("batch", [2, 35], ids=["small: the chain", "big: in blocks"])
-def test_a_big_fused_body_runs_in_blocks_with_the_chains_values(batch):
-    """A fused body over a matmul's result (which dies there: its buffer may take the result),
-    a full-size feed, per-channel and scalar operands and a ReLU mask: from 2 MiB on
-    (batch 35: 2.2 MiB) it runs in blocks of rows (fused.Blocked), with the same bits as the
-    op-by-op kernels, ragged last block included; feeds are not written."""
-    import passes
-    from graphdl.engine.interpreter import trace
-    from graphdl.ops import fused
-
-    b = gd.GraphBuilder("blocks")
-    x, c = b.input("x", ["N", 64, 128]), b.input("c", ["N", 64, 256])
-    a = b.input("a", [64, 1])
-    h = gd.matmul(x, b.const(_x(128, 256, seed=1)))
-    out = (h * a - 0.5) * gd.cast(h > 0.0, "float32") - c * gd.tanh(a)
-    g = passes.optimize(b.build({"o": out}))
-    assert [n.op for n in g.nodes].count("fused_elementwise") == 1
-    feeds = {"x": _x(batch, 64, 128), "c": _x(batch, 64, 256, seed=2), "a": _x(64, 1, seed=3)}
-    copies = {k: v.copy() for k, v in feeds.items()}
-    want = trace(g, feeds)[g.producers[g.outputs[0]]][0]
-    plan = Plan(g)
-    assert ".wants(" in plan.source
-    # batch 35: blocks of 4 rows (64 KiB each), the last one of 3
-    assert (want.nbytes >= fused.BLOCKED_MIN_BYTES) == (batch == 35)
-    assert fused.BLOCK_BYTES // want[0].nbytes == 4
-    for _ in range(2):
-        np.testing.assert_array_equal(plan(feeds)["o"], want)
-    for k in feeds:
-        np.testing.assert_array_equal(feeds[k], copies[k], err_msg=f"feed {k} was written")
 
 
 def test_an_unfused_mask_cast_is_a_rename_when_only_float_multiplies_read_it():

@@ -7,9 +7,9 @@ for the running statistics (:mod:`.normalization`'s ``batch_norm_train``) and fo
 VJP (the NumPy kernel: the sums as einsums, then centred, and y scaled and shifted in
 place). The ONNX export is the decomposition: the statistics by reductions, y by the
 inference ``BatchNormalization`` on them. Not ``BatchNormalization`` in training mode
-(opset 14), although that was 3% of the CIFAR ResNet's step faster in onnxruntime's CPU
-provider: the CUDA provider runs training mode only when the op has opset 9's five outputs,
-and with opset 14's three it silently normalises by the given running statistics instead.
+(opset 14), although that would take four nodes fewer: onnxruntime's CUDA provider runs
+training mode only when the op has opset 9's five outputs, and with opset 14's three it
+silently normalises by the given running statistics instead.
 
 The VJP is the textbook closed form, with ``a = gamma * inv`` and ``xhat = centred * inv``::
 

@@ -132,8 +132,7 @@ def _blocks(n: int, per_image: int, block_bytes: int) -> int:
     ``python benchmarks/bench_interp_kernels.py``, blocks of 1 MiB / the whole batch at once
     (batch 32, 3x3, one thread): 0.65 at 16 channels 32x32, 0.75 at 32 channels 16x16, 0.83
     at 64 channels 8x8, 0.60 at 16 channels 56x56, 0.72 for a DenseNet-like 128 -> 32 at
-    14x14, 0.79 and 0.92 at stride 2, 0.88 for an RGB stem. The flat-grid tapwise sum this
-    path replaced took 1.2x (16 channels 32x32) to 1.9x (56x56) the blocks' time."""
+    14x14, 0.79 and 0.92 at stride 2, 0.88 for an RGB stem."""
     return max(1, min(n, block_bytes // max(per_image, 1)))
 
 

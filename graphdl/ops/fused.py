@@ -42,25 +42,29 @@ def literal(instr: Instr) -> np.ndarray:
     return np.asarray(attrs["value"], DType.of(attrs["dtype"]).np)
 
 
-def _infer(types: list, attrs: dict) -> list[TensorType]:
-    body: Sequence[Instr] = attrs["body"]
-    if not body:
-        raise GraphError("fused_elementwise needs a non-empty body")
+def body_types(body: Sequence[Instr], types: Sequence[TensorType]) -> list[TensorType]:
+    """The types of the inputs and of every instruction's result, in order (the shape rule
+    applied instruction by instruction; a body that cannot be fused is refused)."""
     vals: list[TensorType] = list(types)
     for op, args, at in body:
         if op == "constant":
-            arr = literal((op, args, at))
-            vals.append(TensorType(DType.of(arr.dtype), ()))
+            vals.append(TensorType(DType.of(literal((op, args, at)).dtype), ()))
             continue
-        if get_op(op).inplace is None:
+        opdef = get_op(op)
+        if opdef.inplace is None:
             raise GraphError(f"fused_elementwise: op {op!r} cannot be fused (it has no "
                              "in-place form)")
         if any(not 0 <= a < len(vals) for a in args):
             raise GraphError(f"fused_elementwise: {op} reads {args}, but only {len(vals)} "
                              "values are defined before it")
-        opdef = get_op(op)
         vals.extend(opdef.infer([vals[a] for a in args], opdef.check_attrs(dict(at))))
-    return [vals[-1]]
+    return vals
+
+
+def _infer(types: list, attrs: dict) -> list[TensorType]:
+    if not attrs["body"]:
+        raise GraphError("fused_elementwise needs a non-empty body")
+    return [body_types(attrs["body"], types)[-1]]
 
 
 def _kernel(*ins: np.ndarray, body: tuple) -> np.ndarray:
@@ -76,116 +80,14 @@ def _kernel(*ins: np.ndarray, body: tuple) -> np.ndarray:
     return vals[-1]
 
 
-#: a fused body whose result has at least this many bytes (and a leading axis longer than 1)
-#: runs in blocks of rows of about :data:`BLOCK_BYTES`, every intermediate staying in cache
-BLOCKED_MIN_BYTES = 1 << 21
-BLOCK_BYTES = 1 << 18
-
-
-class Blocked:
-    """A fused body evaluated over blocks of the result's leading axis: inputs that span that
-    axis are sliced, the others (broadcast along it) passed whole; each block's result is
-    written into the output (a donated full-size input's buffer when there is one: an
-    elementwise body reads each block's rows before it writes them). Block by block, a chain
-    of k ops reads its inputs and writes its result once where k whole-array passes would
-    each go through memory. The values are those of the op-by-op chain, bit for bit.
-    ``python benchmarks/bench_interp_kernels.py``, blocks of 256 KiB / whole arrays: 0.86 for
-    the CIFAR ResNet's batch-norm backward at 16 channels 32x32 (2 MiB), 0.79 for an
-    Adam-like update of a [784, 512] weight (1.6 MB) alone. Inside whole training steps
-    (alternating plans, one thread) blocks made the ResNet step 5% faster, but the MLP's
-    step 4% slower with blocks from 1 MiB: hence :data:`BLOCKED_MIN_BYTES`, about an L2
-    cache."""
-
-    def __init__(self, body: Sequence[Instr], types: Sequence[TensorType],
-                 donated: Sequence[int], block_bytes: int = BLOCK_BYTES):
-        self.steps = [(None, (), literal(instr)) if instr[0] == "constant" else
-                      (_bound_inplace(instr), instr[1], None) for instr in body]
-        n_in, last = len(types), {a: j for j, (_, a_s, _) in enumerate(body) for a in a_s}
-        dtypes = [t.dtype.np for t in _body_types(body, types)]
-        # per instruction: an intermediate argument dying there, of the result's dtype, whose
-        # block buffer it may write into (when that buffer also has the result's shape)
-        self.reuse = [next((a for a in a_s if a >= n_in and last[a] == j and body[a - n_in][0]
-                            != "constant" and dtypes[a] == dtypes[n_in + j]), None)
-                      for j, (_, a_s, _) in enumerate(body)]
-        self.dtype, self.donated = np.dtype(dtypes[-1]), tuple(donated)
-        self.block_bytes = block_bytes
-
-    def wants(self, *ins: Any) -> bool:
-        """Whether these inputs' result is big enough (with a leading axis to block over)."""
-        shape = np.broadcast_shapes(*(np.shape(a) for a in ins))
-        return len(shape) > 0 and shape[0] > 1 and \
-            int(np.prod(shape)) * self.dtype.itemsize >= BLOCKED_MIN_BYTES
-
-    def __call__(self, *ins: np.ndarray) -> np.ndarray:
-        shape = np.broadcast_shapes(*(np.shape(a) for a in ins))
-        out = next((ins[k] for k in self.donated if ins[k].shape == shape
-                    and ins[k].dtype == self.dtype), None)
-        out = np.empty(shape, self.dtype) if out is None else out
-        rows = max(1, self.block_bytes * shape[0] // max(out.nbytes, 1))
-        spans = [np.ndim(a) == len(shape) and np.shape(a)[0] == shape[0] for a in ins]
-        for r0 in range(0, shape[0], rows):
-            block = slice(r0, r0 + rows)
-            vals = [a[block] if span else a for a, span in zip(ins, spans)]
-            for j, (fn, args, lit) in enumerate(self.steps):
-                if fn is None:
-                    vals.append(lit)
-                    continue
-                ins_j = [vals[a] for a in args]
-                if j == len(self.steps) - 1:
-                    fn(*ins_j, out=out[block])
-                    continue
-                into = None if self.reuse[j] is None else vals[self.reuse[j]]
-                if into is not None and (into.base is not None or into.shape !=
-                                         np.broadcast_shapes(*(np.shape(v) for v in ins_j))):
-                    into = None  # a view (of an input) or a broadcast-shaped value
-                vals.append(fn(*ins_j) if into is None else fn(*ins_j, out=into))
-        return out
-
-
-def _body_types(body: Sequence[Instr], types: Sequence[TensorType]) -> list[TensorType]:
-    """The types of the inputs and of every instruction's result, in order."""
-    vals = list(types)
-    for op, args, at in body:
-        if op == "constant":
-            vals.append(TensorType(DType.of(literal((op, args, at)).dtype), ()))
-        else:
-            opdef = get_op(op)
-            vals.extend(opdef.infer([vals[a] for a in args], opdef.check_attrs(dict(at))))
-    return vals
-
-
-def _bound_inplace(instr: Instr) -> Any:
-    fn = get_op(instr[0]).inplace
-    return partial(fn, **dict(instr[2])) if instr[2] else fn
-
-
 def _inline(w: Any, n: Node, args: list[str], target: str, donated: list[int]) -> bool:
     """In a compiled plan: the body as a chain of each op's in-place calls, an instruction
     writing into the buffer of an argument that dies there (an intermediate, or an input the
-    plan donated) when that buffer has the result's shape and dtype; for a big result at run
-    time, :class:`Blocked` instead. This is graphdl's one in-place planner of fused bodies."""
-    lines = _chain(w, n, args, target, donated)
-    t = n.outputs[0].type
-    if t.shape is None or len(t.shape) == 0 or sum(op != "constant" for op, _, _ in
-                                                   n.attrs["body"]) < 2:
-        for line in lines:
-            w.emit(n, line)
-        return True
-    fn = w.bind("fb", Blocked(n.attrs["body"], [v.type for v in n.inputs], donated))
-    w.emit(n, f"if {fn}.wants({', '.join(args)}):")
-    w.emit(n, f"    {target} = {fn}({', '.join(args)})")
-    w.emit(n, "else:")
-    for line in lines:
-        w.emit(n, "    " + line)
-    return True
-
-
-def _chain(w: Any, n: Node, args: list[str], target: str, donated: list[int]) -> list[str]:
-    """The lines of the op-by-op in-place chain (see :func:`_inline`)."""
-    lines: list[str] = []
+    plan donated) when that buffer has the result's shape and dtype. This is graphdl's one
+    in-place planner of fused bodies."""
     body = n.attrs["body"]
     names = list(args)
-    types: list[TensorType] = [v.type for v in n.inputs]
+    types = body_types(body, [v.type for v in n.inputs])
     owned = {names[k] for k in donated}
     last = {a: j for j, (_, a_s, _) in enumerate(body) for a in a_s}
     temps = []
@@ -193,13 +95,10 @@ def _chain(w: Any, n: Node, args: list[str], target: str, donated: list[int]) ->
         if op == "constant":
             lit = literal((op, a_s, at))
             names.append(w.bind("f", lit))
-            types.append(TensorType(DType.of(lit.dtype), ()))
             continue
-        opdef = get_op(op)
-        (t,) = opdef.infer([types[a] for a in a_s], opdef.check_attrs(dict(at)))
+        opdef, t = get_op(op), types[len(args) + j]
         if _mask_for_mul(body, j, types[a_s[0]], t, len(args)):
             names.append(names[a_s[0]])  # mul takes the bool mask as is: no float copy
-            types.append(t)
             owned.discard(names[a_s[0]])  # never a float result's buffer
             continue
         out = next((names[a] for a in a_s if names[a] in owned and last[a] == j
@@ -211,16 +110,15 @@ def _chain(w: Any, n: Node, args: list[str], target: str, donated: list[int]) ->
         if t.shape is None or len(t.shape) == 0:
             call = f"_asarray({call})"
         name = f"f{w.step}_{j}"
-        lines.append(f"{name} = {call}")
+        w.emit(n, f"{name} = {call}")
         w.n_inplace += out is not None
         if t.shape is not None and len(t.shape) > 0:
             owned.add(name)
         names.append(name)
-        types.append(t)
         temps.append(name)
-    lines.append(f"{target} = {names[-1]}")
-    lines.append("del " + ", ".join(temps))
-    return lines
+    w.emit(n, f"{target} = {names[-1]}")
+    w.emit(n, "del " + ", ".join(temps))
+    return True
 
 
 def _mask_for_mul(body: Sequence, j: int, src: TensorType, t: TensorType, n_in: int) -> bool:
