@@ -126,11 +126,15 @@ def lstm_case(threads: int = 1, check: bool = True) -> dict[str, Callable[[], fl
 
     fns: dict[str, Callable[[], float]] = {"ort": lambda: ort_runner(batch, hp)[loss],
                                            "interpreter": interpreter}
+    if threads == 1:
+        from benchmarks.product_floor import step_floor
+
+        fns["floor"] = step_floor(step, batch)
     torch_fn = torch_stepper(step.params(step.initial), batch, threads)
     if torch_fn is not None:
         fns["torch"] = torch_fn
     if check:
-        losses = {k: [fn() for _ in range(2)] for k, fn in fns.items()}
+        losses = {k: [fn() for _ in range(2)] for k, fn in fns.items() if k != "floor"}
         ref = "torch" if "torch" in fns else "ort"
         for k, got in losses.items():
             same_outputs(f"LSTM step: {k} vs {ref}", {"loss": got}, {"loss": losses[ref]})
