@@ -15,9 +15,10 @@ transformer encoder classifier of ``benchmarks/realistic_transformer.py`` (a PyT
 ``nn.TransformerEncoder`` exported to ONNX, imported and given a loss by graphdl).
 
 At 1 thread a fourth contender, ``floor``, runs the exported step's matrix products and
-convolutions alone (benchmarks/product_floor.py): the part of the onnxruntime step that graph
-changes cannot speed up. Its ratio to PyTorch eager is the least the ``ort`` ratio can
-become, so a target below it needs faster kernels.
+convolutions alone (benchmarks/product_floor.py): what the onnxruntime step would take if
+everything else were free. Its ratio to PyTorch eager is the least the ``ort`` ratio can
+become without faster products, so a target below it needs faster product kernels or
+products of other shapes.
 
 At 1 thread every contender runs on the calling thread, so the clock is that thread's CPU time
 (other processes' load does not count); at 2 threads it is wall time, each contender starts
@@ -206,8 +207,8 @@ def section(cfg) -> tuple[list, dict]:
                 rows.append(Row("realistic", f"{name} step, {threads} thread(s): onnxruntime's "
                                 f"products alone (the floor) / torch eager", med,
                                 note=f"min {lo:.2f}, max {hi:.2f}" + (
-                                    f"; the ort target {target:.2f}x is out of reach by graph "
-                                    f"changes where this is above it" if target else "")))
+                                    f"; at or above the ort target {target:.2f}x, no change "
+                                    f"outside the products reaches it" if target else "")))
             if "ort@1" in t:  # the target is every round: the slowest round is the measure
                 med, lo, hi = ratio_stats(t, "ort", "ort@1")
                 slower = sum(a > b for a, b in zip(t["ort"], t["ort@1"]))

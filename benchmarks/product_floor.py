@@ -1,17 +1,19 @@
 """The floor under an exported step's time in onnxruntime: its matrix products and
 convolutions alone.
 
-Export can choose how a step is written (which ops, how many passes over memory) but not how
-fast onnxruntime's kernels multiply matrices. :func:`products_only` cuts a model down to its
-``MatMul``, ``Gemm``, ``Conv`` and ``ConvTranspose`` nodes, each reading graph inputs filled
-with the very values it reads in one run of the whole model; timed in the same session
-options, that is the time no rewrite of the rest of the step can go under. The realistic
-benchmark (``bench_realistic``) times it next to PyTorch eager's whole step: where this
-floor alone is above an issue's target ratio, the target needs faster kernels, not a better
-graph.
+Most of what export decides (which elementwise ops, how many passes over memory, how data is
+laid out for the products) leaves the products themselves alone: their shapes are the
+model's, their speed is onnxruntime's kernels'. :func:`products_only` cuts a model down to
+its ``MatMul``, ``Gemm``, ``Conv`` and ``ConvTranspose`` nodes, each reading graph inputs
+filled with the very values it reads in one run of the whole model. Timed with the same
+session options, that is what the step would take if everything else were free. The
+realistic benchmark (``bench_realistic``) times it next to PyTorch eager's whole step: where
+this floor alone is at or above a target ratio, no change outside the products can reach the
+target; it needs faster product kernels, or products of another shape (a different lowering
+of the weight gradient, for instance: ``benchmarks/bench_conv_grads.py`` times those).
 
-The floor is optimistic for the step: the cut model has no Transposes or Adds for
-onnxruntime to fuse into its products, so it times the plain kernels on contiguous inputs.
+The cut model has no Transposes or Adds for onnxruntime to fuse into its products, so it
+times the plain kernels on contiguous inputs.
 """
 from __future__ import annotations
 
