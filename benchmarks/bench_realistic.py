@@ -14,11 +14,13 @@ same contract, full size also in a quick run) and joins when that module exists;
 transformer encoder classifier of ``benchmarks/realistic_transformer.py`` (a PyTorch
 ``nn.TransformerEncoder`` exported to ONNX, imported and given a loss by graphdl).
 
-At 1 thread a fourth contender, ``floor``, runs the exported step's matrix products and
-convolutions alone (benchmarks/product_floor.py): what the onnxruntime step would take if
-everything else were free. Its ratio to PyTorch eager is the least the ``ort`` ratio can
-become without faster products, so a target below it needs faster product kernels or
-products of other shapes.
+At 1 thread a fourth entry, ``floor``, is the time the exported step's matrix products and
+convolutions take inside it (onnxruntime's profiler, measured once: benchmarks/product_floor.py):
+what the onnxruntime step would take if everything else were free. Its ratio to PyTorch eager
+(per round, against that round's torch time) is the least the ``ort`` ratio can become
+without faster products, so a target below it needs faster product kernels or products of
+other shapes. A case may give such a fixed time (``product_floor.Fixed``) in place of a
+callable.
 
 At 1 thread every contender runs on the calling thread, so the clock is that thread's CPU time
 (other processes' load does not count); at 2 threads it is wall time, each contender starts
@@ -39,7 +41,7 @@ from typing import Callable
 
 import numpy as np
 
-Step = Callable[[], float]
+Step = Callable[[], float]  # or a product_floor.Fixed time
 Case = Callable[[int, bool], dict[str, Step]]
 
 
@@ -53,7 +55,7 @@ def _blas_limit(threads: int):
 
 def _graphdl_steppers(step, feeds: dict, threads: int) -> dict[str, Step]:
     """The exported step in onnxruntime and the optimised step in the interpreter; at 1
-    thread also the exported step's products alone (``floor``, see product_floor)."""
+    thread also the time of the exported step's products (``floor``, see product_floor)."""
     import passes
     from graphdl.engine.interpreter import Plan
     from graphdl.training.step_runner import OrtRunner
@@ -118,7 +120,7 @@ def cases() -> dict[str, Case]:
     out: dict[str, Case] = {"resnet": _resnet_case, "mlp": _mlp_case}
     if importlib.util.find_spec("benchmarks.realistic_lstm") is not None:
         lstm = importlib.import_module("benchmarks.realistic_lstm").lstm_case
-        out["lstm"] = lambda threads, quick: lstm(threads)
+        out["lstm"] = lambda threads, quick: lstm(threads, floor=threads == 1)
     if importlib.util.find_spec("benchmarks.realistic_transformer") is not None:
         out["transformer"] = importlib.import_module(
             "benchmarks.realistic_transformer").transformer_case
@@ -127,10 +129,10 @@ def cases() -> dict[str, Case]:
 
 def check_losses(name: str, fns: dict[str, Step], steps: int = 2, rtol: float = 1e-4) -> None:
     """Every contender's first ``steps`` losses equal torch's (relative ``rtol``); the
-    ``floor`` has no loss to check."""
+    floor (a fixed time) has no loss to check."""
     from benchmarks.harness import OutputsDiffer
 
-    losses = {k: [fn() for _ in range(steps)] for k, fn in fns.items() if k != "floor"}
+    losses = {k: [fn() for _ in range(steps)] for k, fn in fns.items() if callable(fn)}
     want = np.asarray(losses["torch"])
     for k, got in losses.items():
         err = float(np.max(np.abs(np.asarray(got) - want) / np.abs(want)))
@@ -155,10 +157,13 @@ def measure(name: str, case: Case, threads: int, rounds: int, chunk_s: float,
         if threads > 1:
             fns["ort@1"] = case(1, quick)["ort"]
         check_losses(f"{name} at {threads} thread(s)", fns)
+        timed = {k: fn for k, fn in fns.items() if callable(fn)}
         if threads == 1:
-            return interleaved(fns, rounds, chunk_s, clock=time.thread_time, warmup=1)
-        return interleaved(fns, rounds, chunk_s, clock=time.perf_counter, warmup=1,
-                           settle_s=SETTLE_S)
+            times = interleaved(timed, rounds, chunk_s, clock=time.thread_time, warmup=1)
+        else:
+            times = interleaved(timed, rounds, chunk_s, clock=time.perf_counter, warmup=1,
+                                settle_s=SETTLE_S)
+        return {**times, **{k: [v.seconds] * rounds for k, v in fns.items() if k not in timed}}
     finally:
         if limit is not None:
             limit.unregister()

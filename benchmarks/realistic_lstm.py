@@ -20,7 +20,7 @@ import contextlib
 import os
 import sys
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -109,10 +109,12 @@ def torch_stepper(params: dict[str, np.ndarray], batch: dict[str, np.ndarray],
     return step
 
 
-def lstm_case(threads: int = 1, check: bool = True) -> dict[str, Callable[[], float]]:
+def lstm_case(threads: int = 1, check: bool = True, floor: bool = False
+              ) -> dict[str, Any]:
     """Contender name -> a zero-argument training step returning the loss (see the module
     docstring); with ``check``, the first two steps' losses agree across contenders first
-    (benchmarks.harness.OutputsDiffer otherwise) and timing continues from there."""
+    (benchmarks.harness.OutputsDiffer otherwise) and timing continues from there. With
+    ``floor``, also ``floor``: the exported step's products' time (a product_floor.Fixed)."""
     step, batch = lstm_step(), lstm_batch()
     hp = step.hyperparam_feeds()
     ort_runner = OrtRunner(step, threads=threads)
@@ -126,7 +128,7 @@ def lstm_case(threads: int = 1, check: bool = True) -> dict[str, Callable[[], fl
 
     fns: dict[str, Callable[[], float]] = {"ort": lambda: ort_runner(batch, hp)[loss],
                                            "interpreter": interpreter}
-    if threads == 1:
+    if floor:
         from benchmarks.product_floor import step_floor
 
         fns["floor"] = step_floor(step, batch)
@@ -134,7 +136,7 @@ def lstm_case(threads: int = 1, check: bool = True) -> dict[str, Callable[[], fl
     if torch_fn is not None:
         fns["torch"] = torch_fn
     if check:
-        losses = {k: [fn() for _ in range(2)] for k, fn in fns.items() if k != "floor"}
+        losses = {k: [fn() for _ in range(2)] for k, fn in fns.items() if callable(fn)}
         ref = "torch" if "torch" in fns else "ort"
         for k, got in losses.items():
             same_outputs(f"LSTM step: {k} vs {ref}", {"loss": got}, {"loss": losses[ref]})

@@ -23,7 +23,9 @@ manager's trace (thread CPU time too, the fastest of a few runs). Sections:
   100k/10k scaling, beside a plain linear walk over the same graphs (the machine's floor);
 - realistic: issue 14's MLP and CIFAR ResNet training steps (and the LSTM where
   benchmarks/realistic_lstm.py exists) in onnxruntime and the interpreter against PyTorch
-  eager, at 1 and 2 threads (benchmarks/bench_realistic.py; ``--quick`` shrinks the models).
+  eager, at 1 and 2 threads, and at 1 thread the exported step's products alone (the floor,
+  benchmarks/product_floor.py) (benchmarks/bench_realistic.py; ``--quick`` shrinks the
+  models).
 
 Exit status 1 when a section's contenders disagree or a section fails (its row says why; the
 other sections still run). ``--quick`` is a smoke run (few short rounds, generated graphs of 1k

@@ -1,8 +1,6 @@
 """The realistic-steps benchmark (benchmarks/bench_realistic.py) as a smoke run: its quick
 section times every contender of every model entry after checking their losses agree, and
-the loss check rejects a contender whose update is wrong. No timing targets are asserted; the
-one timing comparison, the exported step's products alone under the whole step, holds by
-a wide margin (they are a part of it)."""
+the loss check rejects a contender whose update is wrong. No timing targets are asserted."""
 from __future__ import annotations
 
 import importlib.util
@@ -34,8 +32,6 @@ def test_quick_section_reports_both_engines_for_every_model():
     medians = json.loads(proc.stdout)["details"]["realistic"]["median_ms"]
     assert set(medians) == {f"{m}@1" for m in models}
     assert all(set(v) == {"ort", "interpreter", "floor", "torch"} for v in medians.values())
-    for v in medians.values():  # the products alone take less than the whole step
-        assert v["floor"] < v["ort"], v
 
 
 def test_loss_check_rejects_a_wrong_update():
