@@ -44,9 +44,12 @@ def product_nodes(prof: Any) -> list[Any]:
 def products_seconds(step: Any, feeds: Mapping[str, np.ndarray], runs: int = 5) -> float:
     """Seconds per run that a TrainStep's exported product nodes take in onnxruntime, one
     thread, from its initial state on the batch ``feeds`` (the median run of each node)."""
+    from graphdl.onnx.opsets import installed_ort_target
     from graphdl.tools.profiling import profile
 
-    prof = profile(step, feeds, backend="ort", runs=runs, threads=1)
+    model = step.to_onnx(target=installed_ort_target())  # as OrtRunner exports it
+    prof = profile(model, {**step.initial, **step.hyperparam_feeds(), **feeds}, backend="ort",
+                   runs=runs, threads=1)
     return sum(n.seconds for n in product_nodes(prof))
 
 
