@@ -168,8 +168,9 @@ def _lower(ctx: Any, node: Any) -> None:
             zero = ctx.emit("Mul", [hs[0], ctx.const(np.zeros((), x.type.dtype.np))])[0]
             prev = [zero if p is None else p for p in prev]
         _stack(ctx, prev, prev_out, t_len, hid)
-    ctx.emit("Identity", [h], [h_out])
-    ctx.emit("Identity", [c], [c_out])
+    for last, out in ((h, h_out), (c, c_out)):
+        if out.name not in ctx.unread:  # onnxruntime would run a copy nothing reads
+            ctx.emit("Identity", [last], [out])
 
 
 # -- the VJP: backprop through time ------------------------------------------------------------
