@@ -118,10 +118,10 @@ def blocked_im2col(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dil: Se
                     xp[(slice(n0, n0 + m), slice(None)) + offset_slices(off, strides, dil, outs)]
             np.matmul(wm, cols[:m].reshape(m, -1, p), out=y[n0:n0 + m].reshape(m, o, p))
             continue
-        flat = grid.flat(xp[n0:n0 + m])
+        on_flat = grid.flat(xp[n0:n0 + m])
         taps = cols[:m].reshape(m, c, -1, p)
         for t, off in enumerate(grid.offsets):
-            taps[:, :, t] = flat[:, :, off:off + p]
+            taps[:, :, t] = on_flat[:, :, off:off + p]
         np.matmul(wm, cols[:m].reshape(m, -1, p), out=on_grid[:m])
         y[n0:n0 + m] = grid.outputs(on_grid[:m])
     return y

@@ -14,11 +14,11 @@ backprop through time directly:
 
 In ONNX each step is one Gemm ``[x(t) | h] [W | R]^T + b`` (x split into steps, [W | R]
 concatenated once), then Split, Sigmoid, Tanh, Split, Mul, Mul, Add, Tanh, Mul. The per-step
-Concat copies N * (I + H) values; the alternative, the input projection of all steps as one
-Gemm over [T*N, I] split into steps, copies N * 4H per step and its skinny product ran at ~40
-GMAC/s in onnxruntime's CPU provider, where the steps' Gemms run at ~58: the realistic LSTM
-step (``benchmarks/realistic_lstm.py``) took 0.94 of its time in a same-process A/B. The
-gradients of the saved outputs are handled too, so the VJP graph can be differentiated again.
+Concat copies N * (I + H) values, where the input projection of all steps as one Gemm over
+[T*N, I] (a skinny product, K = I) split into steps copied N * 4H per step: the realistic LSTM
+step in onnxruntime went from 1.10-1.12x to 1.04-1.07x PyTorch eager (``python -m benchmarks
+--only realistic``, same-run ratios, before and after). The gradients of the saved outputs
+are handled too, so the VJP graph can be differentiated again.
 
 Inputs: ``x`` [T, N, I], ``W`` [4H, I], ``R`` [4H, H] (ONNX's gate blocks i, o, f, c), optional
 ``b`` [4H] (input and recurrent biases summed), ``h0``, ``c0`` [N, H]; attribute ``reverse``
